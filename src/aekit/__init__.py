@@ -1,0 +1,51 @@
+"""aekit: autoencoders on PyTorch.
+
+The public API is imported lazily (PEP 562), so ``import aekit`` and ``aekit --help`` stay fast
+and do not import torch until a function that needs it is called.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "train": "aekit.api",
+    "load": "aekit.api",
+    "evaluate": "aekit.api",
+    "reconstruct": "aekit.api",
+    "baseline_pca": "aekit.api",
+    "Run": "aekit.api",
+    "fit": "aekit.training.loop",
+    "RunConfig": "aekit.config",
+    "DataConfig": "aekit.config",
+    "TrainConfig": "aekit.config",
+    "load_config": "aekit.config",
+    "load_dataset": "aekit.data.sources",
+    "list_datasets": "aekit.data.sources",
+    "Dataset": "aekit.data.dataset",
+    "read_idx": "aekit.data.idx",
+    "create_model": "aekit.registry",
+    "list_models": "aekit.registry",
+    "register_model": "aekit.registry",
+    "Autoencoder": "aekit.models.base",
+    "AEOutput": "aekit.models.base",
+    "PCA": "aekit.baselines",
+    "AekitError": "aekit.errors",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'aekit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

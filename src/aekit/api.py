@@ -1,0 +1,245 @@
+"""The Python API behind every CLI command: train, load, evaluate, reconstruct, PCA baseline."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aekit.config import RunConfig, apply_overrides
+from aekit.data.dataset import Dataset
+from aekit.data.sources import load_dataset
+from aekit.errors import AekitError
+
+RECON_GRID = 16
+
+
+@dataclass
+class Run:
+    """A finished training run: its folder, the trained model and the summary figures."""
+
+    dir: Path
+    model: Any
+    summary: dict[str, Any]
+    config: RunConfig
+
+
+def _version() -> str:
+    from aekit import __version__
+
+    return __version__
+
+
+def default_run_dir(model_name: str) -> Path:
+    return Path("runs") / f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{model_name}"
+
+
+def load_data(cfg: RunConfig, progress: bool = True) -> Dataset:
+    d = cfg.data
+    return load_dataset(d.name, d.data_dir, image_size=d.image_size, color=d.color, progress=progress)
+
+
+def train(
+    config: RunConfig | None = None,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    progress: bool | None = None,
+    dataset: Dataset | None = None,
+    **overrides: Any,
+) -> Run:
+    """Train an autoencoder and write its run directory.
+
+    ``overrides`` use dotted keys, e.g. ``train(**{"train.epochs": 5, "model.code": 16})``; plain
+    keyword names are looked up in the sections in the order train, model, data.
+    """
+    import torch
+
+    from aekit.device import resolve_device
+    from aekit.registry import create_model
+    from aekit.training import checkpoint as ckpt
+    from aekit.training.loop import fit
+
+    cfg = config or RunConfig()
+    cfg = apply_overrides(cfg, _dotted(cfg, overrides)).validate()
+    out = Path(out) if out is not None else default_run_dir(cfg.model.get("name", "mlp"))
+    if resume:
+        if not (out / "config.json").is_file():
+            raise AekitError(f"--resume: {out} is not a run directory (no config.json)")
+    elif (out / "last" / "state.json").is_file():
+        raise AekitError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    ds = dataset if dataset is not None else load_data(cfg, progress=bool(progress))
+    device = resolve_device(cfg.train.device)
+    torch.manual_seed(cfg.train.seed)
+    opts = {k: v for k, v in cfg.model.items() if k != "name"}
+    model = create_model(cfg.model.get("name", "mlp"), ds.sample_shape, **opts)
+    model.resolve_output(ds.value_range)
+    info = {"aekit_version": _version(), "run": cfg.to_dict(), "model": model.config(), "data": ds.describe()}
+    ckpt.write_json(out / "config.json", info)
+
+    d = cfg.data
+    train_split = ds.split("train", d.val_fraction, d.split_seed)
+    val_split = ds.split("val", d.val_fraction, d.split_seed) if d.val_fraction > 0 else None
+    res = fit(model, train_split, val_split, cfg.train, out, device=device, resume=resume, progress=progress)
+
+    splits = {"train": train_split, "val": val_split, "test": ds.test}
+    metrics = {name: evaluate_model(model, s.x, cfg.train.eval_batch_size)
+               for name, s in splits.items() if s is not None and len(s)}
+    summary = {
+        "metrics": metrics,
+        "best_epoch": res.best_epoch,
+        "epochs_run": len(res.history),
+        "steps": res.steps,
+        "train_seconds": round(sum(h["seconds"] for h in res.history), 2),
+        "stopped_early": res.stopped_early,
+        "n_parameters": model.n_parameters(),
+    }
+    ckpt.write_json(out / "summary.json", summary)
+    ckpt.write_json(out / "config.json", {**info, "metrics": metrics})
+    from aekit import plots
+
+    plots.loss_curve(res.history, out / "loss.png", title=f"{model.family} on {ds.name}")
+    show = ds.test if len(ds.test) else train_split
+    reconstruct_grid(model, show.x[:RECON_GRID], out / "reconstructions.png")
+    model.cpu().eval()
+    return Run(out, model, summary, cfg)
+
+
+def _dotted(cfg: RunConfig, overrides: dict[str, Any]) -> dict[str, Any]:
+    import dataclasses
+
+    out = {}
+    for key, value in overrides.items():
+        if "." in key:
+            out[key] = value
+            continue
+        if key in {f.name for f in dataclasses.fields(cfg.train)}:
+            out[f"train.{key}"] = value
+        elif key in {f.name for f in dataclasses.fields(cfg.data)}:
+            out[f"data.{key}"] = value
+        else:
+            out[f"model.{key}"] = value
+    return out
+
+
+def load(run_dir: str | Path):
+    """Rebuild a trained model from its run directory alone (config.json + model.safetensors)."""
+    from aekit.registry import create_model
+    from aekit.training import checkpoint as ckpt
+
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise AekitError(f"{d}: no such run directory")
+    info = ckpt.read_json(d / "config.json")
+    mc = dict(info["model"])
+    name, shape = mc.pop("name"), tuple(mc.pop("input_shape"))
+    model = create_model(name, shape, **mc)
+    try:
+        model.load_state_dict(ckpt.load_tensors(d / "model.safetensors"))
+    except RuntimeError as exc:
+        raise AekitError(f"{d}: weights do not fit the model in config.json ({exc})") from None
+    model.eval()
+    model.run_dir = d
+    model.info = info
+    return model
+
+
+def _model_and_info(model_or_dir: Any):
+    model = load(model_or_dir) if isinstance(model_or_dir, str | Path) else model_or_dir
+    return model, getattr(model, "info", {})
+
+
+def run_dataset(info: dict[str, Any], data: str | None, data_dir: str | None) -> tuple[Dataset, RunConfig]:
+    """The dataset a command works on: the one given, else the one the run was trained on."""
+    cfg = RunConfig.from_dict(info.get("run", {}))
+    if data is not None:
+        cfg.data.name = data
+        cfg.data.data_dir = None
+    if data_dir is not None:
+        cfg.data.data_dir = data_dir
+    return load_data(cfg), cfg
+
+
+def split_of(ds: Dataset, cfg: RunConfig, split: str):
+    return ds.split(split, cfg.data.val_fraction, cfg.data.split_seed)
+
+
+def check_shape(model: Any, ds: Dataset) -> None:
+    if tuple(model.input_shape) != ds.sample_shape:
+        raise AekitError(
+            f"the model takes samples of shape {tuple(model.input_shape)} but {ds.name} has {ds.sample_shape}"
+        )
+
+
+def reconstruct_array(model: Any, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+    """Reconstructions of ``x`` (uint8 or float samples) as float32 NumPy, in batches."""
+    import torch
+
+    from aekit.training.loop import as_batch
+
+    device = next(model.parameters()).device
+    outs = []
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            xb = as_batch(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])).to(device))
+            outs.append(model(xb).recon.float().cpu().numpy())
+    model.train(was)
+    return np.concatenate(outs) if outs else np.zeros((0, *model.input_shape), np.float32)
+
+
+def evaluate_model(model: Any, x: np.ndarray, batch_size: int = 2048) -> dict[str, Any]:
+    from aekit.metrics import ReconMeter, as_float
+
+    meter = ReconMeter(model.output == "sigmoid")
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size]
+        meter.update(as_float(xb), reconstruct_array(model, xb, batch_size))
+    return meter.result()
+
+
+def evaluate(model_or_dir: Any, data: str | None = None, data_dir: str | None = None,
+             split: str = "test") -> dict[str, Any]:
+    """Reconstruction metrics (sse_per_image, mse, psnr, bce, n) of a trained model on a split."""
+    model, info = _model_and_info(model_or_dir)
+    ds, cfg = run_dataset(info, data, data_dir)
+    check_shape(model, ds)
+    return evaluate_model(model, split_of(ds, cfg, split).x)
+
+
+def reconstruct_grid(model: Any, x: np.ndarray, path: str | Path) -> Path:
+    from aekit import plots
+    from aekit.metrics import as_float
+
+    recon = reconstruct_array(model, x)
+    return plots.image_rows([as_float(x), recon], tuple(model.input_shape), path,
+                            labels=["input", "output"], title="originals (top) and reconstructions (bottom)")
+
+
+def reconstruct(model_or_dir: Any, data: str | None = None, data_dir: str | None = None, n: int = 16,
+                out: str | Path | None = None, split: str = "test") -> Path:
+    """Write a PNG with ``n`` originals above their reconstructions; returns its path."""
+    model, info = _model_and_info(model_or_dir)
+    if n < 1:
+        raise AekitError(f"--n must be at least 1, got {n}")
+    ds, cfg = run_dataset(info, data, data_dir)
+    check_shape(model, ds)
+    x = split_of(ds, cfg, split).x[:n]
+    if out is None:
+        out = Path(getattr(model, "run_dir", ".")) / "reconstructions.png"
+    return reconstruct_grid(model, x, out)
+
+
+def baseline_pca(code: int, data: str = "mnist-mini", data_dir: str | None = None, split: str = "test",
+                 val_fraction: float = 0.1, split_seed: int = 0) -> dict[str, Any]:
+    """PCA with ``code`` components fitted on the whole training part, scored on ``split``."""
+    from aekit.baselines import PCA
+
+    ds = load_dataset(data, data_dir)
+    pca = PCA(code).fit(ds.split("all-train").x)
+    target = ds.split(split, val_fraction, split_seed)
+    return pca.evaluate(target.x, unit_range=ds.value_range == "unit")

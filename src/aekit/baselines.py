@@ -1,0 +1,54 @@
+"""PCA, the baseline every autoencoder is measured against.
+
+Fitted exactly: the covariance of the training data is accumulated in float64 in chunks and
+eigendecomposed (784 x 784 for MNIST), which is faster than an SVD of the data and needs no
+second copy of it. Reconstructions are not clipped, matching the usual PCA figures (13.87
+sse_per_image for 30 components on MNIST, Hinton & Salakhutdinov 2006).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aekit.errors import AekitError
+from aekit.metrics import ReconMeter, as_float
+
+
+class PCA:
+    def __init__(self, n_components: int) -> None:
+        if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
+            raise AekitError(f"PCA needs a positive number of components (--code), got {n_components!r}")
+        self.k = n_components
+
+    def fit(self, x: np.ndarray, chunk: int = 8192) -> PCA:
+        n = len(x)
+        d = int(np.prod(x.shape[1:]))
+        if self.k > d:
+            raise AekitError(f"PCA with {self.k} components needs data of at least {self.k} dimensions (got {d})")
+        total = np.zeros(d)
+        gram = np.zeros((d, d))
+        for i in range(0, n, chunk):
+            b = as_float(x[i : i + chunk]).reshape(-1, d).astype(np.float64)
+            total += b.sum(0)
+            gram += b.T @ b
+        self.mean_ = total / n
+        cov = gram / n - np.outer(self.mean_, self.mean_)
+        vals, vecs = np.linalg.eigh(cov)
+        order = np.argsort(vals)[::-1][: self.k]
+        self.components_ = vecs[:, order].T  # (k, d), rows orthonormal
+        self.explained_variance_ = vals[order]
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        b = as_float(x).reshape(len(x), -1).astype(np.float64)
+        return (b - self.mean_) @ self.components_.T
+
+    def inverse_transform(self, z: np.ndarray) -> np.ndarray:
+        return z @ self.components_ + self.mean_
+
+    def evaluate(self, x: np.ndarray, unit_range: bool = True, chunk: int = 8192) -> dict:
+        meter = ReconMeter(unit_range)
+        for i in range(0, len(x), chunk):
+            b = as_float(x[i : i + chunk])
+            meter.update(b, self.inverse_transform(self.transform(b)))
+        return meter.result()

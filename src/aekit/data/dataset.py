@@ -1,0 +1,112 @@
+"""In-memory datasets: compact arrays with shape and label metadata, and deterministic splits.
+
+Images are stored as uint8 ``(N, C, H, W)`` and stay uint8 until a batch is formed (a quarter of
+the memory of float32); tabular data is float32 ``(N, D)``. The validation split is carved out of
+the training data with its own fixed seed, so it does not move when the training seed changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aekit.errors import AekitError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    """One split: inputs ``x`` (uint8 images or float32 rows) and optional labels ``y``."""
+
+    x: np.ndarray
+    y: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass
+class Dataset:
+    """A named dataset with a training and a test part, as loaded from a source."""
+
+    name: str
+    train: Split
+    test: Split
+    kind: str  # "image" or "tabular"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for part in (self.train, self.test):
+            if part.x.dtype != np.uint8:
+                part.x = np.asarray(part.x, dtype=np.float32)
+                if not np.isfinite(part.x).all():
+                    raise AekitError(f"dataset {self.name!r} contains NaN or infinite values")
+            if part.y is not None and len(part.y) != len(part.x):
+                raise AekitError(
+                    f"dataset {self.name!r}: {len(part.x)} samples but {len(part.y)} labels"
+                )
+        if len(self.train) == 0:
+            raise AekitError(f"dataset {self.name!r} has no training samples")
+        if self.train.x.shape[1:] != self.test.x.shape[1:]:
+            raise AekitError(
+                f"dataset {self.name!r}: train samples are {self.train.x.shape[1:]} but test samples are "
+                f"{self.test.x.shape[1:]}"
+            )
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.train.x.shape[1:])
+
+    @property
+    def value_range(self) -> str:
+        """``"unit"`` when every value lies in [0, 1] (images, scaled data), else ``"real"``."""
+        if "value_range" in self.meta:
+            return self.meta["value_range"]
+        if self.train.x.dtype == np.uint8:
+            return "unit"
+        lo = min(self.train.x.min(), self.test.x.min() if len(self.test) else 0.0)
+        hi = max(self.train.x.max(), self.test.x.max() if len(self.test) else 1.0)
+        self.meta["value_range"] = "unit" if lo >= 0.0 and hi <= 1.0 else "real"
+        return self.meta["value_range"]
+
+    def split(self, name: str, val_fraction: float = 0.1, seed: int = 0) -> Split:
+        """``train`` / ``val`` / ``test``; ``all-train`` is the whole training part (train + val)."""
+        if name == "test":
+            return self.test
+        if name == "all-train":
+            return self.train
+        if name not in SPLITS:
+            raise AekitError(f"unknown split {name!r}: use train, val or test")
+        if not 0.0 <= val_fraction < 1.0:
+            raise AekitError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        n = len(self.train)
+        n_val = round(n * val_fraction)
+        order = np.random.default_rng(seed).permutation(n)
+        idx = np.sort(order[:n_val] if name == "val" else order[n_val:])
+        y = None if self.train.y is None else self.train.y[idx]
+        return Split(self.train.x[idx], y)
+
+    def describe(self) -> dict[str, Any]:
+        """Metadata stored with a run so a model can be rebuilt and its outputs rescaled."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "sample_shape": list(self.sample_shape),
+            "dtype": str(self.train.x.dtype),
+            "value_range": self.value_range,
+            "n_train": len(self.train),
+            "n_test": len(self.test),
+            "has_labels": self.train.y is not None,
+        }
+
+
+def holdout(x: np.ndarray, y: np.ndarray | None, test_fraction: float = 0.2, seed: int = 0):
+    """Split one array into (train, test) deterministically, for sources that ship no test part."""
+    n = len(x)
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = round(n * test_fraction) if n > 1 else 0
+    te, tr = np.sort(order[:n_test]), np.sort(order[n_test:])
+    return Split(x[tr], None if y is None else y[tr]), Split(x[te], None if y is None else y[te])

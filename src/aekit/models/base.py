@@ -1,0 +1,129 @@
+"""The autoencoder base class: an encoder, a decoder, and a loss the model owns.
+
+``forward(x, target)`` returns :class:`AEOutput` with the reconstruction, the code, the scalar
+loss to minimise and a dict of its terms, so the training loop only ever calls
+``out.loss.backward()``, whatever the family. Decoders return pre-activation outputs
+("logits"); the sigmoid for [0, 1] data is applied here, which lets the BCE loss use the
+numerically stable ``binary_cross_entropy_with_logits``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aekit.errors import AekitError
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "linear": nn.Identity,
+}
+OUTPUTS = ("auto", "sigmoid", "identity")
+LOSSES = ("mse", "bce")
+
+
+def activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise AekitError(f"unknown activation {name!r}; use one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def check_positive(what: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise AekitError(f"{what} must be a positive whole number, got {value!r}")
+    return value
+
+
+@dataclass
+class AEOutput:
+    """What every autoencoder returns: reconstruction, code, the loss to minimise and its terms."""
+
+    recon: torch.Tensor
+    code: torch.Tensor
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Autoencoder(nn.Module):
+    """Base class. Subclasses build ``self.encoder`` / ``self.decoder`` and register themselves.
+
+    ``encoder`` maps ``(B, *input_shape)`` to ``(B, code)``; ``decoder`` maps ``(B, code)`` back to
+    ``(B, *input_shape)`` pre-activation values. ``options`` records the constructor arguments so
+    that the model can be rebuilt from its config alone.
+    """
+
+    family = "base"
+
+    def __init__(self, input_shape: tuple[int, ...], code: int, loss: str = "mse", output: str = "auto") -> None:
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        if not self.input_shape or any(s < 1 for s in self.input_shape):
+            raise AekitError(f"input shape must be positive, got {self.input_shape}")
+        self.code_size = check_positive("code size (--code)", code)
+        if loss not in LOSSES:
+            raise AekitError(f"unknown loss {loss!r}; use mse or bce")
+        if output not in OUTPUTS:
+            raise AekitError(f"unknown output {output!r}; use auto, sigmoid or identity")
+        self.loss_name = loss
+        self.output = output
+        self.options: dict[str, Any] = {"code": code, "loss": loss, "output": output}
+
+    @property
+    def n_inputs(self) -> int:
+        return math.prod(self.input_shape)
+
+    def resolve_output(self, value_range: str) -> None:
+        """Pick the output non-linearity for the data: sigmoid for [0, 1] data, else identity."""
+        if self.output == "auto":
+            self.output = "sigmoid" if value_range == "unit" else "identity"
+        if self.loss_name == "bce" and self.output != "sigmoid":
+            raise AekitError("loss bce needs outputs in [0, 1]: use output sigmoid with data scaled to [0, 1]")
+
+    # -- the three public maps -------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z).reshape(z.shape[0], *self.input_shape)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        logits = self.decode_logits(z)
+        return torch.sigmoid(logits) if self.output == "sigmoid" else logits
+
+    def reconstruction_loss(self, logits: torch.Tensor, recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean loss per value: BCE from the logits (stable), MSE from the reconstruction."""
+        if self.loss_name == "bce":
+            return F.binary_cross_entropy_with_logits(logits, target)
+        return F.mse_loss(recon, target)
+
+    def penalties(self, x: torch.Tensor, code: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Extra loss terms (regularisers); none by default."""
+        return {}
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None) -> AEOutput:
+        """Encode ``x``, decode, and score the result against ``target`` (``x`` unless denoising)."""
+        target = x if target is None else target
+        code = self.encode(x)
+        logits = self.decode_logits(code)
+        recon = torch.sigmoid(logits) if self.output == "sigmoid" else logits
+        rec = self.reconstruction_loss(logits, recon, target)
+        terms = {"recon": rec, **self.penalties(x, code)}
+        loss = rec if len(terms) == 1 else sum(terms.values())
+        return AEOutput(recon, code, loss, terms)
+
+    def config(self) -> dict[str, Any]:
+        """Everything needed to rebuild this model with :func:`aekit.registry.create_model`."""
+        return {"name": self.family, "input_shape": list(self.input_shape), **self.options, "output": self.output}
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

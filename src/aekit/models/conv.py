@@ -1,0 +1,81 @@
+"""Convolutional autoencoder for images of any size and channel count.
+
+Encoder: 3x3 convolutions with stride 2 (each halves height and width, rounding up), then a
+linear map to a flat code. Decoder: a linear map back to the smallest feature map, then for each
+stage nearest-neighbour upsampling *to the exact size the encoder saw* followed by a 3x3
+convolution. Upsample + conv (Odena et al., "Deconvolution and checkerboard artifacts", 2016)
+avoids the checkerboard pattern of transposed convolutions and reproduces odd sizes such as
+28 -> 14 -> 7 -> 14 -> 28 or 100 -> 50 -> 25 -> 13 exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aekit.errors import AekitError
+from aekit.models.base import Autoencoder, check_positive
+from aekit.models.base import activation as make_activation
+from aekit.registry import register_model
+
+
+class _Decoder(nn.Module):
+    def __init__(self, code: int, channels: list[int], sizes: list[tuple[int, int]], out_ch: int, act: str):
+        super().__init__()
+        self.sizes = sizes  # sizes[0] = input size ... sizes[-1] = smallest map
+        self.start = (channels[-1], *sizes[-1])
+        self.fc = nn.Linear(code, channels[-1] * sizes[-1][0] * sizes[-1][1])
+        self.act = make_activation(act)
+        outs = [*channels[::-1][1:], out_ch]  # channel count after each upsampling stage
+        ins = channels[::-1]
+        self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, padding=1) for i, o in zip(ins, outs, strict=True))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.fc(z)).reshape(z.shape[0], *self.start)
+        targets = self.sizes[:-1][::-1]
+        for i, (conv, size) in enumerate(zip(self.convs, targets, strict=True)):
+            h = conv(F.interpolate(h, size=size, mode="nearest"))
+            if i < len(self.convs) - 1:
+                h = self.act(h)
+        return h
+
+
+@register_model("conv", "strided-conv encoder, upsample+conv decoder, flat code; any image size, gray or RGB")
+class ConvAE(Autoencoder):
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        code: int = 32,
+        channels: Sequence[int] = (32, 64),
+        activation: str = "relu",
+        code_activation: str | None = None,
+        loss: str = "mse",
+        output: str = "auto",
+    ) -> None:
+        super().__init__(input_shape, code, loss, output)
+        if len(self.input_shape) != 3:
+            raise AekitError(
+                f"the conv model needs images (C, H, W); this data has samples of shape {self.input_shape}"
+            )
+        chans = [check_positive("channel count (--channels)", c) for c in channels]
+        if not chans:
+            raise AekitError("the conv model needs at least one channel stage")
+        c_in, h, w = self.input_shape
+        sizes = [(h, w)]
+        layers: list[nn.Module] = []
+        prev = c_in
+        for c in chans:
+            layers += [nn.Conv2d(prev, c, 3, stride=2, padding=1), make_activation(activation)]
+            prev = c
+            h, w = (h + 1) // 2, (w + 1) // 2
+            sizes.append((h, w))
+        code_act = code_activation or "linear"
+        layers += [nn.Flatten(), nn.Linear(prev * h * w, self.code_size)]
+        if code_act != "linear":
+            layers.append(make_activation(code_act))
+        self.encoder = nn.Sequential(*layers)
+        self.decoder = _Decoder(self.code_size, chans, sizes, c_in, activation)
+        self.options.update(channels=chans, activation=activation, code_activation=code_act)

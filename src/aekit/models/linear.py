@@ -1,0 +1,28 @@
+"""The linear autoencoder: one linear (affine) encoder layer and one linear decoder layer.
+
+Trained with squared error, its decoder spans the same subspace as the top-k principal
+components of the data (Baldi & Hornik 1989; Bourlard & Kamp 1988), so it is PCA learnt by
+gradient descent. It has no non-linearity at all, the output included.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from aekit.errors import AekitError
+from aekit.models.base import Autoencoder
+from aekit.registry import register_model
+
+
+@register_model("linear", "one linear encoder layer and one linear decoder layer (spans PCA's subspace)")
+class LinearAE(Autoencoder):
+    def __init__(self, input_shape: tuple[int, ...], code: int = 30, loss: str = "mse", output: str = "identity"):
+        if output != "identity":
+            raise AekitError("the linear model has no output non-linearity: output must be identity")
+        super().__init__(input_shape, code, loss, output)
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(self.n_inputs, self.code_size))
+        self.decoder = nn.Linear(self.code_size, self.n_inputs)
+
+    def resolve_output(self, value_range: str) -> None:
+        if self.loss_name == "bce":
+            raise AekitError("the linear model's outputs are unbounded: use loss mse")

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"full MNIST not found at {SHARED_MNIST} (it sits beside the checkout in development and CI)")
+    return SHARED_MNIST
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """No test reads or writes the user's real cache or data folder."""
+    monkeypatch.setenv("AEKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("AEKIT_DATA_DIR", raising=False)
+
+
+@pytest.fixture(scope="session")
+def mini():
+    from aekit.data.sources import load_dataset
+
+    return load_dataset("mnist-mini")
+
+
+@pytest.fixture
+def small_images(mini):
+    """A 600-image slice of mnist-mini as a Dataset, for quick training runs."""
+    from aekit.data.dataset import Dataset, Split
+
+    return Dataset("mini-slice", Split(mini.train.x[:600], mini.train.y[:600]),
+                   Split(mini.test.x[:100], mini.test.y[:100]), kind="image")
+
+
+def tabular(n: int = 200, d: int = 6, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)

@@ -1,0 +1,130 @@
+import numpy as np
+import pytest
+import torch
+
+from aekit.errors import AekitError
+from aekit.registry import create_model, list_models, model_class, register_model
+
+# One input shape per family that it can take; a new family only needs an entry here.
+SHAPES = {"linear": (1, 28, 28), "mlp": (1, 28, 28), "conv": (1, 28, 28)}
+EXTRA = {"mlp": {"layers": [64, 32]}, "conv": {"channels": [8, 16]}}
+
+
+def build(name, shape=None, **kw):
+    torch.manual_seed(0)
+    m = create_model(name, shape or SHAPES[name], code=8, **{**EXTRA.get(name, {}), **kw})
+    m.resolve_output("unit")
+    return m
+
+
+def test_every_family_has_a_test_shape():
+    assert set(list_models()) == set(SHAPES)
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_forward_shapes_and_backward(name):
+    m = build(name)
+    x = torch.rand(5, *SHAPES[name])
+    out = m(x)
+    assert out.recon.shape == x.shape and out.code.shape == (5, 8)
+    assert out.loss.ndim == 0 and "recon" in out.terms
+    out.loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_save_load_roundtrip_gives_equal_outputs(name, tmp_path):
+    from aekit.api import load
+    from aekit.training import checkpoint as ckpt
+
+    m = build(name).eval()
+    ckpt.save_tensors(tmp_path / "model.safetensors", m.state_dict())
+    ckpt.write_json(tmp_path / "config.json", {"model": m.config()})
+    m2 = load(tmp_path)
+    x = torch.rand(3, *SHAPES[name])
+    torch.testing.assert_close(m(x).recon, m2(x).recon, rtol=0, atol=0)
+    assert m2.config() == m.config()
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_seeded_construction_is_deterministic(name):
+    a, b = build(name), build(name)
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert ka == kb and torch.equal(va, vb)
+
+
+@pytest.mark.parametrize("shape", [(1, 27, 31), (3, 100, 100), (1, 5, 5), (2, 13, 8)])
+def test_conv_on_odd_sizes(shape):
+    m = build("conv", shape)
+    x = torch.rand(2, *shape)
+    assert m(x).recon.shape == x.shape
+
+
+def test_conv_rejects_tabular():
+    with pytest.raises(AekitError, match="needs images"):
+        create_model("conv", (10,))
+
+
+def test_mlp_layout_and_simplest_default():
+    m = create_model("mlp", (1, 28, 28))
+    linears = [lin for lin in m.modules() if isinstance(lin, torch.nn.Linear)]
+    assert [(lin.in_features, lin.out_features) for lin in linears] == [(784, 32), (32, 784)]
+    deep = create_model("mlp", (784,), layers=[1000, 500, 250], code=30)
+    sizes = [(lin.in_features, lin.out_features) for lin in deep.modules() if isinstance(lin, torch.nn.Linear)]
+    assert sizes == [(784, 1000), (1000, 500), (500, 250), (250, 30), (30, 250), (250, 500), (500, 1000), (1000, 784)]
+
+
+def test_linear_model_is_linear():
+    m = create_model("linear", (6,), code=2)
+    m.resolve_output("real")
+    x, y = torch.randn(4, 6), torch.randn(4, 6)
+    f = lambda t: m(t).recon - m(torch.zeros(1, 6)).recon  # noqa: E731
+    torch.testing.assert_close(f(x + y), f(x) + f(y), atol=1e-5, rtol=1e-5)
+
+
+def test_output_auto_follows_data_range():
+    m = create_model("mlp", (4,), code=2)
+    m.resolve_output("real")
+    assert m.output == "identity"
+    m = create_model("mlp", (4,), code=2)
+    m.resolve_output("unit")
+    assert m.output == "sigmoid"
+    with pytest.raises(AekitError, match="bce"):
+        create_model("mlp", (4,), code=2, loss="bce").resolve_output("real")
+
+
+def test_bce_loss_is_stable_and_matches_definition():
+    m = build("mlp", loss="bce")
+    x = torch.rand(4, 1, 28, 28)
+    out = m(x)
+    ref = torch.nn.functional.binary_cross_entropy(out.recon, x)
+    torch.testing.assert_close(out.loss, ref, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("kw", "msg"),
+    [
+        ({"code": 0}, "code size"),
+        ({"code": -3}, "code size"),
+        ({"layers": [10, 0]}, "layer size"),
+        ({"activation": "swishy"}, "unknown activation"),
+        ({"loss": "l1"}, "unknown loss"),
+        ({"depth": 3}, "has no option depth"),
+    ],
+)
+def test_bad_options(kw, msg):
+    with pytest.raises(AekitError, match=msg):
+        create_model("mlp", (1, 28, 28), **{"code": 4, **kw})
+
+
+def test_registry_rejects_unknown_and_duplicate():
+    with pytest.raises(AekitError, match="unknown model 'vae'"):
+        model_class("vae")
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("mlp", "again")(type("X", (), {}))
+
+
+def test_numpy_free_of_nan_for_extreme_inputs():
+    m = build("mlp", loss="bce")
+    out = m(torch.ones(2, 1, 28, 28))
+    assert np.isfinite(out.loss.item())

@@ -1,0 +1,163 @@
+import csv
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import aekit
+from aekit.config import RunConfig, TrainConfig, apply_overrides, load_config
+from aekit.errors import AekitError
+from aekit.registry import create_model
+from aekit.training.loop import fit
+
+
+def quick_cfg(**train):
+    return RunConfig(model={"name": "mlp", "code": 16}, train=TrainConfig(**{"epochs": 3, "batch_size": 64, **train}))
+
+
+def test_loss_falls_on_mnist_mini(mini, tmp_path):
+    run = aekit.train(quick_cfg(epochs=4, lr=5e-3), tmp_path / "run", dataset=mini, progress=False)
+    hist = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    losses = [float(h["val_loss"]) for h in hist]
+    assert len(hist) == 4 and losses[-1] < 0.7 * losses[0]
+    assert all(b < a for a, b in itertools.pairwise(losses))
+    for f in ("config.json", "model.safetensors", "metrics.csv", "summary.json", "reconstructions.png", "loss.png"):
+        assert (tmp_path / "run" / f).is_file(), f
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert set(s["metrics"]) == {"train", "val", "test"} and s["metrics"]["test"]["n"] == 1000
+    assert s["metrics"]["test"]["sse_per_image"] < 30
+    assert not list((tmp_path / "run").rglob("*.tmp"))  # atomic writes leave no temp files
+    assert run.summary == s
+
+
+def test_loaded_model_reproduces_saved_metrics(small_images, tmp_path):
+    run = aekit.train(quick_cfg(), tmp_path / "r", dataset=small_images, progress=False)
+    m = aekit.load(tmp_path / "r")
+    from aekit.api import evaluate_model
+
+    again = evaluate_model(m, small_images.test.x)
+    assert again["sse_per_image"] == pytest.approx(run.summary["metrics"]["test"]["sse_per_image"], rel=1e-9)
+
+
+def test_seeded_runs_are_repeatable(small_images, tmp_path):
+    a = aekit.train(quick_cfg(), tmp_path / "a", dataset=small_images, progress=False)
+    b = aekit.train(quick_cfg(), tmp_path / "b", dataset=small_images, progress=False)
+    c = aekit.train(quick_cfg(seed=1), tmp_path / "c", dataset=small_images, progress=False)
+    assert a.summary["metrics"] == b.summary["metrics"]
+    assert a.summary["metrics"] != c.summary["metrics"]
+
+
+def test_resume_continues_exactly(small_images, tmp_path):
+    full = aekit.train(quick_cfg(epochs=4), tmp_path / "full", dataset=small_images, progress=False)
+    aekit.train(quick_cfg(epochs=2), tmp_path / "part", dataset=small_images, progress=False)
+    resumed = aekit.train(quick_cfg(epochs=4), tmp_path / "part", resume=True, dataset=small_images, progress=False)
+    assert resumed.summary["epochs_run"] == 4
+    assert resumed.summary["metrics"]["test"]["sse_per_image"] == pytest.approx(
+        full.summary["metrics"]["test"]["sse_per_image"], rel=1e-6)
+    rows = list(csv.DictReader((tmp_path / "part" / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+
+
+def test_existing_run_is_not_overwritten(small_images, tmp_path):
+    aekit.train(quick_cfg(epochs=1), tmp_path / "r", dataset=small_images, progress=False)
+    before = (tmp_path / "r" / "model.safetensors").read_bytes()
+    with pytest.raises(AekitError, match="already holds a run"):
+        aekit.train(quick_cfg(epochs=1), tmp_path / "r", dataset=small_images, progress=False)
+    assert (tmp_path / "r" / "model.safetensors").read_bytes() == before
+    with pytest.raises(AekitError, match="no config.json"):
+        aekit.train(quick_cfg(), tmp_path / "other", resume=True, dataset=small_images, progress=False)
+
+
+def test_early_stopping_and_max_steps(small_images):
+    model = create_model("mlp", small_images.sample_shape, code=8)
+    model.resolve_output("unit")
+    # lr so small that nothing improves measurably after the first epoch... use patience on a flat run
+    cfg = TrainConfig(epochs=50, batch_size=64, lr=1e-9, patience=2)
+    res = fit(model, small_images.split("train"), small_images.split("val"), cfg, progress=False)
+    assert res.stopped_early and len(res.history) < 50
+    res = fit(model, small_images.split("train"), None, TrainConfig(epochs=5, max_steps=3), progress=False)
+    assert res.steps == 3
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adamw"])
+@pytest.mark.parametrize("sched", ["cosine", "step"])
+def test_optimizers_and_schedules(small_images, opt, sched):
+    model = create_model("mlp", small_images.sample_shape, code=8)
+    model.resolve_output("unit")
+    cfg = TrainConfig(epochs=4, batch_size=64, lr=0.05 if opt == "sgd" else 3e-3, optimizer=opt, schedule=sched)
+    res = fit(model, small_images.split("train"), small_images.split("val"), cfg, progress=False)
+    assert res.history[-1]["val_loss"] < res.history[0]["val_loss"]
+    assert res.history[-1]["lr"] < cfg.lr
+
+
+def test_corruption_hook_gets_fresh_noise_and_clean_target(small_images):
+    seen = []
+
+    def corrupt(x, g):
+        noise = torch.rand(x.shape, generator=g)
+        seen.append(noise[0, 0, 0, :4].clone())
+        return (x + 0.1 * noise).clamp(0, 1)
+
+    model = create_model("mlp", small_images.sample_shape, code=8)
+    model.resolve_output("unit")
+    fit(model, small_images.split("train"), None, TrainConfig(epochs=1, batch_size=128), corrupt=corrupt,
+        progress=False)
+    assert len(seen) >= 4 and not torch.equal(seen[0], seen[1])
+
+
+def test_tabular_training_uses_identity_output(tmp_path):
+    run = aekit.train(RunConfig(data=aekit.DataConfig(name="synthetic:plane"), model={"name": "linear", "code": 2},
+                                train=TrainConfig(epochs=30, lr=1e-2)), tmp_path / "p", progress=False)
+    assert run.model.output == "identity"
+    assert run.summary["metrics"]["test"]["psnr"] is None
+    assert run.summary["metrics"]["test"]["mse"] < 0.002
+
+
+def test_config_toml_and_overrides(tmp_path):
+    (tmp_path / "c.toml").write_text('[data]\nname = "mnist"\n[model]\nname = "mlp"\nlayers = [100, 50]\n'
+                                     "code = 10\n[train]\nepochs = 7\nlr = 1\n")
+    cfg = load_config(tmp_path / "c.toml")
+    assert cfg.model["layers"] == [100, 50] and cfg.train.epochs == 7 and cfg.train.lr == 1.0
+    cfg = apply_overrides(cfg, {"train.epochs": 2, "model.code": None})
+    assert cfg.train.epochs == 2 and cfg.model["code"] == 10
+
+
+@pytest.mark.parametrize(
+    ("text", "msg"),
+    [
+        ("[train]\nepoch = 3\n", "unknown key"),
+        ("[trian]\nepochs = 3\n", "unknown section"),
+        ("[train]\nepochs = 'ten'\n", "wrong type"),
+        ("[train\n", "not valid TOML"),
+    ],
+)
+def test_config_errors(tmp_path, text, msg):
+    (tmp_path / "c.toml").write_text(text)
+    with pytest.raises(AekitError, match=msg):
+        load_config(tmp_path / "c.toml")
+
+
+def test_every_shipped_recipe_loads():
+    from pathlib import Path
+
+    recipes = sorted((Path(__file__).parents[1] / "configs").glob("*.toml"))
+    assert recipes
+    for r in recipes:
+        cfg = load_config(r).validate()
+        create_model(cfg.model["name"], (1, 28, 28), **{k: v for k, v in cfg.model.items() if k != "name"})
+
+
+def test_pca_baseline_matches_sklearn(mini):
+    from sklearn.decomposition import PCA as SKPCA
+
+    from aekit.baselines import PCA
+    from aekit.metrics import as_float
+
+    x = as_float(mini.train.x[:2000]).reshape(2000, -1)
+    t = as_float(mini.test.x[:200]).reshape(200, -1)
+    ours = PCA(10).fit(mini.train.x[:2000]).evaluate(mini.test.x[:200])
+    sk = SKPCA(10, svd_solver="full").fit(x)
+    ref = np.square(sk.inverse_transform(sk.transform(t)) - t).sum(1).mean()
+    assert ours["sse_per_image"] == pytest.approx(ref, rel=1e-5)
