@@ -4,8 +4,9 @@ Both train the same architecture (same layers, sigmoid output, MSE, Adam, batch 
 for a fixed number of steps. The two are interleaved in one process -- aekit, minimal, minimal,
 aekit, ... -- after a warm-up, so drifts in machine speed hit both alike; the table shows the
 median samples/s of each over the rounds and the median of the per-round ratios (each ratio
-compares two measurements taken back to back, which cancels most of a shared machine's drift). The minimal loop gets its data
-already as float32 in [0, 1]; aekit keeps uint8 and converts each batch, as it does in use.
+compares two measurements taken back to back, which cancels most of a shared machine's drift).
+The minimal loop gets its data already as float32 in [0, 1]; aekit keeps uint8 and converts each
+batch, as it does in use.
 
     python benchmarks/throughput.py [--data-dir ../shared/datasets/mnist] [--rounds 7]
 """
