@@ -160,3 +160,28 @@ def test_help_and_import_do_not_import_torch():
             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert p.stdout.strip().endswith("NO-TORCH")
+
+
+def test_denoise_command(trained, capsys, tmp_path):
+    code, out, _ = run(capsys, "denoise", str(trained), "--noise", "gaussian:0.3", "--json", "--out",
+                       str(tmp_path / "d.png"))
+    r = json.loads(out)
+    assert code == 0 and r["noise"] == "gaussian:0.3" and "median3x3" in r["baselines"]
+    assert r["psnr_noisy"] < r["baselines"]["gaussian_blur"]["psnr"]
+    assert (tmp_path / "d.png").is_file()
+
+
+@pytest.mark.parametrize(("flags", "frag"), [(["--noise", "gaussian:-1"], "non-negative"),
+                                             (["--sparse", "kl:2"], "between 0 and 1"),
+                                             (["--contractive", "-1"], "non-negative")])
+def test_error_bad_regulariser_flags(capsys, tmp_path, flags, frag):
+    code, _, err = run(capsys, "train", *flags, "--out", str(tmp_path / "x"), *FAST)
+    assert_one_line_error(code, err, frag)
+
+
+def test_train_with_regularisers(capsys, tmp_path):
+    code, _, _ = run(capsys, "train", "--code", "50", "--code-activation", "sigmoid", "--sparse", "kl:0.05,0.1",
+                       "--contractive", "0.01", "--noise", "salt-pepper:0.2", "--out", str(tmp_path / "r"), *FAST)
+    assert code == 0
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["model"]["sparse"] == "kl:0.05,0.1" and cfg["run"]["train"]["noise"] == "salt-pepper:0.2"

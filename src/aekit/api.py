@@ -234,6 +234,20 @@ def reconstruct(model_or_dir: Any, data: str | None = None, data_dir: str | None
     return reconstruct_grid(model, x, out)
 
 
+def denoise(model_or_dir: Any, noise: str, data: str | None = None, data_dir: str | None = None,
+            split: str = "test", out: str | Path | None = None, seed: int = 0) -> dict[str, Any]:
+    """PSNR of a trained model as a denoiser on ``split``, next to three classical baselines."""
+    from aekit.tasks.denoise import denoise_report
+
+    model, info = _model_and_info(model_or_dir)
+    ds, cfg = run_dataset(info, data, data_dir)
+    check_shape(model, ds)
+    if out is None and getattr(model, "run_dir", None) is not None:
+        out = Path(model.run_dir) / "denoise.png"
+    return denoise_report(model, split_of(ds, cfg, "train").x, split_of(ds, cfg, "val").x,
+                          split_of(ds, cfg, split).x, noise, seed=seed, picture=out)
+
+
 def baseline_pca(code: int, data: str = "mnist-mini", data_dir: str | None = None, split: str = "test",
                  val_fraction: float = 0.1, split_seed: int = 0) -> dict[str, Any]:
     """PCA with ``code`` components fitted on the whole training part, scored on ``split``."""

@@ -63,7 +63,8 @@ TRAIN_FLAGS = {  # flag dest -> config key
     "val_fraction": "data.val_fraction", "image_size": "data.image_size", "epochs": "train.epochs",
     "batch_size": "train.batch_size", "lr": "train.lr", "optimizer": "train.optimizer",
     "schedule": "train.schedule", "weight_decay": "train.weight_decay", "patience": "train.patience",
-    "seed": "train.seed", "device": "train.device", "max_steps": "train.max_steps",
+    "seed": "train.seed", "device": "train.device", "max_steps": "train.max_steps", "noise": "train.noise",
+    "sparse": "model.sparse", "contractive": "model.contractive", "code_activation": "model.code_activation",
 }
 
 
@@ -113,6 +114,26 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
     path = reconstruct(args.run, data=args.data, data_dir=args.data_dir, n=args.n, out=args.out, split=args.split)
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    from aekit.api import denoise
+
+    r = denoise(args.run, args.noise, data=args.data, data_dir=args.data_dir, split=args.split, out=args.out)
+    if args.json:
+        _json_out(r)
+        return 0
+    print(f"PSNR on {args.split} with {r['noise']} noise (dB, higher is better):")
+    print(f"  noisy input        {r['psnr_noisy']:7.2f}")
+    print(f"  autoencoder        {r['psnr_autoencoder']:7.2f}")
+    for name, b in r["baselines"].items():
+        extra = ", ".join(f"{k} {v}" for k, v in b.items() if k != "psnr")
+        print(f"  {name:<18} {b['psnr']:7.2f}" + (f"  ({extra})" if extra else ""))
+    if r["gain_db"] is not None:
+        print(f"autoencoder vs best baseline ({r['best_baseline']}): {r['gain_db']:+.2f} dB")
+    if "picture" in r:
+        print(f"wrote {r['picture']}")
     return 0
 
 
@@ -182,7 +203,13 @@ def build_parser() -> Parser:
     t.add_argument("--code", type=int, help="code (bottleneck) size")
     t.add_argument("--activation", help="hidden activation: relu, sigmoid, tanh, gelu, elu, leaky_relu")
     t.add_argument("--channels", type=int_list, help="conv channels per stage, e.g. 32,64")
+    t.add_argument("--code-activation", help="activation of the code units (default linear)")
     t.add_argument("--loss", choices=["mse", "bce"], help="reconstruction loss (default mse)")
+    t.add_argument("--noise", metavar="KIND:LEVEL",
+                   help="denoising: gaussian:SIGMA, masking:FRACTION or salt-pepper:FRACTION, fresh every batch")
+    t.add_argument("--sparse", metavar="SPEC", help="sparsity on the code: l1:LAMBDA or kl:RHO,BETA")
+    t.add_argument("--contractive", type=float, metavar="LAMBDA",
+                   help="contractive penalty: LAMBDA x squared Frobenius norm of the encoder Jacobian")
     _data_flags(t)
     t.add_argument("--val-fraction", type=float, help="share of the training part held out for validation (0.1)")
     t.add_argument("--image-size", type=int, help="resize images:DIR sources to this size")
@@ -216,6 +243,15 @@ def build_parser() -> Parser:
     r.add_argument("--n", type=int, default=16, help="how many samples (16)")
     r.add_argument("--out", metavar="FILE.png", help="default DIR/reconstructions.png")
     r.set_defaults(func=cmd_reconstruct)
+
+    n = sub.add_parser("denoise", help="PSNR of a model as a denoiser, against median, blur and PCA")
+    n.add_argument("run", metavar="DIR")
+    n.add_argument("--noise", required=True, metavar="KIND:LEVEL", help="gaussian:SIGMA, masking:F or salt-pepper:F")
+    _data_flags(n)
+    n.add_argument("--split", default="test", choices=["train", "val", "test"])
+    n.add_argument("--out", metavar="FILE.png", help="picture noisy/denoised/clean (default DIR/denoise.png)")
+    n.add_argument("--json", action="store_true")
+    n.set_defaults(func=cmd_denoise)
 
     b = sub.add_parser("baseline", help="a classical baseline scored like an autoencoder")
     b.add_argument("method", choices=["pca"])

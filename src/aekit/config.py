@@ -42,6 +42,7 @@ class TrainConfig:
     schedule: str = "none"  # none | cosine (to 0 over the run) | step (x0.1 at 1/2 and 3/4 of the epochs)
     patience: int | None = None  # early stopping: epochs without a better validation loss
     clip_grad: float | None = None
+    noise: str | None = None  # denoising: gaussian:σ | masking:ν | salt-pepper:ν, fresh for every batch
     seed: int = 0
     device: str = "auto"
     max_steps: int | None = None  # stop after this many optimizer steps (benchmarks, smoke tests)
@@ -87,6 +88,10 @@ class RunConfig:
             raise AekitError(f"patience must be at least 1, got {t.patience}")
         if t.max_steps is not None and t.max_steps < 1:
             raise AekitError(f"max_steps must be at least 1, got {t.max_steps}")
+        if t.noise is not None:
+            from aekit.data.noise import parse_noise
+
+            parse_noise(t.noise)
         if not 0 <= self.data.val_fraction < 1:
             raise AekitError(f"val_fraction must be in [0, 1), got {self.data.val_fraction}")
         return self

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aekit.errors import AekitError
+from aekit.models.penalties import contractive_general, parse_sparse
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -64,7 +65,8 @@ class Autoencoder(nn.Module):
 
     family = "base"
 
-    def __init__(self, input_shape: tuple[int, ...], code: int, loss: str = "mse", output: str = "auto") -> None:
+    def __init__(self, input_shape: tuple[int, ...], code: int, loss: str = "mse", output: str = "auto",
+                 sparse: str | None = None, contractive: float = 0.0) -> None:
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)
         if not self.input_shape or any(s < 1 for s in self.input_shape):
@@ -76,7 +78,17 @@ class Autoencoder(nn.Module):
             raise AekitError(f"unknown output {output!r}; use auto, sigmoid or identity")
         self.loss_name = loss
         self.output = output
-        self.options: dict[str, Any] = {"code": code, "loss": loss, "output": output}
+        self.sparsity = parse_sparse(sparse)
+        if isinstance(contractive, bool) or not isinstance(contractive, int | float) or contractive < 0:
+            raise AekitError(f"contractive weight must be a non-negative number, got {contractive!r}")
+        self.contractive = float(contractive)
+        self.options: dict[str, Any] = {"code": code, "loss": loss, "output": output, "sparse": sparse,
+                                        "contractive": self.contractive}
+
+    def check_code_activation(self, code_activation: str) -> None:
+        """KL sparsity compares mean activations with a target rate, so codes must lie in (0, 1)."""
+        if self.sparsity is not None and self.sparsity.kind == "kl" and code_activation != "sigmoid":
+            raise AekitError("--sparse kl needs codes in (0, 1): use code_activation sigmoid (or --sparse l1:λ)")
 
     @property
     def n_inputs(self) -> int:
@@ -106,9 +118,18 @@ class Autoencoder(nn.Module):
             return F.binary_cross_entropy_with_logits(logits, target)
         return F.mse_loss(recon, target)
 
+    def jacobian_penalty(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean squared Frobenius norm of the encoder's Jacobian at ``x`` (exact; see penalties.py)."""
+        return contractive_general(self.encoder, x)
+
     def penalties(self, x: torch.Tensor, code: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Extra loss terms (regularisers); none by default."""
-        return {}
+        """Regularisation terms added to the loss in training (sparsity, contraction)."""
+        terms = {}
+        if self.sparsity is not None:
+            terms["sparse"] = self.sparsity(code)
+        if self.contractive > 0:
+            terms["contractive"] = self.contractive * self.jacobian_penalty(x)
+        return terms
 
     def forward(self, x: torch.Tensor, target: torch.Tensor | None = None) -> AEOutput:
         """Encode ``x``, decode, and score the result against ``target`` (``x`` unless denoising)."""
@@ -117,7 +138,11 @@ class Autoencoder(nn.Module):
         logits = self.decode_logits(code)
         recon = torch.sigmoid(logits) if self.output == "sigmoid" else logits
         rec = self.reconstruction_loss(logits, recon, target)
-        terms = {"recon": rec, **self.penalties(x, code)}
+        terms = {"recon": rec}
+        # Regularisers shape training only: with gradients off (validation, evaluation) the loss
+        # is the reconstruction alone, so models with and without them are compared alike.
+        if torch.is_grad_enabled():
+            terms.update(self.penalties(x, code))
         loss = rec if len(terms) == 1 else sum(terms.values())
         return AEOutput(recon, code, loss, terms)
 

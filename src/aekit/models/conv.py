@@ -54,8 +54,10 @@ class ConvAE(Autoencoder):
         code_activation: str | None = None,
         loss: str = "mse",
         output: str = "auto",
+        sparse: str | None = None,
+        contractive: float = 0.0,
     ) -> None:
-        super().__init__(input_shape, code, loss, output)
+        super().__init__(input_shape, code, loss, output, sparse, contractive)
         if len(self.input_shape) != 3:
             raise AekitError(
                 f"the conv model needs images (C, H, W); this data has samples of shape {self.input_shape}"
@@ -73,6 +75,7 @@ class ConvAE(Autoencoder):
             h, w = (h + 1) // 2, (w + 1) // 2
             sizes.append((h, w))
         code_act = code_activation or "linear"
+        self.check_code_activation(code_act)
         layers += [nn.Flatten(), nn.Linear(prev * h * w, self.code_size)]
         if code_act != "linear":
             layers.append(make_activation(code_act))

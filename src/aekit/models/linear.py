@@ -7,21 +7,28 @@ gradient descent. It has no non-linearity at all, the output included.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from aekit.errors import AekitError
 from aekit.models.base import Autoencoder
+from aekit.models.penalties import contractive_one_layer
 from aekit.registry import register_model
 
 
 @register_model("linear", "one linear encoder layer and one linear decoder layer (spans PCA's subspace)")
 class LinearAE(Autoencoder):
-    def __init__(self, input_shape: tuple[int, ...], code: int = 30, loss: str = "mse", output: str = "identity"):
+    def __init__(self, input_shape: tuple[int, ...], code: int = 30, loss: str = "mse", output: str = "identity",
+                 sparse: str | None = None, contractive: float = 0.0):
         if output != "identity":
             raise AekitError("the linear model has no output non-linearity: output must be identity")
-        super().__init__(input_shape, code, loss, output)
+        super().__init__(input_shape, code, loss, output, sparse, contractive)
+        self.check_code_activation("linear")
         self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(self.n_inputs, self.code_size))
         self.decoder = nn.Linear(self.code_size, self.n_inputs)
+
+    def jacobian_penalty(self, x: torch.Tensor) -> torch.Tensor:
+        return contractive_one_layer(self.encoder[1], nn.Identity(), x.flatten(1))
 
     def resolve_output(self, value_range: str) -> None:
         if self.loss_name == "bce":

@@ -16,10 +16,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from aekit.models.base import Autoencoder, check_positive
 from aekit.models.base import activation as make_activation
+from aekit.models.penalties import contractive_one_layer
 from aekit.registry import register_model
 
 
@@ -47,14 +49,24 @@ class MLPAE(Autoencoder):
         code_activation: str | None = None,
         loss: str = "mse",
         output: str = "auto",
+        sparse: str | None = None,
+        contractive: float = 0.0,
     ) -> None:
-        super().__init__(input_shape, code, loss, output)
+        super().__init__(input_shape, code, loss, output, sparse, contractive)
         hidden = [check_positive("layer size (--layers)", h) for h in layers]
         code_act = code_activation or "linear"
         for name in (activation, code_act):  # validate even when no layer uses it (layers=())
             make_activation(name)
+        self.check_code_activation(code_act)
         enc = [self.n_inputs, *hidden, self.code_size]
         self.encoder = nn.Sequential(nn.Flatten(), *mlp_stack(enc, activation, code_act))
         # The decoder's last layer is linear: the output non-linearity is applied by the base class.
         self.decoder = mlp_stack(enc[::-1], activation, None)
         self.options.update(layers=hidden, activation=activation, code_activation=code_act)
+
+    def jacobian_penalty(self, x: torch.Tensor) -> torch.Tensor:
+        if self.options["layers"]:
+            return super().jacobian_penalty(x)
+        # One layer (Flatten, Linear[, activation]): the closed form of Rifai et al. 2011.
+        act = self.encoder[2] if len(self.encoder) > 2 else nn.Identity()
+        return contractive_one_layer(self.encoder[1], act, x.flatten(1))

@@ -146,6 +146,10 @@ def fit(
     progress = sys.stderr.isatty() if progress is None else progress
     unit_range = model.output == "sigmoid"
     model.to(device).train()
+    if corrupt is None and cfg.noise:
+        from aekit.data.noise import parse_noise
+
+        corrupt = parse_noise(cfg.noise, clip=unit_range)
     x_train = to_tensor(train.x, device)
     x_val = to_tensor(val.x, device) if val is not None and len(val) else None
     opt = make_optimizer(model, cfg)

@@ -1,0 +1,65 @@
+"""Corruptions for denoising autoencoders (Vincent et al., "Extracting and composing robust
+features with denoising autoencoders", ICML 2008; "Stacked denoising autoencoders", JMLR 2010).
+
+A spec is ``kind:level``:
+- ``gaussian:σ``: add N(0, σ²) noise to every value;
+- ``masking:ν``: set a fraction ν of the values, chosen at random, to 0;
+- ``salt-pepper:ν``: set a fraction ν of the values to 0 or 1, each with probability 1/2.
+For data in [0, 1] the corrupted input is clipped back to [0, 1]. During training a corruption is
+drawn afresh for every batch; the target is always the clean input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from aekit.errors import AekitError
+
+KINDS = ("gaussian", "masking", "salt-pepper")
+
+
+@dataclass(frozen=True)
+class Noise:
+    kind: str
+    level: float
+    clip: bool = True
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Corrupt a batch (a new tensor); ``generator`` makes the draw repeatable."""
+        if self.kind == "gaussian":
+            out = x + self.level * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        else:
+            hit = torch.rand(x.shape, generator=generator, device=x.device) < self.level
+            if self.kind == "masking":
+                out = x.masked_fill(hit, 0.0)
+            else:
+                salt = torch.rand(x.shape, generator=generator, device=x.device) < 0.5
+                out = torch.where(hit, salt.to(x.dtype), x)
+        return out.clamp_(0.0, 1.0) if self.clip else out
+
+    def apply_numpy(self, x: np.ndarray, seed: int = 0) -> np.ndarray:
+        """Corrupt float NumPy data with a fixed seed (evaluation and pictures)."""
+        g = torch.Generator().manual_seed(seed)
+        return self(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), g).numpy()
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.level:g}"
+
+
+def parse_noise(spec: str, clip: bool = True) -> Noise:
+    """``"gaussian:0.5"`` -> Noise; a clear error for an unknown kind or an impossible level."""
+    kind, sep, value = spec.partition(":")
+    if kind not in KINDS or not sep:
+        raise AekitError(f"unknown noise {spec!r}; use gaussian:SIGMA, masking:FRACTION or salt-pepper:FRACTION")
+    try:
+        level = float(value)
+    except ValueError:
+        raise AekitError(f"noise {spec!r}: {value!r} is not a number") from None
+    if not np.isfinite(level) or level < 0:
+        raise AekitError(f"noise {spec!r}: the level must be a non-negative number")
+    if kind != "gaussian" and level > 1:
+        raise AekitError(f"noise {spec!r}: {kind} takes a fraction between 0 and 1")
+    return Noise(kind, level, clip)
