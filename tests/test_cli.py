@@ -185,3 +185,14 @@ def test_train_with_regularisers(capsys, tmp_path):
     assert code == 0
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
     assert cfg["model"]["sparse"] == "kl:0.05,0.1" and cfg["run"]["train"]["noise"] == "salt-pepper:0.2"
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_error_cuda_without_gpu(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--device", "cuda", "--out", str(tmp_path / "x"), *FAST)
+    assert_one_line_error(code, err, "no CUDA GPU")
+
+
+def test_error_bad_precision(capsys):
+    code, _, err = run(capsys, "train", "--precision", "fp8", *FAST)
+    assert_one_line_error(code, err, "fp8")

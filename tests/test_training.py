@@ -161,3 +161,28 @@ def test_pca_baseline_matches_sklearn(mini):
     sk = SKPCA(10, svd_solver="full").fit(x)
     ref = np.square(sk.inverse_transform(sk.transform(t)) - t).sum(1).mean()
     assert ours["sse_per_image"] == pytest.approx(ref, rel=1e-5)
+
+
+def test_bf16_autocast_trains_with_fp32_weights_and_loss(small_images):
+    model = create_model("mlp", small_images.sample_shape, code=8, layers=[32])
+    model.resolve_output("unit")
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=3e-3, precision="bf16")
+    res = fit(model, small_images.split("train"), small_images.split("val"), cfg, progress=False)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert res.history[-1]["val_loss"] < res.history[0]["val_loss"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.rand(2, *small_images.sample_shape))
+    assert out.loss.dtype == torch.float32 and out.recon.dtype == torch.float32
+
+
+def test_precision_choices():
+    from aekit.device import autocast_dtype
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype("fp32", cpu) is None
+    assert autocast_dtype("bf16", cpu) == torch.bfloat16
+    assert autocast_dtype("auto", cpu) in (None, torch.bfloat16)
+    with pytest.raises(AekitError, match="fp16 needs a GPU"):
+        autocast_dtype("fp16", cpu)
+    with pytest.raises(AekitError, match="unknown precision"):
+        RunConfig(train=TrainConfig(precision="fp8")).validate()

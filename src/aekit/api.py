@@ -248,6 +248,105 @@ def denoise(model_or_dir: Any, noise: str, data: str | None = None, data_dir: st
                           split_of(ds, cfg, split).x, noise, seed=seed, picture=out)
 
 
+def _run_split(model_or_dir: Any, data: str | None, data_dir: str | None, split: str):
+    model, info = _model_and_info(model_or_dir)
+    ds, cfg = run_dataset(info, data, data_dir)
+    check_shape(model, ds)
+    return model, ds, cfg, split_of(ds, cfg, split)
+
+
+def encode(model_or_dir: Any, data: str | None = None, data_dir: str | None = None, split: str = "test",
+           out: str | Path | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Codes (and labels, if any) of a split; with ``out`` (.npy or .csv) also written to disk."""
+    from aekit.tasks.represent import save_codes
+
+    model, _, _, s = _run_split(model_or_dir, data, data_dir, split)
+    codes = model.encode(s.x)
+    if out is not None:
+        save_codes(codes, s.y, out)
+    return codes, s.y
+
+
+def probe(model_or_dir: Any, data: str | None = None, data_dir: str | None = None,
+          max_train: int | None = None) -> dict[str, Any]:
+    """Logistic-regression and 5-NN accuracy on the codes, the raw inputs and PCA codes (train -> test)."""
+    from aekit.tasks.represent import probe_table
+
+    model, ds, _, tr = _run_split(model_or_dir, data, data_dir, "all-train")
+    return probe_table(model, tr.x, tr.y, ds.test.x, ds.test.y, max_train=max_train)
+
+
+def latent_map(model_or_dir: Any, out: str | Path, data: str | None = None, data_dir: str | None = None,
+               split: str = "test", method: str = "pca", n: int | None = 5000) -> Path:
+    """A 2-D picture of the codes of (up to ``n`` samples of) a split, coloured by label."""
+    from aekit.tasks.represent import latent_map as _map
+
+    model, ds, _, s = _run_split(model_or_dir, data, data_dir, split)
+    x, y = (s.x[:n], None if s.y is None else s.y[:n]) if n else (s.x, s.y)
+    return _map(model, x, y, out, method=method, title=f"codes of {ds.name} ({split})")
+
+
+def _pick(spec: str | int, s: Any, shape: tuple[int, ...]) -> np.ndarray:
+    from aekit.metrics import as_float
+    from aekit.tasks.blend import load_image_file
+
+    text = str(spec)
+    if text.lstrip("-").isdigit():
+        i = int(text)
+        if not 0 <= i < len(s):
+            raise AekitError(f"sample index {i} is out of range: the split has {len(s)} samples (0 to {len(s) - 1})")
+        return as_float(s.x[i])
+    return load_image_file(text, shape)
+
+
+def interpolate(model_or_dir: Any, src: str | int, dst: str | int, steps: int = 10, out: str | Path | None = None,
+                data: str | None = None, data_dir: str | None = None, split: str = "test") -> Path:
+    """Picture: decoding the line between the codes of two samples (indices or image files), and the
+    pixel cross-fade of the same two underneath."""
+    from aekit.tasks.blend import strip
+
+    model, _, _, s = _run_split(model_or_dir, data, data_dir, split)
+    shape = tuple(model.input_shape)
+    a, b = _pick(src, s, shape), _pick(dst, s, shape)
+    if out is None:
+        out = Path(getattr(model, "run_dir", ".")) / "interpolation.png"
+    return strip(model, a, b, steps, out)
+
+
+def inpaint(model_or_dir: Any, mask: str, iters: int = 20, out: str | Path | None = None, data: str | None = None,
+            data_dir: str | None = None, split: str = "test") -> dict[str, Any]:
+    """Fill the masked pixels of a split's images; PSNR on those pixels vs mean-image and nearest fills."""
+    from aekit.tasks.inpaint import inpaint_report
+
+    model, ds, cfg, s = _run_split(model_or_dir, data, data_dir, split)
+    if out is None and getattr(model, "run_dir", None) is not None:
+        out = Path(model.run_dir) / "inpaint.png"
+    return inpaint_report(model, split_of(ds, cfg, "train").x, s.x, mask, iters=iters, picture=out)
+
+
+def anomaly(model_or_dir: Any, out: str | Path | None = None, contamination: float = 0.01,
+            maps: str | Path | None = None, data: str | None = None, data_dir: str | None = None,
+            split: str = "test") -> dict[str, Any]:
+    """Anomaly scores (reconstruction error) of a split, the threshold from the validation split's
+    scores at the given contamination, and optionally a CSV and a picture of the top error maps."""
+    from aekit.tasks import anomaly as an
+
+    model, ds, cfg, s = _run_split(model_or_dir, data, data_dir, split)
+    val = split_of(ds, cfg, "val")
+    ref = val if len(val) else split_of(ds, cfg, "train")
+    thr = an.threshold(an.scores(model, ref.x)[0], contamination)
+    sc, err = an.scores(model, s.x)
+    flagged = sc > thr
+    res: dict[str, Any] = {"n": len(sc), "threshold": thr, "contamination": contamination,
+                           "flagged": int(flagged.sum()), "flagged_fraction": float(flagged.mean()),
+                           "score_mean": float(sc.mean()), "score_max": float(sc.max())}
+    if out is not None:
+        res["scores_csv"] = str(an.write_scores(out, sc, flagged, s.y))
+    if maps is not None:
+        res["maps"] = str(an.error_maps(s.x, err, sc, tuple(model.input_shape), maps))
+    return res
+
+
 def baseline_pca(code: int, data: str = "mnist-mini", data_dir: str | None = None, split: str = "test",
                  val_fraction: float = 0.1, split_seed: int = 0) -> dict[str, Any]:
     """PCA with ``code`` components fitted on the whole training part, scored on ``split``."""

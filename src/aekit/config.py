@@ -19,6 +19,7 @@ from aekit.errors import AekitError
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "step")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 
 @dataclass
@@ -42,6 +43,7 @@ class TrainConfig:
     schedule: str = "none"  # none | cosine (to 0 over the run) | step (x0.1 at 1/2 and 3/4 of the epochs)
     patience: int | None = None  # early stopping: epochs without a better validation loss
     clip_grad: float | None = None
+    precision: str = "fp32"  # fp32 | bf16 | fp16 | auto: autocast for the forward pass, fp32 master weights
     noise: str | None = None  # denoising: gaussian:σ | masking:ν | salt-pepper:ν, fresh for every batch
     seed: int = 0
     device: str = "auto"
@@ -81,7 +83,8 @@ class RunConfig:
                 raise AekitError(f"train.{key} must be at least 1, got {getattr(t, key)}")
         if t.lr <= 0:
             raise AekitError(f"learning rate must be positive, got {t.lr}")
-        for key, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES)):
+        for key, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES),
+                             ("precision", PRECISIONS)):
             if getattr(t, key) not in allowed:
                 raise AekitError(f"unknown {key} {getattr(t, key)!r}; use one of {', '.join(allowed)}")
         if t.patience is not None and t.patience < 1:

@@ -74,3 +74,22 @@ def loss_curve(history: list[dict[str, Any]], path: str | Path, title: str = "lo
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
+
+
+def scatter_2d(points: np.ndarray, colour: np.ndarray, path: str | Path, title: str = "",
+               categorical: bool = True, ax_labels: tuple[str, str] = ("code 1", "code 2")) -> Path:
+    """A 2-D map of codes, coloured by label (digits) or by a continuous coordinate."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    cmap = "tab10" if categorical else "viridis"
+    sc = ax.scatter(points[:, 0], points[:, 1], c=colour, cmap=cmap, s=3, alpha=0.7, linewidths=0)
+    if categorical:
+        handles, _ = sc.legend_elements()
+        ax.legend(handles, [str(int(v)) for v in np.unique(colour)], fontsize=7, markerscale=0.8,
+                  loc="center left", bbox_to_anchor=(1, 0.5), frameon=False)
+    else:
+        fig.colorbar(sc, ax=ax, shrink=0.8)
+    ax.set_xlabel(ax_labels[0])
+    ax.set_ylabel(ax_labels[1])
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -102,15 +103,52 @@ class Autoencoder(nn.Module):
             raise AekitError("loss bce needs outputs in [0, 1]: use output sigmoid with data scaled to [0, 1]")
 
     # -- the three public maps -------------------------------------------------------------
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """Codes of a batch. A tensor goes through with gradients; a NumPy array (uint8 images or
+        floats, any batch size, samples as ``input_shape`` or flattened) gives a NumPy array."""
+        if isinstance(x, np.ndarray):
+            return self._numpy_batches(self._as_inputs(x), self.encoder, self.code_size)
         return self.encoder(x)
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z).reshape(z.shape[0], *self.input_shape)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """Outputs for a batch of codes; NumPy in, NumPy out (samples shaped as ``input_shape``)."""
+        if isinstance(z, np.ndarray):
+            z = np.asarray(z, dtype=np.float32)
+            if z.ndim != 2 or z.shape[1] != self.code_size:
+                raise AekitError(f"decode takes codes of shape (N, {self.code_size}), got {z.shape}")
+            return self._numpy_batches(z, self.decode, None)
         logits = self.decode_logits(z)
         return torch.sigmoid(logits) if self.output == "sigmoid" else logits
+
+    def _as_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Check and scale a NumPy batch: uint8 -> [0, 1]; flat rows reshaped to ``input_shape``."""
+        if x.ndim < 2:
+            raise AekitError(f"expected a batch of samples (N, ...), got an array of shape {x.shape}; "
+                             "wrap a single sample as x[None]")
+        if x.shape[1:] != self.input_shape:
+            if math.prod(x.shape[1:]) != self.n_inputs:
+                raise AekitError(f"the model takes samples of shape {self.input_shape}, got {x.shape[1:]}")
+            x = x.reshape(len(x), *self.input_shape)
+        x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else np.asarray(x, dtype=np.float32)
+        if not np.isfinite(x).all():
+            raise AekitError("input contains NaN or infinite values")
+        return x
+
+    @torch.no_grad()
+    def _numpy_batches(self, x: np.ndarray, fn: Any, width: int | None, batch: int = 4096) -> np.ndarray:
+        device = next(self.parameters()).device
+        outs = [fn(torch.from_numpy(np.ascontiguousarray(x[i : i + batch])).to(device)).float().cpu().numpy()
+                for i in range(0, len(x), batch)]
+        if outs:
+            return np.concatenate(outs)
+        return np.zeros((0, width) if width else (0, *self.input_shape), np.float32)
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """Reconstructions of a NumPy batch, as float32 NumPy."""
+        return self._numpy_batches(self._as_inputs(x), lambda t: self(t).recon, None)
 
     def reconstruction_loss(self, logits: torch.Tensor, recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean loss per value: BCE from the logits (stable), MSE from the reconstruction."""
@@ -135,7 +173,8 @@ class Autoencoder(nn.Module):
         """Encode ``x``, decode, and score the result against ``target`` (``x`` unless denoising)."""
         target = x if target is None else target
         code = self.encode(x)
-        logits = self.decode_logits(code)
+        # Under autocast the layers may run in bf16/fp16; the loss and everything reported is fp32.
+        logits = self.decode_logits(code).float()
         recon = torch.sigmoid(logits) if self.output == "sigmoid" else logits
         rec = self.reconstruction_loss(logits, recon, target)
         terms = {"recon": rec}

@@ -26,6 +26,7 @@ import torch
 
 from aekit.config import TrainConfig
 from aekit.data.dataset import Split
+from aekit.device import autocast_dtype
 from aekit.errors import AekitError
 from aekit.metrics import ReconMeter
 from aekit.models.base import Autoencoder
@@ -143,7 +144,7 @@ def fit(
 
     device = device or next(model.parameters()).device
     out = Path(out_dir) if out_dir is not None else None
-    progress = sys.stderr.isatty() if progress is None else progress
+    progress = sys.stdout.isatty() if progress is None else progress
     unit_range = model.output == "sigmoid"
     model.to(device).train()
     if corrupt is None and cfg.noise:
@@ -172,6 +173,9 @@ def fit(
         res.history, res.best_val_loss, res.best_epoch = state["history"], state["best_val_loss"], state["best_epoch"]
         res.steps = state["steps"]
 
+    amp = autocast_dtype(cfg.precision, device)
+    # fp16 needs loss scaling to keep small gradients from flushing to zero; bf16 has fp32's range.
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     n, bs = len(x_train), cfg.batch_size
     steps_per_epoch = math.ceil(n / bs)
     t_start = time.perf_counter()
@@ -188,12 +192,15 @@ def fit(
         for i in range(steps_per_epoch):
             xb = as_batch(x_train.index_select(0, perm[i * bs : (i + 1) * bs]))
             inp = corrupt(xb, gens["noise"]) if corrupt is not None else xb
-            out_ = model(inp, target=xb)
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                out_ = model(inp, target=xb)
             opt.zero_grad(set_to_none=True)
-            out_.loss.backward()
+            scaler.scale(out_.loss).backward()
             if cfg.clip_grad:
+                scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             loss_sum += out_.loss.detach() * len(xb)
             done += len(xb)
             res.steps += 1

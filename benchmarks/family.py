@@ -1,0 +1,316 @@
+"""The lecture's autoencoder family, each claim measured on MNIST.
+
+Sections (``--sections`` picks some; all by default):
+- linear:       a linear AE with k = 30 against PCA-30 -- test error and principal angles.
+- synthetic:    linear vs non-linear AE on the 4-D -> 2-D plane and curve, against the noise floor.
+- deep:         configs/hinton2006.toml (784-1000-500-250-30) against the paper's figures.
+- deep2d:       configs/hinton2006-2d.toml: latent map next to PCA-2's, 5-NN accuracy of both.
+- conv:         configs/conv-mnist.toml against an mlp of similar size with the same code.
+- overcomplete: code 1000 > 784 inputs, with no regulariser and with each one: test error on
+                digits, copying score and mean code activation.
+- denoising:    a denoising AE per noise kind against median, blur and PCA baselines.
+
+Each section prints a table; all results go to one JSON file, pictures next to it.
+
+    python benchmarks/family.py --data-dir ../shared/datasets/mnist [--sections linear,deep]
+    python benchmarks/family.py --quick   # a smoke run on mnist-mini with tiny budgets
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import aekit
+from aekit.api import reconstruct_array
+from aekit.baselines import PCA
+from aekit.config import RunConfig, load_config
+from aekit.data.dataset import Dataset
+from aekit.data.sources import load_dataset
+from aekit.metrics import as_float
+
+ROOT = Path(__file__).resolve().parents[1]
+HINTON = {"paper deep AE": 3.00, "paper logistic PCA": 8.01, "paper PCA": 13.87}
+
+
+@dataclass
+class Ctx:
+    data_dir: str | None
+    out: Path
+    quick: bool
+    ds: Dataset | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dataset(self) -> Dataset:
+        if self.ds is None:
+            self.ds = load_dataset("mnist-mini") if self.quick else load_dataset("mnist", self.data_dir)
+        return self.ds
+
+    def epochs(self, n: int) -> int:
+        return 1 if self.quick else n
+
+
+def train(ctx: Ctx, cfg: RunConfig, name: str, dataset: Dataset | None = None, **overrides: Any):
+    if ctx.quick:
+        overrides.setdefault("train.epochs", 1)
+        overrides.setdefault("train.max_steps", 20)
+    out = ctx.out / "runs" / name
+    if (out / "last").exists():
+        import shutil
+
+        shutil.rmtree(out)
+    t0 = time.perf_counter()
+    run = aekit.train(cfg, out, dataset=dataset or ctx.dataset, progress=False, **overrides)
+    run.summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    return run
+
+
+def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
+    print(f"\n## {title}\n")
+    widths = [max(len(str(h)), *(len(_fmt(r[i])) for r in rows)) for i, h in enumerate(header)]
+    print(" | ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("-+-".join("-" * w for w in widths))
+    for r in rows:
+        print(" | ".join(_fmt(v).ljust(w) for v, w in zip(r, widths, strict=True)))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e-2 else f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)
+
+
+# -- sections --------------------------------------------------------------------------------
+def section_linear(ctx: Ctx) -> dict[str, Any]:
+    ds = ctx.dataset
+    k = 30
+    pca = PCA(k).fit(ds.train.x)
+    pca_m = pca.evaluate(ds.test.x)
+    cfg = RunConfig(model={"name": "linear", "code": k},
+                    train=aekit.TrainConfig(epochs=ctx.epochs(40), batch_size=256, lr=2e-3, schedule="cosine"))
+    run = train(ctx, cfg, "linear-30")
+    dec = run.model.decoder.weight.detach().double().numpy()  # (784, k): the decoder's columns span the code space
+    q1, _ = np.linalg.qr(dec)
+    q2, _ = np.linalg.qr(pca.components_.T)
+    cos = np.clip(np.linalg.svd(q1.T @ q2, compute_uv=False), 0, 1)
+    ae = run.summary["metrics"]["test"]["sse_per_image"]
+    res = {"pca_sse": pca_m["sse_per_image"], "linear_ae_sse": ae, "relative_gap": ae / pca_m["sse_per_image"] - 1,
+           "principal_angles_deg": np.degrees(np.arccos(cos)).round(2).tolist(),
+           "mean_squared_cosine": float(np.mean(cos**2)), "train_seconds": run.summary["train_seconds"]}
+    print_table("Linear autoencoder = PCA (k = 30, MNIST test)", ["model", "sse_per_image", "note"], [
+        ["PCA-30", res["pca_sse"], "paper: 13.87"],
+        ["linear AE, code 30", ae, f"{100 * res['relative_gap']:+.2f}% vs PCA"],
+        ["subspace match", res["mean_squared_cosine"],
+         f"mean cos^2 of principal angles; largest angle {res['principal_angles_deg'][-1]:.1f} deg"],
+    ])
+    return res
+
+
+def section_synthetic(ctx: Ctx) -> dict[str, Any]:
+    from aekit import plots
+
+    res: dict[str, Any] = {}
+    rows = []
+    for kind in ("plane", "curve"):
+        ds = load_dataset(f"synthetic:{kind}")
+        floor = ds.meta["noise_floor_mse"]
+        for model in ({"name": "linear", "code": 2},
+                      {"name": "mlp", "code": 2, "layers": [64, 64], "activation": "tanh"}):
+            cfg = RunConfig(model=model, train=aekit.TrainConfig(epochs=ctx.epochs(150), batch_size=64, lr=3e-3,
+                                                                 schedule="cosine"))
+            run = train(ctx, cfg, f"{kind}-{model['name']}", dataset=ds)
+            mse = run.summary["metrics"]["test"]["mse"]
+            with torch.no_grad():
+                codes = run.model.encode(torch.from_numpy(ds.test.x)).numpy()
+            pic = plots.scatter_2d(codes, ds.test.y, ctx.out / f"synthetic-{kind}-{model['name']}.png",
+                                   title=f"{model['name']} AE on the {kind}: 2-D code coloured by u",
+                                   categorical=False)
+            res[f"{kind}/{model['name']}"] = {"test_mse": mse, "noise_floor": floor, "ratio_to_floor": mse / floor,
+                                              "picture": str(pic)}
+            rows.append([kind, model["name"], mse, floor, mse / floor])
+        res[f"{kind}/nonlinear_over_linear"] = res[f"{kind}/mlp"]["test_mse"] / res[f"{kind}/linear"]["test_mse"]
+    print_table("Linear vs non-linear, 4-D -> 2-D (test MSE)", ["surface", "model", "test mse", "noise floor",
+                                                                  "x floor"], rows)
+    print(f"curve: non-linear / linear error = {res['curve/nonlinear_over_linear']:.3f} (claim: <= 0.25)")
+    return res
+
+
+def section_deep(ctx: Ctx) -> dict[str, Any]:
+    cfg = load_config(ROOT / "configs/hinton2006.toml")
+    run = train(ctx, cfg, "hinton2006")
+    m = run.summary["metrics"]["test"]
+    res = {"test_sse": m["sse_per_image"], "train_seconds": run.summary["train_seconds"],
+           "epochs": run.summary["epochs_run"], **HINTON}
+    print_table("Deep autoencoder 784-1000-500-250-30 (Hinton & Salakhutdinov 2006), MNIST test",
+                ["model", "sse_per_image", "training time"], [
+                    ["aekit, configs/hinton2006.toml", m["sse_per_image"], f"{run.summary['train_seconds']:.0f}s"],
+                    ["paper: deep autoencoder", 3.00, "RBM pre-training + fine-tuning"],
+                    ["paper: logistic PCA", 8.01, ""], ["paper: PCA", 13.87, ""]])
+    return res
+
+
+def knn_accuracy(train_codes: np.ndarray, train_y: np.ndarray, test_codes: np.ndarray, test_y: np.ndarray) -> float:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    return float(KNeighborsClassifier(5).fit(train_codes, train_y).score(test_codes, test_y))
+
+
+def encode_all(model: Any, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+    with torch.no_grad():
+        return np.concatenate([model.encode(torch.from_numpy(as_float(x[i: i + batch]))).numpy()
+                               for i in range(0, len(x), batch)])
+
+
+def section_deep2d(ctx: Ctx) -> dict[str, Any]:
+    from aekit import plots
+
+    ds = ctx.dataset
+    run = train(ctx, load_config(ROOT / "configs/hinton2006-2d.toml"), "hinton2006-2d")
+    ae_tr, ae_te = encode_all(run.model, ds.train.x), encode_all(run.model, ds.test.x)
+    pca = PCA(2).fit(ds.train.x)
+    pc_tr, pc_te = pca.transform(ds.train.x), pca.transform(ds.test.x)
+    res = {"ae_knn5": knn_accuracy(ae_tr, ds.train.y, ae_te, ds.test.y),
+           "pca_knn5": knn_accuracy(pc_tr, ds.train.y, pc_te, ds.test.y),
+           "ae_test_sse": run.summary["metrics"]["test"]["sse_per_image"],
+           "pca_test_sse": pca.evaluate(ds.test.x)["sse_per_image"],
+           "train_seconds": run.summary["train_seconds"]}
+    res["ae_map"] = str(plots.scatter_2d(ae_te, ds.test.y, ctx.out / "latent-hinton2006-2d.png",
+                                         title="784-1000-500-250-2 autoencoder codes (test)"))
+    res["pca_map"] = str(plots.scatter_2d(pc_te, ds.test.y, ctx.out / "latent-pca2.png",
+                                          title="PCA-2 codes (test)", ax_labels=("PC 1", "PC 2")))
+    print_table("2-D codes of MNIST test digits", ["map", "5-NN accuracy", "sse_per_image"], [
+        ["deep AE 784-1000-500-250-2", res["ae_knn5"], res["ae_test_sse"]],
+        ["PCA-2", res["pca_knn5"], res["pca_test_sse"]]])
+    return res
+
+
+def section_conv(ctx: Ctx) -> dict[str, Any]:
+    conv = train(ctx, load_config(ROOT / "configs/conv-mnist.toml"), "conv-mnist")
+    mlp_cfg = load_config(ROOT / "configs/conv-mnist.toml")
+    mlp_cfg.model = {"name": "mlp", "code": 32, "layers": [150], "activation": "relu"}
+    mlp = train(ctx, mlp_cfg, "mlp-like-conv")
+    rows, res = [], {}
+    for name, run in (("conv 32,64 code 32", conv), ("mlp 784-150-32", mlp)):
+        s = run.summary
+        res[name] = {"test_sse": s["metrics"]["test"]["sse_per_image"], "parameters": s["n_parameters"],
+                     "train_seconds": s["train_seconds"]}
+        rows.append([name, s["metrics"]["test"]["sse_per_image"], s["n_parameters"], f"{s['train_seconds']:.0f}s"])
+    print_table("Convolutional vs fully connected, code 32, MNIST test", ["model", "sse_per_image", "parameters",
+                                                                          "training time"], rows)
+    return res
+
+
+def copying_scores(model: Any, ds: Dataset, n: int = 2000) -> dict[str, float]:
+    """R^2 (share of the variance reproduced) on digits and on inputs unlike any digit."""
+    rng = np.random.default_rng(0)
+    digits = as_float(ds.test.x[:n])
+    unlike = {
+        "uniform_noise": rng.uniform(0, 1, digits.shape).astype(np.float32),
+        "shuffled_pixels": np.stack([d.reshape(-1)[rng.permutation(d.size)].reshape(d.shape) for d in digits]),
+    }
+
+    def r2(x: np.ndarray) -> float:
+        rec = reconstruct_array(model, x)
+        return float(1 - np.square(x - rec).sum() / np.square(x - x.mean(0)).sum())
+
+    out = {"r2_digits": r2(digits), **{f"r2_{k}": r2(v) for k, v in unlike.items()}}
+    out["copying_score"] = (out["r2_uniform_noise"] + out["r2_shuffled_pixels"]) / 2
+    return out
+
+
+OVERCOMPLETE = {  # name -> (model options, train options)
+    "none": ({}, {}),
+    "sparse l1:1e-4": ({"sparse": "l1:1e-4"}, {}),
+    "sparse kl:0.05,0.01": ({"sparse": "kl:0.05,0.01"}, {}),
+    "contractive 0.01": ({"contractive": 0.01}, {}),
+    "weight decay 1e-4": ({}, {"weight_decay": 1e-4, "optimizer": "adamw"}),
+    "denoising masking:0.3": ({}, {"noise": "masking:0.3"}),
+}
+
+
+def section_overcomplete(ctx: Ctx) -> dict[str, Any]:
+    ds = ctx.dataset
+    rows, res = [], {}
+    for name, (mopts, topts) in OVERCOMPLETE.items():
+        cfg = RunConfig(model={"name": "mlp", "code": 1000, "code_activation": "sigmoid", **mopts},
+                        train=aekit.TrainConfig(epochs=ctx.epochs(10), batch_size=128, lr=1e-3, **topts))
+        run = train(ctx, cfg, "overcomplete-" + name.split()[0] + "-" + name.split()[-1].replace(":", ""))
+        sc = copying_scores(run.model, ds)
+        codes = encode_all(run.model, ds.test.x[:2000])
+        r = {"test_sse": run.summary["metrics"]["test"]["sse_per_image"], **sc,
+             "mean_code_activation": float(codes.mean()), "train_seconds": run.summary["train_seconds"]}
+        res[name] = r
+        rows.append([name, r["test_sse"], r["copying_score"], r["r2_uniform_noise"], r["r2_shuffled_pixels"],
+                     r["mean_code_activation"]])
+    print_table("Overcomplete (784 -> 1000 -> 784), MNIST test", ["regulariser", "sse_per_image", "copying score",
+                                                                   "R2 noise", "R2 shuffled", "mean code"], rows)
+    return res
+
+
+DENOISING = ("gaussian:0.5", "masking:0.5", "salt-pepper:0.3")
+
+
+def section_denoising(ctx: Ctx) -> dict[str, Any]:
+    from aekit.tasks.denoise import denoise_report
+
+    ds = ctx.dataset
+    rows, res = [], {}
+    for noise in DENOISING:
+        cfg = RunConfig(model={"name": "mlp", "code": 128, "layers": [1000], "activation": "relu"},
+                        train=aekit.TrainConfig(epochs=ctx.epochs(15), batch_size=128, lr=1e-3, schedule="cosine",
+                                                noise=noise))
+        run = train(ctx, cfg, "dae-" + noise.replace(":", ""))
+        r = denoise_report(run.model, ds.split("train").x, ds.split("val").x, ds.test.x, noise,
+                           picture=ctx.out / f"denoise-{noise.replace(':', '')}.png")
+        r["train_seconds"] = run.summary["train_seconds"]
+        res[noise] = r
+        b = r["baselines"]
+        rows.append([noise, r["psnr_noisy"], b["median3x3"]["psnr"], b["gaussian_blur"]["psnr"],
+                     b["pca_projection"]["psnr"], r["psnr_autoencoder"], r["gain_db"]])
+    print_table("Denoising, MNIST test, PSNR in dB", ["noise", "noisy", "median 3x3", "best blur", "best PCA",
+                                                      "denoising AE", "gain vs best"], rows)
+    return res
+
+
+SECTIONS = {"linear": section_linear, "synthetic": section_synthetic, "deep": section_deep,
+            "deep2d": section_deep2d, "conv": section_conv, "overcomplete": section_overcomplete,
+            "denoising": section_denoising}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared/datasets/mnist"))
+    ap.add_argument("--sections", default=",".join(SECTIONS))
+    ap.add_argument("--out", default="benchmarks/results/family")
+    ap.add_argument("--quick", action="store_true", help="smoke run: mnist-mini, a few steps per model")
+    args = ap.parse_args()
+    names = [s for s in args.sections.split(",") if s]
+    unknown = set(names) - set(SECTIONS)
+    if unknown:
+        ap.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    ctx = Ctx(args.data_dir, Path(args.out), args.quick)
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    path = ctx.out / "family.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    t_all = time.perf_counter()
+    for name in names:
+        t0 = time.perf_counter()
+        torch.manual_seed(0)
+        results[name] = SECTIONS[name](ctx)
+        results[name]["section_seconds"] = round(time.perf_counter() - t0, 1)
+        results[name]["quick"] = args.quick
+        print(f"({name}: {results[name]['section_seconds']:.0f}s)", flush=True)
+        path.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    print(f"\nall sections: {time.perf_counter() - t_all:.0f}s; results in {path}")
+
+
+if __name__ == "__main__":
+    main()
