@@ -195,7 +195,7 @@ def section_deep2d(ctx: Ctx) -> dict[str, Any]:
 def section_conv(ctx: Ctx) -> dict[str, Any]:
     conv = train(ctx, load_config(ROOT / "configs/conv-mnist.toml"), "conv-mnist")
     mlp_cfg = load_config(ROOT / "configs/conv-mnist.toml")
-    mlp_cfg.model = {"name": "mlp", "code": 32, "layers": [150], "activation": "relu"}
+    mlp_cfg.model = {"name": "mlp", "code": 32, "layers": [150], "activation": "elu"}
     mlp = train(ctx, mlp_cfg, "mlp-like-conv")
     rows, res = [], {}
     for name, run in (("conv 32,64 code 32", conv), ("mlp 784-150-32", mlp)):
@@ -264,7 +264,7 @@ def section_denoising(ctx: Ctx) -> dict[str, Any]:
     ds = ctx.dataset
     rows, res = [], {}
     for noise in DENOISING:
-        cfg = RunConfig(model={"name": "mlp", "code": 128, "layers": [1000], "activation": "relu"},
+        cfg = RunConfig(model={"name": "mlp", "code": 128, "layers": [1000], "activation": "elu"},
                         train=aekit.TrainConfig(epochs=ctx.epochs(15), batch_size=128, lr=1e-3, schedule="cosine",
                                                 noise=noise))
         run = train(ctx, cfg, "dae-" + noise.replace(":", ""))

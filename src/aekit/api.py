@@ -347,6 +347,111 @@ def anomaly(model_or_dir: Any, out: str | Path | None = None, contamination: flo
     return res
 
 
+def pretrain(layers: list[int], mode: str = "greedy", noise: str | list[str] | None = None, data: str = "mnist-mini",
+             data_dir: str | None = None, out: str | Path | None = None, activation: str = "sigmoid",
+             progress: bool | None = None, dataset: Dataset | None = None, **train: Any):
+    """Pre-train a stacked encoder greedily (one shallow autoencoder per layer) or end to end.
+
+    ``train`` holds training options (epochs, batch_size, lr, ...) for every layer. Works on any
+    dataset aekit loads, or on a :class:`Dataset` built from your own arrays. Returns the model
+    (an ``mlp`` autoencoder) and the summary (each layer's reconstruction error).
+    """
+    from aekit.config import DataConfig, TrainConfig
+    from aekit.training.greedy import pretrain as _pretrain
+
+    cfg = RunConfig(data=DataConfig(name=data, data_dir=data_dir), model={"name": "mlp"},
+                    train=TrainConfig(**train)).validate()
+    ds = dataset if dataset is not None else load_data(cfg, progress=bool(progress))
+    out = Path(out) if out is not None else default_run_dir(f"pretrain-{mode}")
+    return _pretrain(ds, layers, mode, noise, activation, cfg.train, out, cfg.data.val_fraction,
+                     cfg.data.split_seed, progress=progress, run_info=cfg.to_dict())
+
+
+def finetune(pretrained: Any, labels: int | str = "all", stage: str = "both", init: str = "pretrained",
+             out: str | Path | None = None, data: str | None = None, data_dir: str | None = None, epochs: int = 30,
+             batch_size: int = 128, lr: float = 1e-3, patience: int | None = 5, seed: int = 0,
+             dataset: Dataset | None = None) -> dict[str, Any]:
+    """Turn a pre-trained encoder into a classifier: step 1 trains a new softmax layer on the frozen
+    encoder (``stage="top"``), step 2 the whole network (``"all"``); ``"both"`` does one then the other.
+    ``init="random"`` trains the same network from scratch with the same budget. Returns the summary
+    (test error in %), and writes a run directory if ``out`` is given."""
+    import torch
+
+    from aekit.registry import create_model
+    from aekit.training.classify import (
+        INITS,
+        STAGES,
+        Classifier,
+        accuracy,
+        save_classifier,
+        stratified_subset,
+        train_stage,
+    )
+
+    if stage not in STAGES:
+        raise AekitError(f"unknown stage {stage!r}; use top, all or both")
+    if init not in INITS:
+        raise AekitError(f"unknown init {init!r}; use pretrained or random")
+    ae, info = _model_and_info(pretrained)
+    if dataset is not None:
+        ds, cfg = dataset, RunConfig.from_dict(info.get("run", {}))
+    else:
+        ds, cfg = run_dataset(info, data, data_dir)
+    check_shape(ae, ds)
+    tr, va = split_of(ds, cfg, "train"), split_of(ds, cfg, "val")
+    if tr.y is None or ds.test.y is None:
+        raise AekitError(f"{ds.name} has no labels to fine-tune on")
+    if not np.issubdtype(tr.y.dtype, np.integer):
+        raise AekitError(f"{ds.name}: fine-tuning needs class labels (whole numbers), got {tr.y.dtype}")
+    n_classes = int(max(tr.y.max(), ds.test.y.max())) + 1
+    idx = stratified_subset(tr.y, labels, seed)
+    n_lab = len(idx)
+    # A labelled validation subset in proportion to the labels (at least 10 per class), for early stopping.
+    n_val = len(va) if labels == "all" else min(len(va), max(10 * n_classes, n_lab // 5))
+    vidx = stratified_subset(va.y, n_val, seed + 1) if len(va) else idx
+    xv, yv = (va.x[vidx], va.y[vidx]) if len(va) else (tr.x[idx], tr.y[idx])
+    torch.manual_seed(seed)
+    if init == "random":
+        mc = ae.config()
+        ae = create_model(mc.pop("name"), tuple(mc.pop("input_shape")), **mc)
+    model = Classifier(ae.encoder, ae.code_size, n_classes)
+    stages = ["top", "all"] if stage == "both" else [stage]
+    results = [train_stage(model, s, tr.x[idx], tr.y[idx], xv, yv, epochs, batch_size, lr, patience, seed + k)
+               for k, s in enumerate(stages)]
+    test_acc = accuracy(model, ds.test.x, ds.test.y)
+    summary = {"labels": n_lab, "n_val": len(yv), "stage": stage, "init": init, "n_classes": n_classes,
+               "stages": [r.__dict__ for r in results], "test_accuracy": test_acc,
+               "test_error_percent": 100 * (1 - test_acc), "seconds": round(sum(r.seconds for r in results), 2)}
+    if out is not None:
+        from aekit import __version__
+
+        conf = {"aekit_version": __version__, "kind": "classifier", "run": info.get("run", {}),
+                "model": ae.config(), "n_classes": n_classes, "data": ds.describe(),
+                "finetune": {"labels": labels, "stage": stage, "init": init, "epochs": epochs,
+                             "batch_size": batch_size, "lr": lr, "patience": patience, "seed": seed,
+                             "pretrained": str(getattr(pretrained, "run_dir", pretrained))}}
+        save_classifier(out, model, conf, summary)
+        summary["run_dir"] = str(out)
+    return summary
+
+
+def classify(run_dir: str | Path, data: str | None = None, data_dir: str | None = None,
+             split: str = "test") -> dict[str, Any]:
+    """Accuracy and error (%) of a saved classifier on a split."""
+    from aekit.training.classify import accuracy, load_classifier
+
+    model, info = load_classifier(run_dir)
+    ds, cfg = run_dataset(info, data, data_dir)
+    if tuple(model.input_shape) != ds.sample_shape:
+        raise AekitError(f"the classifier takes samples of shape {model.input_shape} but {ds.name} has "
+                         f"{ds.sample_shape}")
+    s = split_of(ds, cfg, split)
+    if s.y is None:
+        raise AekitError(f"{ds.name} has no labels on its {split} split")
+    acc = accuracy(model, s.x, s.y)
+    return {"accuracy": acc, "error_percent": 100 * (1 - acc), "n": len(s), "split": split}
+
+
 def baseline_pca(code: int, data: str = "mnist-mini", data_dir: str | None = None, split: str = "test",
                  val_fraction: float = 0.1, split_seed: int = 0) -> dict[str, Any]:
     """PCA with ``code`` components fitted on the whole training part, scored on ``split``."""

@@ -9,6 +9,10 @@ The code units are linear by default, as in Hinton & Salakhutdinov's network: a 
 rectifying code wastes capacity (dead or saturated units), and on mnist-mini the linear code of
 the simplest autoencoder reconstructs with half the error of a ReLU code (8.2 vs 16.3
 sse_per_image after 60 epochs). ``code_activation`` picks another.
+
+Hidden units are ELUs by default: on full MNIST the deep autoencoder reached 10.5 validation
+sse_per_image after 3 epochs with ELU against 13.0 with GELU and 27.6 with tanh, and ReLU units
+can all die at a learning rate of 3e-3 (the loss then stays at its starting value).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class MLPAE(Autoencoder):
         input_shape: tuple[int, ...],
         code: int = 32,
         layers: Sequence[int] = (),
-        activation: str = "relu",
+        activation: str = "elu",
         code_activation: str | None = None,
         loss: str = "mse",
         output: str = "auto",
