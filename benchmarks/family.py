@@ -67,8 +67,13 @@ def train(ctx: Ctx, cfg: RunConfig, name: str, dataset: Dataset | None = None, *
         import shutil
 
         shutil.rmtree(out)
+    ds = dataset or ctx.dataset
+    # Record where the data came from, so that `aekit evaluate/probe/... DIR` finds it again.
+    overrides.setdefault("data.name", ds.name)
+    if ds.name == "mnist":
+        overrides.setdefault("data.data_dir", ctx.data_dir)
     t0 = time.perf_counter()
-    run = aekit.train(cfg, out, dataset=dataset or ctx.dataset, progress=False, **overrides)
+    run = aekit.train(cfg, out, dataset=ds, progress=False, **overrides)
     run.summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
     return run
 

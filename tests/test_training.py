@@ -186,3 +186,13 @@ def test_precision_choices():
         autocast_dtype("fp16", cpu)
     with pytest.raises(AekitError, match="unknown precision"):
         RunConfig(train=TrainConfig(precision="fp8")).validate()
+
+
+def test_atomic_writes_get_normal_file_permissions(tmp_path):
+    import os
+
+    from aekit.training.checkpoint import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.txt", "x")
+    (tmp_path / "b.txt").write_text("x")
+    assert os.stat(tmp_path / "a.txt").st_mode == os.stat(tmp_path / "b.txt").st_mode

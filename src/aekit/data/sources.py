@@ -141,6 +141,9 @@ def download(url: str, dest: Path, md5: str | None = None, progress: bool = True
             os.fsync(out.fileno())
         if md5 is not None and (got := md5sum(tmp)) != md5:
             raise AekitError(f"{url}: checksum mismatch (MD5 {got}, expected {md5}); the download was discarded")
+        from aekit.training.checkpoint import _file_mode
+
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, dest)
         return dest
     finally:
