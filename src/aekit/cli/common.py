@@ -1,0 +1,56 @@
+"""What every group of ``aekit`` commands shares: one-line argparse errors, JSON output, flags."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any, NoReturn
+
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def int_list(text: str) -> list[int]:
+    """'1000,500,250' -> [1000, 500, 250]; '' -> []."""
+    if text.strip() == "":
+        return []
+    try:
+        return [int(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+
+
+def json_out(obj: Any) -> None:
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        return v
+
+    print(json.dumps(clean(obj), indent=2))
+
+
+def metrics_lines(title: str, m: dict[str, Any]) -> str:
+    parts = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items() if v is not None]
+    return f"{title}: " + ", ".join(parts)
+
+
+def progress(args: argparse.Namespace) -> bool:
+    return not getattr(args, "quiet", False) and sys.stdout.isatty()
+
+
+def data_flags(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    p.add_argument("--data", default=default, metavar="NAME",
+                   help="dataset: a name from `aekit datasets` or npy:/npz:/csv:/images: PATH"
+                   + (f" (default {default})" if default else " (default: the run's own)"))
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="folder holding the dataset's files (else $AEKIT_DATA_DIR, the cache, a download)")

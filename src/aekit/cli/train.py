@@ -1,0 +1,177 @@
+"""Commands that train and score autoencoders: train, evaluate, reconstruct, baseline, demo, listings."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aekit.cli.common import data_flags, int_list, json_out, metrics_lines, progress
+from aekit.errors import AekitError
+
+TRAIN_FLAGS = {  # flag dest -> config key
+    "model": "model.name", "code": "model.code", "layers": "model.layers", "activation": "model.activation",
+    "channels": "model.channels", "loss": "model.loss", "data": "data.name", "data_dir": "data.data_dir",
+    "val_fraction": "data.val_fraction", "image_size": "data.image_size", "epochs": "train.epochs",
+    "batch_size": "train.batch_size", "lr": "train.lr", "optimizer": "train.optimizer",
+    "schedule": "train.schedule", "weight_decay": "train.weight_decay", "patience": "train.patience",
+    "seed": "train.seed", "device": "train.device", "max_steps": "train.max_steps", "noise": "train.noise",
+    "precision": "train.precision", "sparse": "model.sparse", "contractive": "model.contractive",
+    "code_activation": "model.code_activation",
+}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from aekit.api import train
+    from aekit.config import RunConfig, load_config
+
+    if args.resume:
+        if args.out is None:
+            raise AekitError("--resume needs --out DIR, the run to continue")
+        from aekit.training.checkpoint import read_json
+
+        saved = read_json(Path(args.out) / "config.json")
+        cfg = RunConfig.from_dict(saved["run"], where=f"{args.out}/config.json")
+    else:
+        cfg = load_config(args.config)
+    overrides = {key: getattr(args, dest) for dest, key in TRAIN_FLAGS.items()}
+    if overrides["model.name"] not in (None, cfg.model.get("name")):
+        cfg.model = {"name": overrides["model.name"]}  # another family: its own defaults, not the file's options
+    run = train(cfg, args.out, resume=args.resume, progress=progress(args), **overrides)
+    m = run.summary["metrics"]
+    if args.json:
+        json_out({"run_dir": str(run.dir), **run.summary})
+        return 0
+    print(f"run directory: {run.dir}")
+    for split in ("train", "val", "test"):
+        if split in m:
+            print(metrics_lines(f"  {split}", m[split]))
+    print(f"  {run.summary['epochs_run']} epochs, {run.summary['train_seconds']:.1f}s of training, "
+          f"{run.summary['n_parameters']:,} parameters")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from aekit.api import evaluate
+
+    m = evaluate(args.run, data=args.data, data_dir=args.data_dir, split=args.split)
+    if args.json:
+        json_out(m)
+    else:
+        print(metrics_lines(f"{args.run} on {args.split}", m))
+    return 0
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from aekit.api import reconstruct
+
+    path = reconstruct(args.run, data=args.data, data_dir=args.data_dir, n=args.n, out=args.out, split=args.split)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from aekit.api import baseline_pca
+
+    m = baseline_pca(args.code, data=args.data, data_dir=args.data_dir, split=args.split)
+    if args.json:
+        json_out({"method": "pca", "code": args.code, **m})
+    else:
+        print(metrics_lines(f"PCA-{args.code} on {args.data} {args.split}", m))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from aekit.demo import format_table, run_demo
+
+    if not args.quiet:
+        print("training the simplest autoencoder (784-32-784) on mnist-mini (6,000 digits shipped with aekit)...")
+    r = run_demo(args.out, progress=progress(args), epochs=args.epochs)
+    if args.json:
+        json_out(r)
+        return 0
+    print()
+    print(format_table([("autoencoder 784-32-784", r["autoencoder"]), ("PCA, 32 components", r["pca"])]))
+    print(f"\n{r['epochs']} epochs in {r['train_seconds']:.1f}s. Pictures and metrics in {r['run_dir']}/:")
+    print("  reconstructions.png  loss.png  metrics.csv  summary.json  config.json  model.safetensors")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from aekit.data.sources import list_datasets
+
+    for name, desc in list_datasets().items():
+        print(f"{name:<18} {desc}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from aekit.registry import list_models, model_options
+
+    for name, desc in list_models().items():
+        print(f"{name:<8} {desc}\n         options: {', '.join(model_options(name))}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("train", help="train an autoencoder into a run directory")
+    t.add_argument("--config", metavar="FILE.toml", help="TOML recipe (see configs/); flags override it")
+    t.add_argument("--model", help="model family (see `aekit models`); default mlp")
+    t.add_argument("--layers", type=int_list, help="hidden layer sizes of an mlp, e.g. 1000,500,250 ('' for none)")
+    t.add_argument("--code", type=int, help="code (bottleneck) size")
+    t.add_argument("--activation", help="hidden activation: relu, sigmoid, tanh, gelu, elu, leaky_relu")
+    t.add_argument("--channels", type=int_list, help="conv channels per stage, e.g. 32,64")
+    t.add_argument("--code-activation", help="activation of the code units (default linear)")
+    t.add_argument("--loss", choices=["mse", "bce"], help="reconstruction loss (default mse)")
+    t.add_argument("--noise", metavar="KIND:LEVEL",
+                   help="denoising: gaussian:SIGMA, masking:FRACTION or salt-pepper:FRACTION, fresh every batch")
+    t.add_argument("--sparse", metavar="SPEC", help="sparsity on the code: l1:LAMBDA or kl:RHO,BETA")
+    t.add_argument("--contractive", type=float, metavar="LAMBDA",
+                   help="contractive penalty: LAMBDA x squared Frobenius norm of the encoder Jacobian")
+    data_flags(t)
+    t.add_argument("--val-fraction", type=float, help="share of the training part held out for validation (0.1)")
+    t.add_argument("--image-size", type=int, help="resize images:DIR sources to this size")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float, help="learning rate")
+    t.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
+    t.add_argument("--schedule", choices=["none", "cosine", "step"], help="learning-rate schedule")
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement")
+    t.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    t.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"],
+                   help="autocast precision of the forward pass (fp32 master weights; default fp32)")
+    t.add_argument("--out", metavar="DIR", help="run directory (default runs/<time>-<model>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--json", action="store_true", help="print the summary as JSON")
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("evaluate", help="reconstruction metrics of a trained run")
+    e.add_argument("run", metavar="DIR")
+    data_flags(e)
+    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+    r = sub.add_parser("reconstruct", help="picture of originals above their reconstructions")
+    r.add_argument("run", metavar="DIR")
+    data_flags(r)
+    r.add_argument("--split", default="test", choices=["train", "val", "test"])
+    r.add_argument("--n", type=int, default=16, help="how many samples (16)")
+    r.add_argument("--out", metavar="FILE.png", help="default DIR/reconstructions.png")
+    r.set_defaults(func=cmd_reconstruct)
+    b = sub.add_parser("baseline", help="a classical baseline scored like an autoencoder")
+    b.add_argument("method", choices=["pca"])
+    b.add_argument("--code", type=int, required=True, help="number of components")
+    data_flags(b, default="mnist-mini")
+    b.add_argument("--split", default="test", choices=["train", "val", "test"])
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_baseline)
+    d = sub.add_parser("demo", help="offline: the simplest autoencoder on mnist-mini vs PCA")
+    d.add_argument("--out", metavar="DIR")
+    d.add_argument("--epochs", type=int, help="override the demo's epoch count")
+    d.add_argument("--quiet", action="store_true")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_demo)
+    sub.add_parser("datasets", help="list the named datasets and source kinds").set_defaults(func=cmd_datasets)
+    sub.add_parser("models", help="list the registered model families").set_defaults(func=cmd_models)

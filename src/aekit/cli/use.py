@@ -1,0 +1,174 @@
+"""Commands that use a trained autoencoder: denoise, encode, probe, latent-map, interpolate, inpaint,
+anomaly, report."""
+
+from __future__ import annotations
+
+import argparse
+
+from aekit.cli.common import data_flags, json_out
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    from aekit.api import denoise
+
+    r = denoise(args.run, args.noise, data=args.data, data_dir=args.data_dir, split=args.split, out=args.out)
+    if args.json:
+        json_out(r)
+        return 0
+    print(f"PSNR on {args.split} with {r['noise']} noise (dB, higher is better):")
+    print(f"  noisy input        {r['psnr_noisy']:7.2f}")
+    print(f"  autoencoder        {r['psnr_autoencoder']:7.2f}")
+    for name, b in r["baselines"].items():
+        extra = ", ".join(f"{k} {v}" for k, v in b.items() if k != "psnr")
+        print(f"  {name:<18} {b['psnr']:7.2f}" + (f"  ({extra})" if extra else ""))
+    if r["gain_db"] is not None:
+        print(f"autoencoder vs best baseline ({r['best_baseline']}): {r['gain_db']:+.2f} dB")
+    if "picture" in r:
+        print(f"wrote {r['picture']}")
+    return 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from aekit.api import encode
+
+    codes, labels = encode(args.run, data=args.data, data_dir=args.data_dir, split=args.split, out=args.out)
+    extra = " and labels" if labels is not None else ""
+    print(f"wrote {len(codes)} codes of size {codes.shape[1]}{extra} to {args.out}")
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from aekit.api import probe
+
+    r = probe(args.run, data=args.data, data_dir=args.data_dir, max_train=args.max_train)
+    if args.json:
+        json_out(r)
+        return 0
+    print(f"test accuracy of probes trained on {r['n_train']} training samples (code size {r['code_size']}):")
+    print(f"  {'features':<14} {'logistic':>9} {'5-NN':>7}")
+    for name, p in r["probes"].items():
+        label = {"autoencoder": "autoencoder", "pixels": "raw pixels", "pca": f"PCA-{r['code_size']}"}[name]
+        print(f"  {label:<14} {p['logistic']:>9.4f} {p['knn5']:>7.4f}")
+    return 0
+
+
+def cmd_latent_map(args: argparse.Namespace) -> int:
+    from aekit.api import latent_map
+
+    path = latent_map(args.run, args.out, data=args.data, data_dir=args.data_dir, split=args.split,
+                      method=args.method)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from aekit.api import interpolate
+
+    path = interpolate(args.run, args.src, args.dst, steps=args.steps, out=args.out, data=args.data,
+                       data_dir=args.data_dir, split=args.split)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_inpaint(args: argparse.Namespace) -> int:
+    from aekit.api import inpaint
+
+    r = inpaint(args.run, args.mask, iters=args.iters, out=args.out, data=args.data, data_dir=args.data_dir,
+                split=args.split)
+    if args.json:
+        json_out(r)
+        return 0
+    print(f"PSNR on the {100 * r['missing_fraction']:.0f}% missing pixels ({r['mask']}, {r['n']} images):")
+    print(f"  autoencoder ({r['iters']} iterations) {r['psnr_autoencoder']:7.2f} dB")
+    for name, v in r["baselines"].items():
+        print(f"  {name.replace('_', ' '):<26} {v:7.2f} dB")
+    print(f"autoencoder vs best baseline: {r['gain_db']:+.2f} dB")
+    if "picture" in r:
+        print(f"wrote {r['picture']}")
+    return 0
+
+
+def cmd_anomaly(args: argparse.Namespace) -> int:
+    from aekit.api import anomaly
+
+    r = anomaly(args.run, out=args.out, contamination=args.contamination, maps=args.maps, data=args.data,
+                data_dir=args.data_dir, split=args.split)
+    if args.json:
+        json_out(r)
+        return 0
+    print(f"threshold {r['threshold']:.4g} (validation quantile {1 - r['contamination']:.3g}): "
+          f"{r['flagged']} of {r['n']} samples flagged")
+    for key in ("scores_csv", "maps"):
+        if key in r:
+            print(f"wrote {r[key]}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from aekit.report import build_report
+
+    print(f"wrote {build_report(args.run, args.out, data=args.data, data_dir=args.data_dir)}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    n = sub.add_parser("denoise", help="PSNR of a model as a denoiser, against median, blur and PCA")
+    n.add_argument("run", metavar="DIR")
+    n.add_argument("--noise", required=True, metavar="KIND:LEVEL", help="gaussian:SIGMA, masking:F or salt-pepper:F")
+    data_flags(n)
+    n.add_argument("--split", default="test", choices=["train", "val", "test"])
+    n.add_argument("--out", metavar="FILE.png", help="picture noisy/denoised/clean (default DIR/denoise.png)")
+    n.add_argument("--json", action="store_true")
+    n.set_defaults(func=cmd_denoise)
+    c = sub.add_parser("encode", help="write the codes of a split to .npy or .csv (labels alongside)")
+    c.add_argument("run", metavar="DIR")
+    data_flags(c)
+    c.add_argument("--split", default="test", choices=["train", "val", "test"])
+    c.add_argument("--out", required=True, metavar="codes.npy|codes.csv")
+    c.set_defaults(func=cmd_encode)
+    lm = sub.add_parser("latent-map", help="picture of the codes in 2-D, coloured by label")
+    lm.add_argument("run", metavar="DIR")
+    data_flags(lm)
+    lm.add_argument("--split", default="test", choices=["train", "val", "test"])
+    lm.add_argument("--method", default="pca", choices=["pca", "tsne"], help="for codes of more than 2 numbers")
+    lm.add_argument("--out", required=True, metavar="map.png")
+    lm.set_defaults(func=cmd_latent_map)
+    pr = sub.add_parser("probe", help="accuracy of linear and 5-NN probes on codes vs pixels vs PCA")
+    pr.add_argument("run", metavar="DIR")
+    data_flags(pr)
+    pr.add_argument("--max-train", type=int, help="fit the probes on at most this many training samples")
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(func=cmd_probe)
+    ip = sub.add_parser("interpolate", help="decode the line between two codes, next to a pixel cross-fade")
+    ip.add_argument("run", metavar="DIR")
+    ip.add_argument("--from", dest="src", required=True, metavar="I|FILE",
+                    help="sample index in the split, or an image")
+    ip.add_argument("--to", dest="dst", required=True, metavar="J|FILE")
+    ip.add_argument("--steps", type=int, default=10)
+    data_flags(ip)
+    ip.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ip.add_argument("--out", metavar="strip.png", help="default DIR/interpolation.png")
+    ip.set_defaults(func=cmd_interpolate)
+    ipt = sub.add_parser("inpaint", help="fill masked pixels; PSNR on them vs mean-image and nearest fills")
+    ipt.add_argument("run", metavar="DIR")
+    ipt.add_argument("--mask", required=True, metavar="SPEC", help="center:S | random:F | rows:A-B | FILE.png")
+    ipt.add_argument("--iters", type=int, default=20)
+    data_flags(ipt)
+    ipt.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ipt.add_argument("--out", metavar="inpaint.png", help="default DIR/inpaint.png")
+    ipt.add_argument("--json", action="store_true")
+    ipt.set_defaults(func=cmd_inpaint)
+    an = sub.add_parser("anomaly", help="reconstruction error as an anomaly score, with a threshold")
+    an.add_argument("run", metavar="DIR")
+    data_flags(an)
+    an.add_argument("--split", default="test", choices=["train", "val", "test"])
+    an.add_argument("--contamination", type=float, default=0.01, help="expected share of anomalies (0.01)")
+    an.add_argument("--out", metavar="scores.csv")
+    an.add_argument("--maps", metavar="maps.png", help="picture of the top-scored samples' error maps")
+    an.add_argument("--json", action="store_true")
+    an.set_defaults(func=cmd_anomaly)
+    rp = sub.add_parser("report", help="one self-contained HTML page about a run")
+    rp.add_argument("run", metavar="DIR")
+    data_flags(rp)
+    rp.add_argument("--out", required=True, metavar="report.html")
+    rp.set_defaults(func=cmd_report)
