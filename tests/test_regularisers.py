@@ -124,3 +124,18 @@ def test_denoising_training_beats_noisy_input(mini, tmp_path):
     assert r["psnr_autoencoder"] > r["psnr_noisy"] + 1
     assert set(r["baselines"]) == {"median3x3", "gaussian_blur", "pca_projection"}
     assert (tmp_path / "d.png").is_file()
+
+
+def test_block_noise_zeroes_one_square_per_image():
+    x = torch.ones(6, 1, 10, 12)
+    out = parse_noise("block:4")(x, torch.Generator().manual_seed(0))
+    zeros = (out == 0).reshape(6, -1).sum(1)
+    assert zeros.tolist() == [16] * 6
+    rows = (out[:, 0] == 0).any(2).float().sum(1)
+    assert rows.tolist() == [4.0] * 6  # a square, not scattered pixels
+    with pytest.raises(AekitError, match="whole number"):
+        parse_noise("block:2.5")
+    with pytest.raises(AekitError, match="does not fit"):
+        parse_noise("block:20")(x, None)
+    with pytest.raises(AekitError, match="needs images"):
+        parse_noise("block:2")(torch.ones(3, 5), None)

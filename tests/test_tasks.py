@@ -123,7 +123,8 @@ def test_inpaint_command_and_mask_file(mini_run, capsys, tmp_path):
     m = np.zeros((28, 28), np.uint8)
     m[5:9] = 255
     Image.fromarray(m).save(tmp_path / "m.png")
-    assert run(capsys, "inpaint", str(mini_run), "--mask", str(tmp_path / "m.png"), "--iters", "2")[0] == 0
+    assert run(capsys, "inpaint", str(mini_run), "--mask", str(tmp_path / "m.png"), "--iters", "2",
+               "--start", "zeros")[0] == 0
     Image.fromarray(np.zeros((10, 10), np.uint8) + 255).save(tmp_path / "small.png")
     code, _, err = run(capsys, "inpaint", str(mini_run), "--mask", str(tmp_path / "small.png"))
     assert_one_line_error(code, err, "10x10 but the images are 28x28")

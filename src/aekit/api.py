@@ -314,14 +314,14 @@ def interpolate(model_or_dir: Any, src: str | int, dst: str | int, steps: int = 
 
 
 def inpaint(model_or_dir: Any, mask: str, iters: int = 20, out: str | Path | None = None, data: str | None = None,
-            data_dir: str | None = None, split: str = "test") -> dict[str, Any]:
+            data_dir: str | None = None, split: str = "test", start: str = "mean") -> dict[str, Any]:
     """Fill the masked pixels of a split's images; PSNR on those pixels vs mean-image and nearest fills."""
     from aekit.tasks.inpaint import inpaint_report
 
     model, ds, cfg, s = _run_split(model_or_dir, data, data_dir, split)
     if out is None and getattr(model, "run_dir", None) is not None:
         out = Path(model.run_dir) / "inpaint.png"
-    return inpaint_report(model, split_of(ds, cfg, "train").x, s.x, mask, iters=iters, picture=out)
+    return inpaint_report(model, split_of(ds, cfg, "train").x, s.x, mask, iters=iters, picture=out, start=start)
 
 
 def anomaly(model_or_dir: Any, out: str | Path | None = None, contamination: float = 0.01,

@@ -123,7 +123,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--code-activation", help="activation of the code units (default linear)")
     t.add_argument("--loss", choices=["mse", "bce"], help="reconstruction loss (default mse)")
     t.add_argument("--noise", metavar="KIND:LEVEL",
-                   help="denoising: gaussian:SIGMA, masking:FRACTION or salt-pepper:FRACTION, fresh every batch")
+                   help="denoising: gaussian:SIGMA, masking:F, salt-pepper:F or block:S (infilling), fresh every batch")
     t.add_argument("--sparse", metavar="SPEC", help="sparsity on the code: l1:LAMBDA or kl:RHO,BETA")
     t.add_argument("--contractive", type=float, metavar="LAMBDA",
                    help="contractive penalty: LAMBDA x squared Frobenius norm of the encoder Jacobian")

@@ -74,7 +74,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     from aekit.api import inpaint
 
     r = inpaint(args.run, args.mask, iters=args.iters, out=args.out, data=args.data, data_dir=args.data_dir,
-                split=args.split)
+                split=args.split, start=args.start)
     if args.json:
         json_out(r)
         return 0
@@ -153,6 +153,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ipt.add_argument("run", metavar="DIR")
     ipt.add_argument("--mask", required=True, metavar="SPEC", help="center:S | random:F | rows:A-B | FILE.png")
     ipt.add_argument("--iters", type=int, default=20)
+    ipt.add_argument("--start", default="mean", choices=["mean", "zeros"],
+                     help="first guess for the missing pixels (zeros suits models trained with block/masking noise)")
     data_flags(ipt)
     ipt.add_argument("--split", default="test", choices=["train", "val", "test"])
     ipt.add_argument("--out", metavar="inpaint.png", help="default DIR/inpaint.png")

@@ -4,7 +4,8 @@ features with denoising autoencoders", ICML 2008; "Stacked denoising autoencoder
 A spec is ``kind:level``:
 - ``gaussian:σ``: add N(0, σ²) noise to every value;
 - ``masking:ν``: set a fraction ν of the values, chosen at random, to 0;
-- ``salt-pepper:ν``: set a fraction ν of the values to 0 or 1, each with probability 1/2.
+- ``salt-pepper:ν``: set a fraction ν of the values to 0 or 1, each with probability 1/2;
+- ``block:S``: set an S x S square of each image, at a random place, to 0 (trains infilling).
 For data in [0, 1] the corrupted input is clipped back to [0, 1]. During training a corruption is
 drawn afresh for every batch; the target is always the clean input.
 """
@@ -18,7 +19,7 @@ import torch
 
 from aekit.errors import AekitError
 
-KINDS = ("gaussian", "masking", "salt-pepper")
+KINDS = ("gaussian", "masking", "salt-pepper", "block")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class Noise:
         """Corrupt a batch (a new tensor); ``generator`` makes the draw repeatable."""
         if self.kind == "gaussian":
             out = x + self.level * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        elif self.kind == "block":
+            out = x.masked_fill(self._block_mask(x, generator), 0.0)
         else:
             hit = torch.rand(x.shape, generator=generator, device=x.device) < self.level
             if self.kind == "masking":
@@ -39,6 +42,22 @@ class Noise:
                 salt = torch.rand(x.shape, generator=generator, device=x.device) < 0.5
                 out = torch.where(hit, salt.to(x.dtype), x)
         return out.clamp_(0.0, 1.0) if self.clip else out
+
+    def _block_mask(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """(B, 1, H, W) mask of one S x S square per image at a uniformly random position."""
+        if x.ndim != 4:
+            raise AekitError("block noise needs images (N, C, H, W)")
+        b, _, h, w = x.shape
+        s = int(self.level)
+        if s > min(h, w):
+            raise AekitError(f"block:{s} does not fit in {h}x{w} images")
+        top = torch.randint(0, h - s + 1, (b, 1), generator=generator, device=x.device)
+        left = torch.randint(0, w - s + 1, (b, 1), generator=generator, device=x.device)
+        rows = torch.arange(h, device=x.device)
+        cols = torch.arange(w, device=x.device)
+        in_r = (rows >= top) & (rows < top + s)  # (B, H)
+        in_c = (cols >= left) & (cols < left + s)  # (B, W)
+        return (in_r[:, :, None] & in_c[:, None, :])[:, None]
 
     def apply_numpy(self, x: np.ndarray, seed: int = 0) -> np.ndarray:
         """Corrupt float NumPy data with a fixed seed (evaluation and pictures)."""
@@ -53,13 +72,16 @@ def parse_noise(spec: str, clip: bool = True) -> Noise:
     """``"gaussian:0.5"`` -> Noise; a clear error for an unknown kind or an impossible level."""
     kind, sep, value = spec.partition(":")
     if kind not in KINDS or not sep:
-        raise AekitError(f"unknown noise {spec!r}; use gaussian:SIGMA, masking:FRACTION or salt-pepper:FRACTION")
+        raise AekitError(f"unknown noise {spec!r}; use gaussian:SIGMA, masking:F, salt-pepper:F or block:S")
     try:
         level = float(value)
     except ValueError:
         raise AekitError(f"noise {spec!r}: {value!r} is not a number") from None
     if not np.isfinite(level) or level < 0:
         raise AekitError(f"noise {spec!r}: the level must be a non-negative number")
-    if kind != "gaussian" and level > 1:
+    if kind == "block":
+        if level < 1 or level != int(level):
+            raise AekitError(f"noise {spec!r}: block takes a whole number of pixels, at least 1")
+    elif kind != "gaussian" and level > 1:
         raise AekitError(f"noise {spec!r}: {kind} takes a fraction between 0 and 1")
     return Noise(kind, level, clip)

@@ -93,7 +93,7 @@ def masked_psnr(clean: np.ndarray, est: np.ndarray, mask: np.ndarray) -> float:
 
 
 def inpaint_report(model: Any, train_x: np.ndarray, test_x: np.ndarray, mask_spec: str, iters: int = 20,
-                   picture: str | Path | None = None, n_show: int = 8) -> dict[str, Any]:
+                   picture: str | Path | None = None, n_show: int = 8, start: str = "mean") -> dict[str, Any]:
     from aekit.metrics import as_float
 
     if len(model.input_shape) != 3:
@@ -101,10 +101,13 @@ def inpaint_report(model: Any, train_x: np.ndarray, test_x: np.ndarray, mask_spe
     clean = as_float(test_x)
     mask = parse_mask(mask_spec, clean.shape[2:])
     mean_img = as_float(train_x).mean(0)
-    ae = fill(model, clean, mask, mean_img, iters)
+    if start not in ("mean", "zeros"):
+        raise AekitError(f"unknown start {start!r}; use mean or zeros")
+    # "zeros" matches what a model trained with --noise block:S or masking:ν saw in its holes.
+    ae = fill(model, clean, mask, mean_img if start == "mean" else np.zeros_like(mean_img), iters)
     mean_fill = np.where(np.broadcast_to(mask, clean.shape), mean_img, clean)
     near = nearest_fill(clean, mask)
-    out = {"mask": mask_spec, "missing_fraction": float(mask.mean()), "iters": iters, "n": len(clean),
+    out = {"mask": mask_spec, "missing_fraction": float(mask.mean()), "iters": iters, "start": start, "n": len(clean),
            "psnr_autoencoder": masked_psnr(clean, ae, mask),
            "baselines": {"mean_image": masked_psnr(clean, mean_fill, mask),
                          "nearest_observed": masked_psnr(clean, near, mask)}}
