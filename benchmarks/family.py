@@ -29,7 +29,6 @@ import numpy as np
 import torch
 
 import aekit
-from aekit.api import reconstruct_array
 from aekit.baselines import PCA
 from aekit.config import RunConfig, load_config
 from aekit.data.dataset import Dataset
@@ -133,8 +132,7 @@ def section_synthetic(ctx: Ctx) -> dict[str, Any]:
                                                                  schedule="cosine"))
             run = train(ctx, cfg, f"{kind}-{model['name']}", dataset=ds)
             mse = run.summary["metrics"]["test"]["mse"]
-            with torch.no_grad():
-                codes = run.model.encode(torch.from_numpy(ds.test.x)).numpy()
+            codes = run.model.encode(ds.test.x)
             pic = plots.scatter_2d(codes, ds.test.y, ctx.out / f"synthetic-{kind}-{model['name']}.png",
                                    title=f"{model['name']} AE on the {kind}: 2-D code coloured by u",
                                    categorical=False)
@@ -168,18 +166,12 @@ def knn_accuracy(train_codes: np.ndarray, train_y: np.ndarray, test_codes: np.nd
     return float(KNeighborsClassifier(5).fit(train_codes, train_y).score(test_codes, test_y))
 
 
-def encode_all(model: Any, x: np.ndarray, batch: int = 4096) -> np.ndarray:
-    with torch.no_grad():
-        return np.concatenate([model.encode(torch.from_numpy(as_float(x[i: i + batch]))).numpy()
-                               for i in range(0, len(x), batch)])
-
-
 def section_deep2d(ctx: Ctx) -> dict[str, Any]:
     from aekit import plots
 
     ds = ctx.dataset
     run = train(ctx, load_config(ROOT / "configs/hinton2006-2d.toml"), "hinton2006-2d")
-    ae_tr, ae_te = encode_all(run.model, ds.train.x), encode_all(run.model, ds.test.x)
+    ae_tr, ae_te = run.model.encode(ds.train.x), run.model.encode(ds.test.x)
     pca = PCA(2).fit(ds.train.x)
     pc_tr, pc_te = pca.transform(ds.train.x), pca.transform(ds.test.x)
     res = {"ae_knn5": knn_accuracy(ae_tr, ds.train.y, ae_te, ds.test.y),
@@ -223,7 +215,7 @@ def copying_scores(model: Any, ds: Dataset, n: int = 2000) -> dict[str, float]:
     }
 
     def r2(x: np.ndarray) -> float:
-        rec = reconstruct_array(model, x)
+        rec = model.reconstruct(x)
         return float(1 - np.square(x - rec).sum() / np.square(x - x.mean(0)).sum())
 
     out = {"r2_digits": r2(digits), **{f"r2_{k}": r2(v) for k, v in unlike.items()}}
@@ -249,7 +241,7 @@ def section_overcomplete(ctx: Ctx) -> dict[str, Any]:
                         train=aekit.TrainConfig(epochs=ctx.epochs(10), batch_size=128, lr=1e-3, **topts))
         run = train(ctx, cfg, "overcomplete-" + name.split()[0] + "-" + name.split()[-1].replace(":", ""))
         sc = copying_scores(run.model, ds)
-        codes = encode_all(run.model, ds.test.x[:2000])
+        codes = run.model.encode(ds.test.x[:2000])
         r = {"test_sse": run.summary["metrics"]["test"]["sse_per_image"], **sc,
              "mean_code_activation": float(codes.mean()), "train_seconds": run.summary["train_seconds"]}
         res[name] = r

@@ -174,31 +174,13 @@ def check_shape(model: Any, ds: Dataset) -> None:
         )
 
 
-def reconstruct_array(model: Any, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-    """Reconstructions of ``x`` (uint8 or float samples) as float32 NumPy, in batches."""
-    import torch
-
-    from aekit.training.loop import as_batch
-
-    device = next(model.parameters()).device
-    outs = []
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            xb = as_batch(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])).to(device))
-            outs.append(model(xb).recon.float().cpu().numpy())
-    model.train(was)
-    return np.concatenate(outs) if outs else np.zeros((0, *model.input_shape), np.float32)
-
-
 def evaluate_model(model: Any, x: np.ndarray, batch_size: int = 2048) -> dict[str, Any]:
     from aekit.metrics import ReconMeter, as_float
 
     meter = ReconMeter(model.output == "sigmoid")
     for i in range(0, len(x), batch_size):
         xb = x[i : i + batch_size]
-        meter.update(as_float(xb), reconstruct_array(model, xb, batch_size))
+        meter.update(as_float(xb), model.reconstruct(xb))
     return meter.result()
 
 
@@ -215,7 +197,7 @@ def reconstruct_grid(model: Any, x: np.ndarray, path: str | Path) -> Path:
     from aekit import plots
     from aekit.metrics import as_float
 
-    recon = reconstruct_array(model, x)
+    recon = model.reconstruct(x)
     return plots.image_rows([as_float(x), recon], tuple(model.input_shape), path,
                             labels=["input", "output"], title="originals (top) and reconstructions (bottom)")
 

@@ -140,8 +140,11 @@ class Autoencoder(nn.Module):
     @torch.no_grad()
     def _numpy_batches(self, x: np.ndarray, fn: Any, width: int | None, batch: int = 4096) -> np.ndarray:
         device = next(self.parameters()).device
+        was_training = self.training
+        self.eval()  # NumPy in, NumPy out is inference
         outs = [fn(torch.from_numpy(np.ascontiguousarray(x[i : i + batch])).to(device)).float().cpu().numpy()
                 for i in range(0, len(x), batch)]
+        self.train(was_training)
         if outs:
             return np.concatenate(outs)
         return np.zeros((0, width) if width else (0, *self.input_shape), np.float32)

@@ -46,13 +46,12 @@ def _best(options, make, noisy_val, clean_val) -> tuple[Any, float]:
 def denoise_report(model: Any, train_x: np.ndarray, val_x: np.ndarray, test_x: np.ndarray, noise_spec: str,
                    seed: int = 0, picture: str | Path | None = None, n_show: int = 8) -> dict[str, Any]:
     """PSNR of the noisy input, the autoencoder and the three baselines on ``test_x``."""
-    from aekit.api import reconstruct_array
     from aekit.baselines import PCA
 
     noise = parse_noise(noise_spec)
     clean_te, clean_va = as_float(test_x), as_float(val_x)
     noisy_te, noisy_va = noise.apply_numpy(clean_te, seed), noise.apply_numpy(clean_va, seed + 1)
-    ae = reconstruct_array(model, noisy_te)
+    ae = model.reconstruct(noisy_te)
     out: dict[str, Any] = {"noise": str(noise), "n": len(test_x), "psnr_noisy": psnr(clean_te, noisy_te),
                            "psnr_autoencoder": psnr(clean_te, ae)}
     baselines: dict[str, dict[str, Any]] = {}
