@@ -196,3 +196,32 @@ def test_atomic_writes_get_normal_file_permissions(tmp_path):
     atomic_write_text(tmp_path / "a.txt", "x")
     (tmp_path / "b.txt").write_text("x")
     assert os.stat(tmp_path / "a.txt").st_mode == os.stat(tmp_path / "b.txt").st_mode
+
+
+def test_conv_bottleneck_on_100x100_images(tmp_path):
+    """The lecture's 10,000 -> 20 -> 10,000 bottleneck: a conv AE on an images:DIR folder of 100x100 pictures."""
+    from PIL import Image
+
+    from aekit.cli import main
+    from aekit.data.sources import load_dataset
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:100, :100]
+    (tmp_path / "discs").mkdir()
+    for i in range(80):  # bright discs of random centre and radius: a 3-parameter family
+        cy, cx, r = rng.uniform(30, 70), rng.uniform(30, 70), rng.uniform(10, 25)
+        img = np.where((yy - cy) ** 2 + (xx - cx) ** 2 < r * r, 255, 0).astype(np.uint8)
+        Image.fromarray(img).save(tmp_path / "discs" / f"{i:02d}.png")
+    out = tmp_path / "run"
+    code = main(["train", "--data", f"images:{tmp_path / 'discs'}", "--model", "conv", "--code", "20",
+                 "--channels", "8,16", "--epochs", "25", "--batch-size", "16", "--lr", "3e-3", "--quiet",
+                 "--out", str(out)])
+    assert code == 0
+    s = json.loads((out / "summary.json").read_text())
+    model = aekit.load(out)
+    assert model.input_shape == (1, 100, 100) and model.code_size == 20
+    ds = load_dataset(f"images:{tmp_path / 'discs'}")
+    x = ds.test.x.astype(np.float32) / 255
+    assert model.encode(x).shape == (len(x), 20) and model.reconstruct(x).shape == x.shape
+    mean_sse = float(np.square(x - ds.train.x.astype(np.float32).mean(0) / 255).sum((1, 2, 3)).mean())
+    assert s["metrics"]["test"]["sse_per_image"] < 0.5 * mean_sse
