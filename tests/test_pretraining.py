@@ -118,3 +118,48 @@ def test_cli_finetune_errors(greedy_run, capsys, tmp_path):
     assert_one_line_error(code, err, "shape")
     code, _, err = run(capsys, "classify", str(d))
     assert_one_line_error(code, err, "not a classifier run")
+
+
+def test_small_label_sets_get_enough_steps_per_epoch(greedy_run, mini):
+    from aekit.training.classify import MIN_STEPS_PER_EPOCH
+
+    _, model, _ = greedy_run
+    clf = Classifier(model.encoder, 32, 10)
+    calls = []
+    clf.head.register_forward_hook(lambda *_: calls.append(1))
+    x, y = mini.train.x[:20], mini.train.y[:20]  # one batch of 64 would hold them all
+    train_stage(clf, "top", x, y, x, y, epochs=1, batch_size=64, lr=1e-2, patience=None, seed=0)
+    assert len(calls) == MIN_STEPS_PER_EPOCH + 1  # the steps, then one validation pass
+
+
+def test_random_shift_moves_each_image_within_bounds():
+    from aekit.training.classify import random_shift
+
+    x = torch.zeros(64, 1, 12, 12)
+    x[:, :, 5, 6] = 1.0  # one lit pixel, far from the border
+    out = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and torch.equal(out.sum((1, 2, 3)), torch.ones(64))
+    pos = out[:, 0].flatten(1).argmax(1)
+    rows, cols = pos // 12, pos % 12
+    assert rows.min() >= 3 and rows.max() <= 7 and cols.min() >= 4 and cols.max() <= 8
+    assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) > 10  # offsets differ per image
+
+
+def test_finetune_with_dropout_shift_and_cosine_reloads(greedy_run, tmp_path):
+    d, _, _ = greedy_run
+    s = aekit.finetune(d, labels=300, stage="both", out=tmp_path / "clf", epochs=2, batch_size=32, lr=3e-3,
+                       patience=None, dropout=0.3, shift=2, schedule="cosine")
+    assert 0 <= s["test_error_percent"] < 90
+    from aekit.training.classify import load_classifier
+
+    model, info = load_classifier(tmp_path / "clf")
+    assert info["finetune"]["dropout"] == 0.3 and any(isinstance(m, torch.nn.Dropout) for m in model.encoder)
+    assert aekit.classify(tmp_path / "clf")["error_percent"] == pytest.approx(s["test_error_percent"])
+
+
+def test_cli_finetune_regulariser_errors(greedy_run, capsys):
+    d, _, _ = greedy_run
+    code, _, err = run(capsys, "finetune", str(d), "--dropout", "1.5")
+    assert_one_line_error(code, err, "--dropout must lie in [0, 1)")
+    code, _, err = run(capsys, "finetune", str(d), "--shift", "-1")
+    assert_one_line_error(code, err, "--shift must be 0 or more")

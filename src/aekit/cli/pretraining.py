@@ -33,7 +33,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     s = finetune(args.run, _labels_arg(args.labels), args.stage, args.init, out=args.out, data=args.data,
                  data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                 patience=args.patience, seed=args.seed)
+                 patience=args.patience, seed=args.seed, dropout=args.dropout, shift=args.shift,
+                 schedule=args.schedule, weight_decay=args.weight_decay)
     if args.json:
         json_out(s)
         return 0
@@ -77,10 +78,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ft.add_argument("--stage", default="both", choices=["top", "all", "both"])
     ft.add_argument("--init", default="pretrained", choices=["pretrained", "random"])
     data_flags(ft)
-    ft.add_argument("--epochs", type=int, default=30, help="epochs per stage (30)")
+    ft.add_argument("--epochs", type=int, default=30, help="epochs per stage (30; an epoch is at least 50 steps)")
     ft.add_argument("--batch-size", type=int, default=128)
     ft.add_argument("--lr", type=float, default=1e-3)
     ft.add_argument("--patience", type=int, default=5)
+    ft.add_argument("--dropout", type=float, default=0.0, help="dropout after every hidden layer (0)")
+    ft.add_argument("--shift", type=int, default=0, metavar="PIXELS",
+                    help="move each training image by up to this many pixels, afresh every batch (0)")
+    ft.add_argument("--schedule", default="none", choices=["none", "cosine"], help="learning rate over the epochs")
+    ft.add_argument("--weight-decay", type=float, default=0.0)
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--out", metavar="DIR")
     ft.add_argument("--json", action="store_true")
