@@ -1,14 +1,16 @@
-"""Training throughput: aekit's loop against a minimal hand-written PyTorch loop.
+"""The speed table: samples/s of aekit's loop in fp32 and bf16 against a minimal fp32 PyTorch loop
+(and, for the 784-32 model, scikit-learn's MLPRegressor).
 
-Both train the same architecture (same layers, sigmoid output, MSE, Adam, batch 256) on MNIST
-for a fixed number of steps. The two are interleaved in one process -- aekit, minimal, minimal,
-aekit, ... -- after a warm-up, so drifts in machine speed hit both alike; the table shows the
-median samples/s of each over the rounds and the median of the per-round ratios (each ratio
-compares two measurements taken back to back, which cancels most of a shared machine's drift).
-The minimal loop gets its data already as float32 in [0, 1]; aekit keeps uint8 and converts each
-batch, as it does in use.
+Each model -- the deep 784-1000-500-250-30 mlp, the 784-32 mlp and the conv recipe's network --
+trains for a fixed number of steps (batch 256, Adam, MSE on sigmoid outputs) on MNIST. The
+contenders are interleaved in one process, round after round, in alternating order, after a
+warm-up, so drifts in machine speed hit all alike; the table shows the median samples/s over the
+rounds and the median of the per-round ratios against the minimal loop (each ratio compares
+measurements taken back to back). The minimal loop gets its data already as float32 in [0, 1];
+aekit keeps uint8 and converts each batch, as it does in use. MLPRegressor (one hidden layer of
+32 ReLUs, identity output, Adam, batch 256) learns the same map with ``partial_fit``.
 
-    python benchmarks/throughput.py [--data-dir ../shared/datasets/mnist] [--rounds 7]
+    python benchmarks/throughput.py [--data-dir ../shared/datasets/mnist] [--rounds 7] [--models deep,small,conv]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import json
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +33,10 @@ from aekit.data.sources import load_dataset
 from aekit.registry import create_model
 from aekit.training.loop import fit
 
-MODELS = {  # name -> (hidden layers, code, steps per measurement)
-    "mlp 784-1000-500-250-30": ([1000, 500, 250], 30, 40),
-    "mlp 784-32": ([], 32, 400),
+MODELS = {  # key -> (label, model family, options, steps per measurement)
+    "deep": ("mlp 784-1000-500-250-30", "mlp", {"layers": [1000, 500, 250], "code": 30, "activation": "relu"}, 40),
+    "small": ("mlp 784-32", "mlp", {"layers": [], "code": 32, "activation": "relu"}, 200),  # < 1 epoch
+    "conv": ("conv 32,64 code 32", "conv", {"channels": [32, 64], "code": 32}, 12),
 }
 BATCH = 256
 
@@ -51,60 +55,125 @@ def minimal_net(layers: list[int], code: int) -> nn.Sequential:
 def run_minimal(net: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, steps: int) -> float:
     """The loop a user would write by hand; returns samples/s."""
     t0 = time.perf_counter()
-    perm = torch.randperm(len(x))
+    perm = torch.randperm(len(x), device=x.device)
+    assert steps * BATCH <= len(x), "the measurement must fit in one epoch"
     for i in range(steps):
         xb = x[perm[i * BATCH : (i + 1) * BATCH]]
         loss = F.mse_loss(torch.sigmoid(net(xb)), xb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    sync(x.device)
     return steps * BATCH / (time.perf_counter() - t0)
 
 
-def run_aekit(model: nn.Module, train: Split, steps: int) -> float:
-    cfg = TrainConfig(epochs=1, batch_size=BATCH, lr=1e-3, max_steps=steps)
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_aekit(model: nn.Module, train: Split, steps: int, precision: str, device: torch.device) -> float:
+    cfg = TrainConfig(epochs=1, batch_size=BATCH, lr=1e-3, max_steps=steps, precision=precision)
     t0 = time.perf_counter()
-    fit(model, train, None, cfg, progress=False)
-    return steps * BATCH / (time.perf_counter() - t0)
+    res = fit(model, train, None, cfg, progress=False, device=device)
+    sync(device)
+    assert res.steps == steps, "the measurement must fit in one epoch"
+    return res.steps * BATCH / (time.perf_counter() - t0)
+
+
+def run_sklearn(reg: object, x: np.ndarray, steps: int, rng: np.random.Generator) -> float:
+    """MLPRegressor.partial_fit over ``steps`` batches of 256; returns samples/s."""
+    xb = x[rng.permutation(len(x))[: steps * BATCH]]
+    t0 = time.perf_counter()
+    reg.partial_fit(xb, xb)
+    return len(xb) / (time.perf_counter() - t0)
+
+
+class ConvMinimal(nn.Module):
+    """The conv recipe's network (a fresh copy of its layers) without aekit's loop around it."""
+
+    def __init__(self, options: dict) -> None:
+        super().__init__()
+        m = create_model("conv", (1, 28, 28), **options)
+        self.encoder, self.decoder, self.shape = m.encoder, m.decoder, m.input_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x)).reshape(x.shape[0], *self.shape)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared/datasets/mnist"))
-    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--models", default="deep,small,conv")
+    ap.add_argument("--precisions", default="fp32,bf16", help="aekit's precisions to measure")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--out", default="benchmarks/results/throughput.json")
     args = ap.parse_args()
+    from aekit.device import resolve_device
+
+    device = resolve_device(args.device)
+    from sklearn.neural_network import MLPRegressor
+
     torch.manual_seed(0)
+    rng = np.random.default_rng(0)
     ds = load_dataset("mnist", args.data_dir)
     train = Split(ds.train.x)
-    x_float = torch.from_numpy(ds.train.x.reshape(len(ds.train.x), -1).astype(np.float32) / 255.0)
+    x_img = torch.from_numpy(ds.train.x.astype(np.float32) / 255.0).to(device)
+    x_flat = x_img.reshape(len(x_img), -1)
+    precisions = args.precisions.split(",")
     results = []
-    for name, (layers, code, steps) in MODELS.items():
-        model = create_model("mlp", (1, 28, 28), layers=layers, code=code, activation="relu")
-        model.resolve_output("unit")
-        net = minimal_net(layers, code)
+    for key in args.models.split(","):
+        label, family, options, steps = MODELS[key]
+        models = {p: create_model(family, (1, 28, 28), **options) for p in precisions}
+        for m in models.values():
+            m.resolve_output("unit")
+        if family == "conv":
+            net, x_min = ConvMinimal(options), x_img
+        else:
+            net, x_min = minimal_net(options["layers"], options["code"]), x_flat
+        net.to(device)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        run_aekit(model, train, steps // 4)  # warm-up both
-        run_minimal(net, opt, x_float, steps // 4)
-        ours, theirs = [], []
+        runners = {f"aekit {p}": partial(run_aekit, models[p], train, steps, p, device) for p in precisions}
+        runners["minimal fp32"] = partial(run_minimal, net, opt, x_min, steps)
+        if key == "small" and device.type == "cpu":
+            reg = MLPRegressor(hidden_layer_sizes=(options["code"],), batch_size=BATCH, learning_rate_init=1e-3,
+                               random_state=0)
+            x_np = x_flat.cpu().numpy()
+            reg.partial_fit(x_np[:BATCH], x_np[:BATCH])
+            runners["MLPRegressor"] = partial(run_sklearn, reg, x_np, steps, rng)
+        for run in runners.values():  # warm-up
+            run()
+        speeds: dict[str, list[float]] = {name: [] for name in runners}
+        order = list(runners)
         for r in range(args.rounds):
-            if r % 2 == 0:
-                ours.append(run_aekit(model, train, steps))
-                theirs.append(run_minimal(net, opt, x_float, steps))
-            else:
-                theirs.append(run_minimal(net, opt, x_float, steps))
-                ours.append(run_aekit(model, train, steps))
-        a, m = statistics.median(ours), statistics.median(theirs)
-        ratio = statistics.median(o / t for o, t in zip(ours, theirs, strict=True))
-        results.append({"model": name, "batch_size": BATCH, "steps": steps, "rounds": args.rounds,
-                        "aekit_samples_per_s": round(a), "minimal_samples_per_s": round(m), "ratio": round(ratio, 3),
-                        "aekit_all": [round(v) for v in ours], "minimal_all": [round(v) for v in theirs]})
-    print(f"{'model':<26} {'aekit samples/s':>16} {'minimal loop':>13} {'ratio':>6}")
+            for name in order if r % 2 == 0 else order[::-1]:
+                speeds[name].append(runners[name]())
+            print(f"{label}: round {r + 1}/{args.rounds}", flush=True)
+        base = speeds["minimal fp32"]
+        for name, v in speeds.items():
+            ratio = statistics.median(a / b for a, b in zip(v, base, strict=True))
+            results.append({"model": label, "contender": name, "batch_size": BATCH, "steps": steps,
+                            "rounds": args.rounds, "samples_per_s": round(statistics.median(v)),
+                            "ratio_to_minimal": round(ratio, 3), "all": [round(x) for x in v]})
+        if "MLPRegressor" in speeds:
+            for p in precisions:
+                v = speeds[f"aekit {p}"]
+                results.append({"model": label, "contender": f"aekit {p} / MLPRegressor", "ratio": round(
+                    statistics.median(a / b for a, b in zip(v, speeds["MLPRegressor"], strict=True)), 3)})
+    print(f"\n{'model':<26} {'contender':<16} {'samples/s':>10} {'vs minimal fp32':>16}")
     for r in results:
-        print(f"{r['model']:<26} {r['aekit_samples_per_s']:>16,} {r['minimal_samples_per_s']:>13,} {r['ratio']:>6.3f}")
+        if "samples_per_s" in r:
+            print(f"{r['model']:<26} {r['contender']:<16} {r['samples_per_s']:>10,} {r['ratio_to_minimal']:>15.2f}x")
+        else:
+            print(f"{r['model']:<26} {r['contender']:<30} {r['ratio']:>6.2f}x")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": "cpu"}
+    from aekit.device import cpu_has_fast_bf16
+
+    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "cpu_fast_bf16": cpu_has_fast_bf16()}
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     print(f"wrote {out}")
 

@@ -139,3 +139,32 @@ def test_block_noise_zeroes_one_square_per_image():
         parse_noise("block:20")(x, None)
     with pytest.raises(AekitError, match="needs images"):
         parse_noise("block:2")(torch.ones(3, 5), None)
+
+
+def test_block_noise_fills_with_the_training_mean_image(small_images):
+    import dataclasses
+
+    from aekit.training.loop import mean_image
+
+    fill = torch.full((1, 10, 12), 0.25)
+    out = dataclasses.replace(parse_noise("block:4"), fill=fill)(torch.ones(6, 1, 10, 12), torch.Generator())
+    assert ((out == 0.25).reshape(6, -1).sum(1) == 16).all() and ((out == 1) | (out == 0.25)).all()
+    x = torch.from_numpy(small_images.train.x)
+    assert torch.allclose(mean_image(x, chunk=7), x.float().mean(0) / 255, atol=1e-6)
+
+
+def test_infill_second_pass_keeps_observed_pixels(small_images):
+    import dataclasses
+
+    from aekit.registry import create_model
+    from aekit.training.loop import infill_second_pass
+
+    model = create_model("mlp", (1, 28, 28), code=8)
+    model.resolve_output("unit")
+    noise = dataclasses.replace(parse_noise("block:6"), fill=torch.full((1, 28, 28), 0.5))
+    x = torch.from_numpy(small_images.train.x[:16]).float() / 255
+    out = infill_second_pass(model, noise, x, torch.Generator().manual_seed(0))
+    _, mask = noise.block(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out[~mask.expand_as(x)], x[~mask.expand_as(x)])
+    hole = out[mask.expand_as(x)]
+    assert not torch.all(hole == 0.5) and hole.min() >= 0 and hole.max() <= 1  # the model's guesses, in range

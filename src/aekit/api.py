@@ -61,10 +61,13 @@ def train(
     from aekit.device import resolve_device
     from aekit.registry import create_model
     from aekit.training import checkpoint as ckpt
+    from aekit.training import distributed
     from aekit.training.loop import fit
 
     cfg = config or RunConfig()
     cfg = apply_overrides(cfg, _dotted(cfg, overrides)).validate()
+    if out is None and distributed.env_world_size() > 1:
+        raise AekitError("distributed training needs --out DIR (every process must name the same run directory)")
     out = Path(out) if out is not None else default_run_dir(cfg.model.get("name", "mlp"))
     if resume:
         if not (out / "config.json").is_file():
@@ -73,17 +76,23 @@ def train(
         raise AekitError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     ds = dataset if dataset is not None else load_data(cfg, progress=bool(progress))
     device = resolve_device(cfg.train.device)
+    rank, _ = distributed.setup(device)
     torch.manual_seed(cfg.train.seed)
     opts = {k: v for k, v in cfg.model.items() if k != "name"}
     model = create_model(cfg.model.get("name", "mlp"), ds.sample_shape, **opts)
     model.resolve_output(ds.value_range)
     info = {"aekit_version": _version(), "run": cfg.to_dict(), "model": model.config(), "data": ds.describe()}
-    ckpt.write_json(out / "config.json", info)
+    if rank == 0:
+        ckpt.write_json(out / "config.json", info)
 
     d = cfg.data
     train_split = ds.split("train", d.val_fraction, d.split_seed)
     val_split = ds.split("val", d.val_fraction, d.split_seed) if d.val_fraction > 0 else None
     res = fit(model, train_split, val_split, cfg.train, out, device=device, resume=resume, progress=progress)
+    distributed.finish()
+    if rank != 0:  # the other processes of a distributed run: rank 0 evaluates and writes
+        model.cpu().eval()
+        return Run(out, model, {}, cfg)
 
     splits = {"train": train_split, "val": val_split, "test": ds.test}
     metrics = {name: evaluate_model(model, s.x, cfg.train.eval_batch_size)
@@ -175,11 +184,11 @@ def check_shape(model: Any, ds: Dataset) -> None:
 
 
 def evaluate_model(model: Any, x: np.ndarray, batch_size: int = 2048) -> dict[str, Any]:
+    from aekit.data.mapped import chunks
     from aekit.metrics import ReconMeter, as_float
 
     meter = ReconMeter(model.output == "sigmoid")
-    for i in range(0, len(x), batch_size):
-        xb = x[i : i + batch_size]
+    for xb in chunks(x, batch_size):
         meter.update(as_float(xb), model.reconstruct(xb))
     return meter.result()
 
@@ -352,11 +361,14 @@ def pretrain(layers: list[int], mode: str = "greedy", noise: str | list[str] | N
 def finetune(pretrained: Any, labels: int | str = "all", stage: str = "both", init: str = "pretrained",
              out: str | Path | None = None, data: str | None = None, data_dir: str | None = None, epochs: int = 30,
              batch_size: int = 128, lr: float = 1e-3, patience: int | None = 5, seed: int = 0,
+             dropout: float = 0.0, shift: int = 0, schedule: str = "none", weight_decay: float = 0.0,
              dataset: Dataset | None = None) -> dict[str, Any]:
     """Turn a pre-trained encoder into a classifier: step 1 trains a new softmax layer on the frozen
     encoder (``stage="top"``), step 2 the whole network (``"all"``); ``"both"`` does one then the other.
     ``init="random"`` trains the same network from scratch with the same budget. Returns the summary
-    (test error in %), and writes a run directory if ``out`` is given."""
+    (test error in %), and writes a run directory if ``out`` is given. ``dropout``, ``shift`` (random
+    translations of training images by up to that many pixels), ``schedule`` ("cosine") and
+    ``weight_decay`` regularise long fine-tuning on many labels."""
     import torch
 
     from aekit.registry import create_model
@@ -374,6 +386,12 @@ def finetune(pretrained: Any, labels: int | str = "all", stage: str = "both", in
         raise AekitError(f"unknown stage {stage!r}; use top, all or both")
     if init not in INITS:
         raise AekitError(f"unknown init {init!r}; use pretrained or random")
+    if schedule not in ("none", "cosine"):
+        raise AekitError(f"unknown fine-tuning schedule {schedule!r}; use none or cosine")
+    if shift < 0:
+        raise AekitError(f"--shift must be 0 or more pixels, got {shift}")
+    if not 0 <= dropout < 1:
+        raise AekitError(f"--dropout must lie in [0, 1), got {dropout}")
     ae, info = _model_and_info(pretrained)
     if dataset is not None:
         ds, cfg = dataset, RunConfig.from_dict(info.get("run", {}))
@@ -396,9 +414,10 @@ def finetune(pretrained: Any, labels: int | str = "all", stage: str = "both", in
     if init == "random":
         mc = ae.config()
         ae = create_model(mc.pop("name"), tuple(mc.pop("input_shape")), **mc)
-    model = Classifier(ae.encoder, ae.code_size, n_classes)
+    model = Classifier(ae.encoder, ae.code_size, n_classes, dropout=dropout)
     stages = ["top", "all"] if stage == "both" else [stage]
-    results = [train_stage(model, s, tr.x[idx], tr.y[idx], xv, yv, epochs, batch_size, lr, patience, seed + k)
+    results = [train_stage(model, s, tr.x[idx], tr.y[idx], xv, yv, epochs, batch_size, lr, patience, seed + k,
+                           weight_decay=weight_decay, shift=shift, schedule=schedule)
                for k, s in enumerate(stages)]
     test_acc = accuracy(model, ds.test.x, ds.test.y)
     summary = {"labels": n_lab, "n_val": len(yv), "stage": stage, "init": init, "n_classes": n_classes,
@@ -411,6 +430,8 @@ def finetune(pretrained: Any, labels: int | str = "all", stage: str = "both", in
                 "model": ae.config(), "n_classes": n_classes, "data": ds.describe(),
                 "finetune": {"labels": labels, "stage": stage, "init": init, "epochs": epochs,
                              "batch_size": batch_size, "lr": lr, "patience": patience, "seed": seed,
+                             "dropout": dropout, "shift": shift, "schedule": schedule,
+                             "weight_decay": weight_decay,
                              "pretrained": str(getattr(pretrained, "run_dir", pretrained))}}
         save_classifier(out, model, conf, summary)
         summary["run_dir"] = str(out)

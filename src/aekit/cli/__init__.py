@@ -31,7 +31,9 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # `train --nproc N` hands the same arguments to torchrun
     try:
         return args.func(args)
     except AekitError as exc:

@@ -20,6 +20,45 @@ TRAIN_FLAGS = {  # flag dest -> config key
 }
 
 
+def strip_nproc(argv: list[str]) -> list[str]:
+    """The command line without ``--nproc N`` / ``--nproc=N``, for the processes torchrun starts."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def launch_distributed(args: argparse.Namespace, cfg, overrides: dict) -> int:
+    """``--nproc N``: check the arguments here (one clear line on bad input), then start torchrun."""
+    from aekit.api import load_data
+    from aekit.config import apply_overrides
+    from aekit.device import resolve_device
+    from aekit.registry import create_model
+    from aekit.training.distributed import launch
+
+    if args.nproc < 1:
+        raise AekitError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.out is None:
+        raise AekitError("--nproc needs --out DIR (every process must name the same run directory)")
+    checked = apply_overrides(cfg, {k: v for k, v in overrides.items() if v is not None}).validate()
+    device = resolve_device(checked.train.device)
+    if device.type == "cuda":
+        import torch
+
+        if args.nproc > torch.cuda.device_count():
+            raise AekitError(f"--nproc {args.nproc} on CUDA needs as many GPUs; {torch.cuda.device_count()} visible")
+    ds = load_data(checked)
+    create_model(checked.model.get("name", "mlp"), ds.sample_shape, **{k: v for k, v in checked.model.items()
+                                                                          if k != "name"})
+    del ds  # the processes load their own copy
+    return launch(args.nproc, strip_nproc(args.argv))
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from aekit.api import train
     from aekit.config import RunConfig, load_config
@@ -36,7 +75,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = {key: getattr(args, dest) for dest, key in TRAIN_FLAGS.items()}
     if overrides["model.name"] not in (None, cfg.model.get("name")):
         cfg.model = {"name": overrides["model.name"]}  # another family: its own defaults, not the file's options
+    if args.nproc is not None:
+        return launch_distributed(args, cfg, overrides)
     run = train(cfg, args.out, resume=args.resume, progress=progress(args), **overrides)
+    if not run.summary:  # a distributed run's other processes: rank 0 reports
+        return 0
     m = run.summary["metrics"]
     if args.json:
         json_out({"run_dir": str(run.dir), **run.summary})
@@ -144,6 +187,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="autocast precision of the forward pass (fp32 master weights; default fp32)")
     t.add_argument("--out", metavar="DIR", help="run directory (default runs/<time>-<model>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--nproc", type=int, metavar="N",
+                   help="train data-parallel in N processes (starts torchrun; --batch-size is the global batch)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--json", action="store_true", help="print the summary as JSON")
     t.set_defaults(func=cmd_train)

@@ -154,7 +154,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ipt.add_argument("--mask", required=True, metavar="SPEC", help="center:S | random:F | rows:A-B | FILE.png")
     ipt.add_argument("--iters", type=int, default=20)
     ipt.add_argument("--start", default="mean", choices=["mean", "zeros"],
-                     help="first guess for the missing pixels (zeros suits models trained with block/masking noise)")
+                     help="first guess for the missing pixels (mean: what block:S training fills in; "
+                          "zeros: what masking noise leaves)")
     data_flags(ipt)
     ipt.add_argument("--split", default="test", choices=["train", "val", "test"])
     ipt.add_argument("--out", metavar="inpaint.png", help="default DIR/inpaint.png")

@@ -1,6 +1,7 @@
 """Array sources: ``npy:PATH``, ``npz:PATH``, ``csv:PATH`` and ``images:DIR``.
 
-Sources that carry no test part are split 80/20 with a fixed seed (:func:`holdout`).
+Sources that carry no test part are split 80/20 with a fixed seed (:func:`holdout`); a large
+``.npy`` file is memory-mapped instead and its last 20% is the test part (:mod:`aekit.data.mapped`).
 2-D float arrays are tabular rows; 3-D arrays are single-channel images ``(N, H, W)`` and 4-D
 arrays are ``(N, C, H, W)``. uint8 arrays are taken as images scaled by 255.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aekit.data import mapped
 from aekit.data.dataset import Dataset, Split, holdout
 from aekit.errors import AekitError
 
@@ -48,6 +50,7 @@ def _labels(y: np.ndarray | None, name: str) -> np.ndarray | None:
 
 
 def load_npy(path: str) -> Dataset:
+    """A ``.npy`` array; from :data:`~aekit.data.mapped.MMAP_MIN_BYTES` on (uint8 or float32), memory-mapped."""
     p = Path(path)
     if not p.is_file():
         raise AekitError(f"{p}: file not found")
@@ -55,9 +58,25 @@ def load_npy(path: str) -> Dataset:
         x = np.load(p, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
         raise AekitError(f"{p}: not a readable .npy array ({exc})") from None
+    if mapped.is_mapped(x) and x.nbytes >= mapped.MMAP_MIN_BYTES and x.dtype in (np.uint8, np.float32):
+        return _mapped_dataset(x, str(p), f"npy:{path}")
     x, kind = _as_samples(np.asarray(x), str(p))
     train, test = holdout(x, None)
     return Dataset(f"npy:{path}", train, test, kind=kind)
+
+
+def _mapped_dataset(x: np.ndarray, where: str, name: str) -> Dataset:
+    """A dataset over a read-only map: views only, checked piece by piece, split into contiguous blocks."""
+    if x.ndim not in (2, 3, 4):
+        raise AekitError(f"{where}: expected a 2-D (rows), 3-D (N,H,W) or 4-D (N,C,H,W) array, got shape {x.shape}")
+    kind = "tabular" if x.ndim == 2 else "image"
+    if x.ndim == 3:
+        x = x[:, None]
+    if not mapped.all_finite(x):
+        raise AekitError(f"{where}: contains NaN or infinite values; clean or impute them first")
+    n_test = round(len(x) * 0.2) if len(x) > 1 else 0
+    return Dataset(name, Split(x[: len(x) - n_test]), Split(x[len(x) - n_test :]), kind=kind,
+                   meta={"memory_mapped": True})
 
 
 def load_npz(path: str) -> Dataset:

@@ -1,8 +1,10 @@
-"""In-memory datasets: compact arrays with shape and label metadata, and deterministic splits.
+"""Datasets: compact arrays with shape and label metadata, and deterministic splits.
 
 Images are stored as uint8 ``(N, C, H, W)`` and stay uint8 until a batch is formed (a quarter of
 the memory of float32); tabular data is float32 ``(N, D)``. The validation split is carved out of
 the training data with its own fixed seed, so it does not move when the training seed changes.
+Memory-mapped arrays (large ``.npy`` files, see :mod:`aekit.data.mapped`) are split into
+contiguous blocks instead, so that no part of them is copied into memory.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from aekit.data.mapped import is_mapped, min_max
 from aekit.errors import AekitError
 
 SPLITS = ("train", "val", "test")
@@ -40,6 +43,8 @@ class Dataset:
 
     def __post_init__(self) -> None:
         for part in (self.train, self.test):
+            if is_mapped(part.x):  # checked piece by piece by its loader; converting would read it all
+                continue
             if part.x.dtype != np.uint8:
                 part.x = np.asarray(part.x, dtype=np.float32)
                 if not np.isfinite(part.x).all():
@@ -67,8 +72,8 @@ class Dataset:
             return self.meta["value_range"]
         if self.train.x.dtype == np.uint8:
             return "unit"
-        lo = min(self.train.x.min(), self.test.x.min() if len(self.test) else 0.0)
-        hi = max(self.train.x.max(), self.test.x.max() if len(self.test) else 1.0)
+        (lo_tr, hi_tr), (lo_te, hi_te) = min_max(self.train.x), min_max(self.test.x)
+        lo, hi = min(lo_tr, lo_te if len(self.test) else 0.0), max(hi_tr, hi_te if len(self.test) else 1.0)
         self.meta["value_range"] = "unit" if lo >= 0.0 and hi <= 1.0 else "real"
         return self.meta["value_range"]
 
@@ -84,6 +89,9 @@ class Dataset:
             raise AekitError(f"val_fraction must be in [0, 1), got {val_fraction}")
         n = len(self.train)
         n_val = round(n * val_fraction)
+        if is_mapped(self.train.x):  # contiguous: the last rows validate, and no part is copied into memory
+            sl = slice(n - n_val, n) if name == "val" else slice(0, n - n_val)
+            return Split(self.train.x[sl], None if self.train.y is None else self.train.y[sl])
         order = np.random.default_rng(seed).permutation(n)
         idx = np.sort(order[:n_val] if name == "val" else order[n_val:])
         y = None if self.train.y is None else self.train.y[idx]

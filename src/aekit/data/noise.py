@@ -5,14 +5,17 @@ A spec is ``kind:level``:
 - ``gaussian:σ``: add N(0, σ²) noise to every value;
 - ``masking:ν``: set a fraction ν of the values, chosen at random, to 0;
 - ``salt-pepper:ν``: set a fraction ν of the values to 0 or 1, each with probability 1/2;
-- ``block:S``: set an S x S square of each image, at a random place, to 0 (trains infilling).
+- ``block:S``: replace an S x S square of each image, at a random place, with the training set's
+  mean image (0 when no mean is given). This trains infilling: the inpainting iteration starts
+  from the mean image in the missing pixels, so the model learns from exactly that input. The
+  training loop also shows the model its own later iterations (see ``training/loop.py``).
 For data in [0, 1] the corrupted input is clipped back to [0, 1]. During training a corruption is
 drawn afresh for every batch; the target is always the clean input.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -27,13 +30,15 @@ class Noise:
     kind: str
     level: float
     clip: bool = True
+    # What block:S writes into the square: the training mean image (set by the training loop).
+    fill: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Corrupt a batch (a new tensor); ``generator`` makes the draw repeatable."""
         if self.kind == "gaussian":
             out = x + self.level * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         elif self.kind == "block":
-            out = x.masked_fill(self._block_mask(x, generator), 0.0)
+            out = self.block(x, generator)[0]
         else:
             hit = torch.rand(x.shape, generator=generator, device=x.device) < self.level
             if self.kind == "masking":
@@ -42,6 +47,12 @@ class Noise:
                 salt = torch.rand(x.shape, generator=generator, device=x.device) < 0.5
                 out = torch.where(hit, salt.to(x.dtype), x)
         return out.clamp_(0.0, 1.0) if self.clip else out
+
+    def block(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``block:S``: the filled batch and the (B, 1, H, W) mask of the square."""
+        mask = self._block_mask(x, generator)
+        out = x.masked_fill(mask, 0.0) if self.fill is None else torch.where(mask, self.fill.to(x.dtype), x)
+        return out, mask
 
     def _block_mask(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """(B, 1, H, W) mask of one S x S square per image at a uniformly random position."""

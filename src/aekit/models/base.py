@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aekit.data import mapped
 from aekit.errors import AekitError
 from aekit.models.penalties import contractive_general, parse_sparse
 
@@ -44,6 +45,13 @@ def check_positive(what: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise AekitError(f"{what} must be a positive whole number, got {value!r}")
     return value
+
+
+def _scaled(piece: np.ndarray) -> np.ndarray:
+    """A contiguous float32 copy of a piece (uint8 pieces come from memory maps and are scaled here)."""
+    if piece.dtype == np.uint8:
+        return piece.astype(np.float32) / 255.0
+    return np.array(piece) if mapped.is_mapped(piece) else np.ascontiguousarray(piece)  # maps are read-only
 
 
 @dataclass
@@ -132,6 +140,8 @@ class Autoencoder(nn.Module):
             if math.prod(x.shape[1:]) != self.n_inputs:
                 raise AekitError(f"the model takes samples of shape {self.input_shape}, got {x.shape[1:]}")
             x = x.reshape(len(x), *self.input_shape)
+        if mapped.is_mapped(x) and x.dtype in (np.uint8, np.float32):
+            return x  # read, scaled and checked piece by piece (the loader checked the values)
         x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else np.asarray(x, dtype=np.float32)
         if not np.isfinite(x).all():
             raise AekitError("input contains NaN or infinite values")
@@ -142,8 +152,8 @@ class Autoencoder(nn.Module):
         device = next(self.parameters()).device
         was_training = self.training
         self.eval()  # NumPy in, NumPy out is inference
-        outs = [fn(torch.from_numpy(np.ascontiguousarray(x[i : i + batch])).to(device)).float().cpu().numpy()
-                for i in range(0, len(x), batch)]
+        outs = [fn(torch.from_numpy(_scaled(piece)).to(device)).float().cpu().numpy()
+                for piece in mapped.chunks(x, batch)]  # a memory-mapped x is read piece by piece
         self.train(was_training)
         if outs:
             return np.concatenate(outs)

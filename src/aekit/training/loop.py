@@ -12,6 +12,7 @@ only every ``log_every`` steps, so small models are not slowed by a host sync pe
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import sys
@@ -25,7 +26,9 @@ import numpy as np
 import torch
 
 from aekit.config import TrainConfig
+from aekit.data import mapped
 from aekit.data.dataset import Split
+from aekit.data.noise import Noise
 from aekit.device import autocast_dtype
 from aekit.errors import AekitError
 from aekit.metrics import ReconMeter
@@ -54,6 +57,49 @@ def to_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
 def as_batch(xb: torch.Tensor) -> torch.Tensor:
     """uint8 -> float32 in [0, 1]; float data passes through."""
     return xb.float().mul_(1.0 / 255.0) if xb.dtype == torch.uint8 else xb
+
+
+def mean_image(x: torch.Tensor | np.ndarray, chunk: int = 8192, device: torch.device | None = None) -> torch.Tensor:
+    """Per-value mean of a dataset in fp32, summed in chunks (uint8 data is never widened whole)."""
+    if isinstance(x, torch.Tensor):
+        pieces = (x[i : i + chunk] for i in range(0, len(x), chunk))
+        device = x.device
+    else:  # a memory map: read-only pieces, copied
+        pieces = (torch.from_numpy(np.array(p)) for p in mapped.chunks(x, chunk))
+        device = device or torch.device("cpu")
+    total = torch.zeros(x.shape[1:], dtype=torch.float32, device=device)
+    for piece in pieces:
+        total += as_batch(piece.to(device)).sum(0)
+    return total / max(len(x), 1)
+
+
+MAX_GUESS_PASSES = 4
+
+
+@torch.no_grad()
+def infill_second_pass(model: Autoencoder, noise: Noise, xb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The input of infilling's second iteration: the square filled with the model's own first guess.
+
+    Inpainting repeats "reconstruct, keep the observed pixels". A model trained only on mean-filled
+    squares has never seen its own guesses there, and the repetition drifts (its blurry guess is
+    read as a faint stroke, and so on). Every other ``block:S`` batch shows it those guesses, with
+    the clean image as the target, so that the repetition has the first answer as its fixed point.
+    """
+    cur, mask = noise.block(xb, generator)
+    passes = int(torch.randint(1, MAX_GUESS_PASSES + 1, (1,), generator=generator))
+    for _ in range(passes):
+        cur = torch.where(mask, model(cur).recon.to(xb.dtype), xb)
+    return cur
+
+
+def take_rows(x: torch.Tensor | np.ndarray, idx: torch.Tensor, device: torch.device,
+              budget: mapped.PageBudget) -> torch.Tensor:
+    """Rows ``idx`` of the training data: ``index_select`` on a tensor; sorted reads from a memory map."""
+    if isinstance(x, torch.Tensor):
+        return x.index_select(0, idx)
+    rows = x[np.sort(idx.cpu().numpy())]
+    budget.add_rows(len(rows), rows[0].nbytes if len(rows) else 0)
+    return torch.from_numpy(rows).to(device)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -89,13 +135,17 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
 
 
 @torch.no_grad()
-def evaluate_tensor(model: Autoencoder, x: torch.Tensor, batch_size: int, unit_range: bool) -> dict[str, Any]:
-    """Mean model loss and reconstruction metrics of ``model`` on a whole split tensor."""
+def evaluate_tensor(model: Autoencoder, x: torch.Tensor | np.ndarray, batch_size: int,
+                    unit_range: bool) -> dict[str, Any]:
+    """Mean model loss and reconstruction metrics of ``model`` on a whole split (a tensor or a memory map)."""
     was_training = model.training
     model.eval()
     meter, loss_sum = ReconMeter(unit_range), 0.0
-    for i in range(0, len(x), batch_size):
-        xb = as_batch(x[i : i + batch_size])
+    device = next(model.parameters()).device
+    pieces = (x[i : i + batch_size] for i in range(0, len(x), batch_size)) if isinstance(x, torch.Tensor) \
+        else mapped.chunks(x, batch_size)
+    for piece in pieces:
+        xb = as_batch(piece if isinstance(piece, torch.Tensor) else torch.from_numpy(np.array(piece)).to(device))
         out = model(xb)
         loss_sum += float(out.loss) * len(xb)
         meter.update(xb.cpu().numpy(), out.recon.float().cpu().numpy())
@@ -142,8 +192,12 @@ def fit(
     """
     from tqdm.auto import tqdm
 
+    from aekit.training import distributed
+
     device = device or next(model.parameters()).device
     out = Path(out_dir) if out_dir is not None else None
+    rank, world = distributed.rank_and_size()
+    writes = out is not None and rank == 0  # only rank 0 writes; every rank reads to resume
     progress = sys.stdout.isatty() if progress is None else progress
     unit_range = model.output == "sigmoid"
     model.to(device).train()
@@ -151,13 +205,24 @@ def fit(
         from aekit.data.noise import parse_noise
 
         corrupt = parse_noise(cfg.noise, clip=unit_range)
-    x_train = to_tensor(train.x, device)
-    x_val = to_tensor(val.x, device) if val is not None and len(val) else None
+    # A memory-mapped split stays on disk: batches are read from the map (see aekit.data.mapped).
+    x_train = train.x if mapped.is_mapped(train.x) else to_tensor(train.x, device)
+    budget = mapped.PageBudget(train.x)
+    second_pass = isinstance(corrupt, Noise) and corrupt.kind == "block"
+    if second_pass and corrupt.fill is None:
+        corrupt = dataclasses.replace(corrupt, fill=mean_image(x_train, device=device))
+    x_val = None
+    if val is not None and len(val):
+        x_val = val.x if mapped.is_mapped(val.x) else to_tensor(val.x, device)
+    # Convolutions on a GPU run fastest on NHWC tensors (tensor cores): weights and batches go channels-last.
+    channels_last = device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
     gens = {"perm": torch.Generator().manual_seed(cfg.seed), "noise": torch.Generator(device).manual_seed(cfg.seed + 1)}
     res = FitResult()
     start_epoch, bad_epochs = 0, 0
-    best_state: dict[str, torch.Tensor] | None = None  # kept in memory when there is no out_dir
+    best_state: dict[str, torch.Tensor] | None = None  # kept in memory when this process writes no files
 
     if resume:
         if out is None or not (out / "last" / "state.json").is_file():
@@ -166,6 +231,11 @@ def fit(
         model.load_state_dict(ckpt.load_tensors(out / "last" / "model.safetensors"))
         saved = ckpt.load_tensors(out / "last" / "optimizer.safetensors")
         ckpt.restore_optimizer(opt, {k: v for k, v in saved.items() if not k.startswith("rng.")}, state["optimizer"])
+        if channels_last:  # restored moments are NCHW; fused steps need the parameters' own layout
+            for p_, st in opt.state.items():
+                for k, v in st.items():
+                    if isinstance(v, torch.Tensor) and v.shape == p_.shape:
+                        st[k] = torch.empty_like(p_).copy_(v)
         for k, g in gens.items():
             g.set_state(saved[f"rng.{k}"])
         torch.set_rng_state(saved["rng.torch"])
@@ -173,6 +243,12 @@ def fit(
         res.history, res.best_val_loss, res.best_epoch = state["history"], state["best_val_loss"], state["best_epoch"]
         res.steps = state["steps"]
 
+    step_model: torch.nn.Module = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        progress = progress and rank == 0
     amp = autocast_dtype(cfg.precision, device)
     # fp16 needs loss scaling to keep small gradients from flushing to zero; bf16 has fp32's range.
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
@@ -190,12 +266,26 @@ def fit(
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
                    leave=False, unit="step", file=sys.stderr)
         for i in range(steps_per_epoch):
-            xb = as_batch(x_train.index_select(0, perm[i * bs : (i + 1) * bs]))
-            inp = corrupt(xb, gens["noise"]) if corrupt is not None else xb
+            xb = as_batch(take_rows(x_train, perm[i * bs : (i + 1) * bs], device, budget))
+            if world > 1 and len(xb) < world:  # a last batch too small to give every rank a row: skipped by all
+                continue
+            if second_pass and i % 2 == 1:
+                inp = infill_second_pass(model, corrupt, xb, gens["noise"])
+            else:
+                inp = corrupt(xb, gens["noise"]) if corrupt is not None else xb
+            if channels_last:
+                inp = inp.contiguous(memory_format=torch.channels_last)
+            scale = 1.0
+            if world > 1:  # this rank's slice of the global batch (corrupted whole: the same draw as one process)
+                n_global = len(xb)
+                xb, inp = xb[rank::world], inp[rank::world]
+                # DDP averages the ranks' gradients; weighting each rank's mean by its share of the
+                # global batch makes that average the global batch's mean, even for uneven slices.
+                scale = len(xb) * world / n_global
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                out_ = model(inp, target=xb)
+                out_ = step_model(inp, target=xb)
             opt.zero_grad(set_to_none=True)
-            scaler.scale(out_.loss).backward()
+            scaler.scale(out_.loss * scale if scale != 1.0 else out_.loss).backward()
             if cfg.clip_grad:
                 scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
@@ -210,6 +300,10 @@ def fit(
             if cfg.max_steps is not None and res.steps >= cfg.max_steps:
                 break
         bar.close()
+        if world > 1:  # one exchange per epoch: the mean training loss over all ranks
+            totals = distributed.all_reduce_sum(torch.stack([loss_sum.double(), torch.tensor(
+                float(done), dtype=torch.float64, device=device)]))
+            loss_sum, done = totals[0], int(totals[1])
         train_loss = float(loss_sum) / max(done, 1)
         if not math.isfinite(train_loss):
             raise AekitError(f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower the learning rate")
@@ -219,6 +313,8 @@ def fit(
         improved = False
         if x_val is not None:
             m = evaluate_tensor(model, x_val, cfg.eval_batch_size, unit_range)
+            # Every rank takes rank 0's figure, so that all make the same early-stopping decision.
+            m["loss"] = distributed.broadcast_float(m["loss"], device)
             row.update(val_loss=m["loss"], val_mse=m["mse"], val_sse_per_image=m["sse_per_image"])
             improved = m["loss"] < res.best_val_loss
         else:
@@ -226,7 +322,7 @@ def fit(
         if improved:
             res.best_val_loss = row.get("val_loss", train_loss)
             res.best_epoch, bad_epochs = epoch + 1, 0
-            if out is not None:
+            if writes:
                 ckpt.save_tensors(out / "model.safetensors", model.state_dict())
             else:
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -236,7 +332,7 @@ def fit(
         if progress:
             val_txt = f" val {row['val_loss']:.4g}" if "val_loss" in row else ""
             print(f"epoch {epoch + 1}/{cfg.epochs}: train {train_loss:.4g}{val_txt} ({seconds:.1f}s)", file=sys.stderr)
-        if out is not None:
+        if writes:
             _write_history(out, res.history)
             _save_last(out, model, opt, {"epoch": epoch + 1, "bad_epochs": bad_epochs, "history": res.history,
                                          "best_val_loss": res.best_val_loss, "best_epoch": res.best_epoch,
@@ -247,8 +343,10 @@ def fit(
         if cfg.max_steps is not None and res.steps >= cfg.max_steps:
             break
     res.seconds = time.perf_counter() - t_start
-    if out is not None and (out / "model.safetensors").is_file():
+    if writes and (out / "model.safetensors").is_file():
         model.load_state_dict(ckpt.load_tensors(out / "model.safetensors"))
-    elif best_state is not None:
+    elif best_state is not None:  # no run directory, or a rank other than 0
         model.load_state_dict(best_state)
+    elif out is not None and (out / "model.safetensors").is_file():  # resumed, no better epoch since
+        model.load_state_dict(ckpt.load_tensors(out / "model.safetensors"))
     return res

@@ -1,0 +1,97 @@
+"""Data-parallel training on PyTorch's own engine: torchrun + DistributedDataParallel.
+
+``torchrun --nproc-per-node N -m aekit train ...`` (or ``aekit train --nproc N``) starts N
+processes; each one runs the same :func:`aekit.training.loop.fit`. Every process draws the same
+permutation of the training set each epoch (same seed), gathers the same global batch and keeps
+its own slice of it (rank r takes rows r, r + N, ...), so N processes with a global batch B take
+the same steps as one process with batch B: DistributedDataParallel averages the gradients.
+Only rank 0 writes the run directory, logs and pictures; every rank reads a checkpoint to resume.
+
+The backend is gloo on CPU and nccl on CUDA. Multi-node runs use torchrun's rendezvous flags
+(``--nnodes``, ``--node-rank``, ``--rdzv-endpoint``); see the README.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+
+from aekit.errors import AekitError
+
+
+def env_world_size() -> int:
+    """The number of processes torchrun started (1 outside torchrun)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def setup(device: torch.device) -> tuple[int, int]:
+    """Join the process group torchrun prepared, once; returns (rank, world size)."""
+    import torch.distributed as dist
+
+    if env_world_size() <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def rank_and_size() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main() -> bool:
+    return rank_and_size()[0] == 0
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over the processes (itself when there is one process)."""
+    import torch.distributed as dist
+
+    if rank_and_size()[1] > 1:
+        dist.all_reduce(t)
+    return t
+
+
+def broadcast_float(value: float, device: torch.device) -> float:
+    """Rank 0's ``value`` on every rank (``value`` itself with one process)."""
+    import torch.distributed as dist
+
+    if rank_and_size()[1] == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return float(t.item())
+
+
+def finish() -> None:
+    """Leave the process group (after the last collective of a run)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def launch(nproc: int, argv: list[str]) -> int:
+    """``aekit train --nproc N ...``: run ``torchrun --standalone --nproc-per-node N -m aekit train ...``."""
+    if nproc < 1:
+        raise AekitError(f"--nproc must be at least 1, got {nproc}")
+    if env_world_size() > 1:
+        raise AekitError("--nproc inside a torchrun process: start either torchrun or --nproc, not both")
+    env = dict(os.environ)
+    if "OMP_NUM_THREADS" not in env:  # share the cores instead of every process taking all of them
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "aekit", *argv]
+    return subprocess.call(cmd, env=env)
