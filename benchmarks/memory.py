@@ -3,8 +3,9 @@
 Writes a float32 ``.npy`` of digit-like images (mnist-mini digits, each shifted and faded at
 random; 1,000,000 x 1 x 28 x 28 = 3.1 GB by default) into a temporary folder, then trains the
 784-32-784 autoencoder on it for one epoch in a fresh process (``aekit.train`` on ``npy:FILE``:
-the file is memory-mapped, batches are read from the map) and reports that process's peak
-resident set size (``ru_maxrss``, which counts the mapped file pages it holds too).
+the file is memory-mapped, batches are read from the file) and reports that process's peak
+resident set size (``VmHWM`` in ``/proc/self/status``, which counts the mapped file pages it
+holds too; ``ru_maxrss`` is no use here, as it carries the parent's size over the fork).
 
     python benchmarks/memory.py [--rows 1000000] [--keep DIR]
 """
@@ -24,12 +25,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 import aekit
 t0 = time.perf_counter()
 run = aekit.train(None, sys.argv[2], progress=False, **{"data.name": "npy:" + sys.argv[1], "model.code": 32,
                   "train.epochs": 1, "train.batch_size": 256})
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+# VmHWM: this process's own peak (ru_maxrss would also count the parent's size at fork time).
+hwm_kb = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+print(json.dumps({"peak_rss_mb": hwm_kb / 1024,
                   "train_seconds": run.summary["train_seconds"], "wall_seconds": time.perf_counter() - t0,
                   "test": run.summary["metrics"]["test"], "n_train": run.summary["metrics"]["train"]["n"]}))
 """

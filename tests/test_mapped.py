@@ -63,3 +63,11 @@ def test_page_budget_releases_and_small_files_load_into_memory(tmp_path):
     mapped.release(m)  # dropping pages keeps the data readable
     np.testing.assert_array_equal(np.asarray(m[999]), x[999])
     assert mapped.min_max(m) == (0.0, 19999.0)
+
+
+def test_row_reader_reads_the_rows_of_a_view(tmp_path):
+    x = np.random.default_rng(0).random((300, 3, 5)).astype(np.float32)
+    m = np.load(write(tmp_path, x), mmap_mode="r")
+    view = m[120:250]
+    idx = np.array([0, 3, 3, 77, 129])
+    np.testing.assert_array_equal(mapped.RowReader(view)(idx), x[120:250][idx])
