@@ -54,3 +54,8 @@ def data_flags(p: argparse.ArgumentParser, default: str | None = None) -> None:
                    + (f" (default {default})" if default else " (default: the run's own)"))
     p.add_argument("--data-dir", metavar="DIR",
                    help="folder holding the dataset's files (else $AEKIT_DATA_DIR, the cache, a download)")
+
+
+def split_flag(p: argparse.ArgumentParser) -> None:
+    """``--split train|val|test`` (default test): which part of the data a command reads."""
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])

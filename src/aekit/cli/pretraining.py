@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from aekit.cli.common import data_flags, int_list, json_out, progress
+from aekit.cli.common import data_flags, int_list, json_out, progress, split_flag
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -94,6 +94,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     cl = sub.add_parser("classify", help="accuracy of a fine-tuned classifier")
     cl.add_argument("run", metavar="DIR")
     data_flags(cl)
-    cl.add_argument("--split", default="test", choices=["train", "val", "test"])
+    split_flag(cl)
     cl.add_argument("--json", action="store_true")
     cl.set_defaults(func=cmd_classify)

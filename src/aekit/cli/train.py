@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from aekit.cli.common import data_flags, int_list, json_out, metrics_lines, progress
+from aekit.cli.common import data_flags, int_list, json_out, metrics_lines, progress, split_flag
 from aekit.errors import AekitError
 
 TRAIN_FLAGS = {  # flag dest -> config key
@@ -195,13 +195,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("evaluate", help="reconstruction metrics of a trained run")
     e.add_argument("run", metavar="DIR")
     data_flags(e)
-    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    split_flag(e)
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
     r = sub.add_parser("reconstruct", help="picture of originals above their reconstructions")
     r.add_argument("run", metavar="DIR")
     data_flags(r)
-    r.add_argument("--split", default="test", choices=["train", "val", "test"])
+    split_flag(r)
     r.add_argument("--n", type=int, default=16, help="how many samples (16)")
     r.add_argument("--out", metavar="FILE.png", help="default DIR/reconstructions.png")
     r.set_defaults(func=cmd_reconstruct)
@@ -209,7 +209,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument("method", choices=["pca"])
     b.add_argument("--code", type=int, required=True, help="number of components")
     data_flags(b, default="mnist-mini")
-    b.add_argument("--split", default="test", choices=["train", "val", "test"])
+    split_flag(b)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_baseline)
     d = sub.add_parser("demo", help="offline: the simplest autoencoder on mnist-mini vs PCA")

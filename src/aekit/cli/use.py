@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from aekit.cli.common import data_flags, json_out
+from aekit.cli.common import data_flags, json_out, split_flag
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
@@ -116,20 +116,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     n.add_argument("run", metavar="DIR")
     n.add_argument("--noise", required=True, metavar="KIND:LEVEL", help="gaussian:SIGMA, masking:F or salt-pepper:F")
     data_flags(n)
-    n.add_argument("--split", default="test", choices=["train", "val", "test"])
+    split_flag(n)
     n.add_argument("--out", metavar="FILE.png", help="picture noisy/denoised/clean (default DIR/denoise.png)")
     n.add_argument("--json", action="store_true")
     n.set_defaults(func=cmd_denoise)
     c = sub.add_parser("encode", help="write the codes of a split to .npy or .csv (labels alongside)")
     c.add_argument("run", metavar="DIR")
     data_flags(c)
-    c.add_argument("--split", default="test", choices=["train", "val", "test"])
+    split_flag(c)
     c.add_argument("--out", required=True, metavar="codes.npy|codes.csv")
     c.set_defaults(func=cmd_encode)
     lm = sub.add_parser("latent-map", help="picture of the codes in 2-D, coloured by label")
     lm.add_argument("run", metavar="DIR")
     data_flags(lm)
-    lm.add_argument("--split", default="test", choices=["train", "val", "test"])
+    split_flag(lm)
     lm.add_argument("--method", default="pca", choices=["pca", "tsne"], help="for codes of more than 2 numbers")
     lm.add_argument("--out", required=True, metavar="map.png")
     lm.set_defaults(func=cmd_latent_map)
@@ -146,7 +146,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ip.add_argument("--to", dest="dst", required=True, metavar="J|FILE")
     ip.add_argument("--steps", type=int, default=10)
     data_flags(ip)
-    ip.add_argument("--split", default="test", choices=["train", "val", "test"])
+    split_flag(ip)
     ip.add_argument("--out", metavar="strip.png", help="default DIR/interpolation.png")
     ip.set_defaults(func=cmd_interpolate)
     ipt = sub.add_parser("inpaint", help="fill masked pixels; PSNR on them vs mean-image and nearest fills")
@@ -157,14 +157,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                      help="first guess for the missing pixels (mean: what block:S training fills in; "
                           "zeros: what masking noise leaves)")
     data_flags(ipt)
-    ipt.add_argument("--split", default="test", choices=["train", "val", "test"])
+    split_flag(ipt)
     ipt.add_argument("--out", metavar="inpaint.png", help="default DIR/inpaint.png")
     ipt.add_argument("--json", action="store_true")
     ipt.set_defaults(func=cmd_inpaint)
     an = sub.add_parser("anomaly", help="reconstruction error as an anomaly score, with a threshold")
     an.add_argument("run", metavar="DIR")
     data_flags(an)
-    an.add_argument("--split", default="test", choices=["train", "val", "test"])
+    split_flag(an)
     an.add_argument("--contamination", type=float, default=0.01, help="expected share of anomalies (0.01)")
     an.add_argument("--out", metavar="scores.csv")
     an.add_argument("--maps", metavar="maps.png", help="picture of the top-scored samples' error maps")

@@ -33,10 +33,15 @@ def _as_samples(x: np.ndarray, name: str) -> tuple[np.ndarray, str]:
         kind = "image"
     else:
         raise AekitError(f"{name}: expected a 2-D (rows), 3-D (N,H,W) or 4-D (N,C,H,W) array, got shape {x.shape}")
-    if x.dtype != np.uint8:
+    if mapped.is_mapped(x) and x.dtype in (np.uint8, np.float32):
+        finite = mapped.all_finite(x)  # a memory map stays one: read piece by piece, never converted whole
+    elif x.dtype != np.uint8:
         x = x.astype(np.float32)
-        if not np.isfinite(x).all():
-            raise AekitError(f"{name}: contains NaN or infinite values; clean or impute them first")
+        finite = bool(np.isfinite(x).all())
+    else:
+        finite = True
+    if not finite:
+        raise AekitError(f"{name}: contains NaN or infinite values; clean or impute them first")
     return x, kind
 
 
@@ -67,13 +72,7 @@ def load_npy(path: str) -> Dataset:
 
 def _mapped_dataset(x: np.ndarray, where: str, name: str) -> Dataset:
     """A dataset over a read-only map: views only, checked piece by piece, split into contiguous blocks."""
-    if x.ndim not in (2, 3, 4):
-        raise AekitError(f"{where}: expected a 2-D (rows), 3-D (N,H,W) or 4-D (N,C,H,W) array, got shape {x.shape}")
-    kind = "tabular" if x.ndim == 2 else "image"
-    if x.ndim == 3:
-        x = x[:, None]
-    if not mapped.all_finite(x):
-        raise AekitError(f"{where}: contains NaN or infinite values; clean or impute them first")
+    x, kind = _as_samples(x, where)
     n_test = round(len(x) * 0.2) if len(x) > 1 else 0
     return Dataset(name, Split(x[: len(x) - n_test]), Split(x[len(x) - n_test :]), kind=kind,
                    meta={"memory_mapped": True})
