@@ -153,18 +153,25 @@ def test_block_noise_fills_with_the_training_mean_image(small_images):
     assert torch.allclose(mean_image(x, chunk=7), x.float().mean(0) / 255, atol=1e-6)
 
 
-def test_infill_second_pass_keeps_observed_pixels(small_images):
+def test_own_guesses_keep_observed_pixels(small_images, monkeypatch):
     import dataclasses
 
     from aekit.registry import create_model
-    from aekit.training.loop import infill_second_pass
+    from aekit.training import infill
 
     model = create_model("mlp", (1, 28, 28), code=8)
     model.resolve_output("unit")
     noise = dataclasses.replace(parse_noise("block:6"), fill=torch.full((1, 28, 28), 0.5))
     x = torch.from_numpy(small_images.train.x[:16]).float() / 255
-    out = infill_second_pass(model, noise, x, torch.Generator().manual_seed(0))
-    _, mask = noise.block(x, torch.Generator().manual_seed(0))
-    assert torch.equal(out[~mask.expand_as(x)], x[~mask.expand_as(x)])
-    hole = out[mask.expand_as(x)]
-    assert not torch.all(hole == 0.5) and hole.min() >= 0 and hole.max() <= 1  # the model's guesses, in range
+    monkeypatch.setattr(infill, "GUESS_PASSES", (3,))
+    inp, target = infill.own_guesses(model, noise, x, torch.Generator().manual_seed(0))
+    filled, mask = noise.block(x, torch.Generator().manual_seed(0))
+    hole = mask.expand_as(x)
+    assert torch.equal(inp[~hole], x[~hole]) and torch.equal(target[~hole], x[~hole])  # observed pixels kept
+    with torch.no_grad():  # three passes by hand: the target holds the first, the input the third
+        cur = [filled]
+        for _ in range(3):
+            cur.append(torch.where(mask, model(cur[-1]).recon, x))
+    assert torch.allclose(target, cur[1]) and torch.allclose(inp, cur[3])
+    assert not torch.allclose(inp[hole], target[hole])
+    assert inp.min() >= 0 and inp.max() <= 1

@@ -60,6 +60,16 @@ def test_resume_continues_exactly(small_images, tmp_path):
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
 
 
+def test_block_noise_training_resumes_exactly(small_images, tmp_path):
+    # block:S draws the number of guess passes from the noise generator: --resume restores it.
+    whole = aekit.train(quick_cfg(noise="block:8", seed=3), tmp_path / "whole", dataset=small_images, progress=False)
+    aekit.train(quick_cfg(epochs=2, noise="block:8", seed=3), tmp_path / "part", dataset=small_images, progress=False)
+    resumed = aekit.train(quick_cfg(noise="block:8", seed=3), tmp_path / "part", resume=True, dataset=small_images,
+                          progress=False)
+    assert resumed.summary["metrics"]["test"]["sse_per_image"] == pytest.approx(
+        whole.summary["metrics"]["test"]["sse_per_image"], rel=1e-6)
+
+
 def test_existing_run_is_not_overwritten(small_images, tmp_path):
     aekit.train(quick_cfg(epochs=1), tmp_path / "r", dataset=small_images, progress=False)
     before = (tmp_path / "r" / "model.safetensors").read_bytes()

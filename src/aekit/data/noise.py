@@ -8,7 +8,7 @@ A spec is ``kind:level``:
 - ``block:S``: replace an S x S square of each image, at a random place, with the training set's
   mean image (0 when no mean is given). This trains infilling: the inpainting iteration starts
   from the mean image in the missing pixels, so the model learns from exactly that input. The
-  training loop also shows the model its own later iterations (see ``training/loop.py``).
+  training loop also shows the model its own later iterations (see ``training/infill.py``).
 For data in [0, 1] the corrupted input is clipped back to [0, 1]. During training a corruption is
 drawn afresh for every batch; the target is always the clean input.
 """

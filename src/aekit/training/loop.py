@@ -34,6 +34,7 @@ from aekit.errors import AekitError
 from aekit.metrics import ReconMeter
 from aekit.models.base import Autoencoder
 from aekit.training import checkpoint as ckpt
+from aekit.training.infill import own_guesses
 
 Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_mse", "val_sse_per_image", "lr", "seconds", "samples_per_s")
@@ -71,27 +72,6 @@ def mean_image(x: torch.Tensor | np.ndarray, chunk: int = 8192, device: torch.de
     for piece in pieces:
         total += as_batch(piece.to(device)).sum(0)
     return total / max(len(x), 1)
-
-
-# How many of its own passes the model has made before a second-pass batch: spread over the 20
-# iterations inpainting runs by default (with at most 4, the PSNR fell 0.8 dB from pass 2 to 20).
-GUESS_PASSES = (1, 2, 4, 8, 16)
-
-
-@torch.no_grad()
-def infill_second_pass(model: Autoencoder, noise: Noise, xb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """The input of infilling's second iteration: the square filled with the model's own first guess.
-
-    Inpainting repeats "reconstruct, keep the observed pixels". A model trained only on mean-filled
-    squares has never seen its own guesses there, and the repetition drifts (its blurry guess is
-    read as a faint stroke, and so on). Every other ``block:S`` batch shows it those guesses after
-    1 to 16 passes, with the clean image as the target, so that the repetition stays put.
-    """
-    cur, mask = noise.block(xb, generator)
-    passes = GUESS_PASSES[int(torch.randint(len(GUESS_PASSES), (1,), generator=generator))]
-    for _ in range(passes):
-        cur = torch.where(mask, model(cur).recon.to(xb.dtype), xb)
-    return cur
 
 
 def take_rows(x: torch.Tensor | mapped.RowReader, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -206,8 +186,8 @@ def fit(
         corrupt = parse_noise(cfg.noise, clip=unit_range)
     # A memory-mapped split stays on disk: batches are read from the map (see aekit.data.mapped).
     x_train = mapped.RowReader(train.x) if mapped.is_mapped(train.x) else to_tensor(train.x, device)
-    second_pass = isinstance(corrupt, Noise) and corrupt.kind == "block"
-    if second_pass and corrupt.fill is None:
+    guesses = isinstance(corrupt, Noise) and corrupt.kind == "block"
+    if guesses and corrupt.fill is None:
         corrupt = dataclasses.replace(corrupt, fill=mean_image(train.x if mapped.is_mapped(train.x) else x_train,
                                                                device=device))
     x_val = None
@@ -268,8 +248,8 @@ def fit(
             xb = as_batch(take_rows(x_train, perm[i * bs : (i + 1) * bs], device))
             if world > 1 and len(xb) < world:  # a last batch too small to give every rank a row: skipped by all
                 continue
-            if second_pass and i % 2 == 1:
-                inp = infill_second_pass(model, corrupt, xb, gens["noise"])
+            if guesses and i % 2 == 1:  # the model's own infilling guesses (see training/infill.py)
+                inp, xb = own_guesses(model, corrupt, xb, gens["noise"])
             else:
                 inp = corrupt(xb, gens["noise"]) if corrupt is not None else xb
             if channels_last:
