@@ -10,7 +10,7 @@ A spec is ``kind:level``:
   from the mean image in the missing pixels, so the model learns from exactly that input. The
   training loop also shows the model its own later iterations (see ``training/infill.py``).
 For data in [0, 1] the corrupted input is clipped back to [0, 1]. During training a corruption is
-drawn afresh for every batch; the target is always the clean input.
+drawn afresh for every batch; the target is the clean input (but for ``block:S``'s guess batches).
 """
 
 from __future__ import annotations
