@@ -184,7 +184,7 @@ def fit(
         from aekit.data.noise import parse_noise
 
         corrupt = parse_noise(cfg.noise, clip=unit_range)
-    # A memory-mapped split stays on disk: batches are read from the map (see aekit.data.mapped).
+    # A memory-mapped split stays on disk: batches are read from the file (see aekit.data.mapped.RowReader).
     x_train = mapped.RowReader(train.x) if mapped.is_mapped(train.x) else to_tensor(train.x, device)
     guesses = isinstance(corrupt, Noise) and corrupt.kind == "block"
     if guesses and corrupt.fill is None:
