@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from aekit.training.checkpoint import atomic_write_bytes
+from aekit.io import atomic_write_bytes
 
 
 def _plt():

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import numpy as np
 
 from aekit.data.dataset import Dataset, Split
 from aekit.errors import AekitError
+from aekit.io import open_new, temp_path
 
 IDX_FILES = (
     "train-images-idx3-ubyte",
@@ -128,8 +128,8 @@ def download(url: str, dest: Path, md5: str | None = None, progress: bool = True
     from tqdm.auto import tqdm
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    tmp = temp_path(dest, ".part")
+    fd = open_new(tmp)  # mode 0666 less the umask, like the final file should have
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp, os.fdopen(fd, "wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
@@ -141,9 +141,6 @@ def download(url: str, dest: Path, md5: str | None = None, progress: bool = True
             os.fsync(out.fileno())
         if md5 is not None and (got := md5sum(tmp)) != md5:
             raise AekitError(f"{url}: checksum mismatch (MD5 {got}, expected {md5}); the download was discarded")
-        from aekit.training.checkpoint import _file_mode
-
-        os.chmod(tmp, _file_mode())
         os.replace(tmp, dest)
         return dest
     finally:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from aekit.errors import AekitError
-from aekit.training.checkpoint import atomic_write_text
+from aekit.io import atomic_write_text
 
 
 def scores(model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from aekit.errors import AekitError
-from aekit.training.checkpoint import atomic_write_bytes, atomic_write_text
+from aekit.io import atomic_write_bytes, atomic_write_text
 
 
 def save_codes(codes: np.ndarray, labels: np.ndarray | None, out: str | Path) -> list[Path]:

@@ -8,9 +8,6 @@ checkpoint or the new one, never half of one. Optimizer state is split into its 
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,55 +16,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from aekit.errors import AekitError
-
-
-def _file_mode() -> int:
-    """The mode a plain open() would give a new file (mkstemp's temp files are 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "item"):
-        return o.item()
-    if isinstance(o, tuple | set):
-        return list(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
-def read_json(path: str | Path) -> Any:
-    p = Path(path)
-    try:
-        return json.loads(p.read_text())
-    except FileNotFoundError:
-        raise AekitError(f"{p}: not found") from None
-    except json.JSONDecodeError as exc:
-        raise AekitError(f"{p}: corrupt JSON ({exc})") from None
+from aekit.io import atomic_write_bytes, atomic_write_text, read_json, write_json  # noqa: F401 (re-exported)
 
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
