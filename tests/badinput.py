@@ -1,0 +1,35 @@
+"""The bad-input corpus's one check: a command given bad input prints one clear error line on stderr
+and exits 2, with no traceback.
+
+Corpus rows live in ``tests/test_bad_input_*.py`` as tables; each row names the command line, builds
+its hostile input in ``tmp_path``, and gives a piece of the expected message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``aekit ARGV`` in this process (no torch start-up per case); returns (exit code, stdout, stderr)."""
+    from aekit.cli import main
+
+    try:
+        rc: Any = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse's own errors
+        rc = exc.code
+    out, err = capsys.readouterr()
+    return int(rc or 0), out, err
+
+
+def assert_one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str], expect: str) -> str:
+    """Exit code 2, exactly one ``error:`` line on stderr containing ``expect``, no traceback."""
+    rc, _, err = run_cli(argv, capsys)
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert "Traceback" not in err, err
+    assert rc == 2, f"exit {rc}, stderr: {err!r}"
+    assert len(errors) == 1, err
+    assert expect.lower() in errors[0].lower(), f"{expect!r} not in {errors[0]!r}"
+    return errors[0]
