@@ -6,19 +6,29 @@ IDX datasets (``mnist``, ``fashion-mnist``, ``kmnist``) are looked for, in order
 2. in the cache, ``$AEKIT_CACHE`` or ``~/.cache/aekit``, under the dataset's name;
 3. downloaded from the standard mirrors into the cache, each file's official MD5 verified before
    it is moved into place, so an interrupted or tampered download never lands in the cache.
-   ``AEKIT_MIRROR=URL`` puts a mirror of your own first (files under ``URL/<dataset>/``).
+   ``AEKIT_MIRROR=URL`` puts a mirror of your own first (files under ``URL/<dataset>/``): https, or
+   http/file when ``AEKIT_ALLOW_INSECURE_MIRROR=1`` says so. A download is capped in size
+   (:data:`MAX_DOWNLOAD_BYTES`) and in time (``AEKIT_DOWNLOAD_DEADLINE``, seconds), and never
+   leaves a partial file behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
 import os
+import signal
+import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -80,6 +90,12 @@ IDX_DATASETS = {
     ),
 }
 
+# No official file is over 26.5 MB (Fashion-MNIST's training images); a mirror that sends more than
+# this is broken or hostile, and the rest is not read.
+MAX_DOWNLOAD_BYTES = 64 << 20
+# One file, start to end. A healthy mirror sends the largest file in seconds; a slow link gets minutes.
+DOWNLOAD_DEADLINE_S = 900.0
+
 OTHER_SOURCES = {
     "mnist-mini": "6,000 + 1,000 MNIST digits shipped with aekit (offline; CC BY-SA 3.0)",
     "npy:PATH": "one .npy array: rows (N,D), images (N,H,W) or (N,C,H,W); 20% held out as test",
@@ -123,49 +139,182 @@ def md5sum(path: Path) -> str:
     return h.hexdigest()
 
 
-def download(url: str, dest: Path, md5: str | None = None, progress: bool = True, timeout: float = 30.0) -> Path:
-    """Fetch ``url`` to ``dest`` via a temp file in the same folder; verify MD5 before the rename."""
-    from tqdm.auto import tqdm
+def download_deadline() -> float:
+    """Seconds one file may take in all: :data:`DOWNLOAD_DEADLINE_S`, or ``$AEKIT_DOWNLOAD_DEADLINE``."""
+    env = os.environ.get("AEKIT_DOWNLOAD_DEADLINE", "").strip()
+    if not env:
+        return DOWNLOAD_DEADLINE_S
+    try:
+        value = float(env)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e7:  # also refuses NaN and infinity: a download must end some time
+        raise AekitError(f"AEKIT_DOWNLOAD_DEADLINE={env!r}: expected a number of seconds, more than 0")
+    return value
 
+
+def mirror_from_env() -> str | None:
+    """``$AEKIT_MIRROR`` if it is https, or http/file with ``AEKIT_ALLOW_INSECURE_MIRROR=1``; else an error.
+
+    A plain http mirror can be tampered with on the way and a file:// one reads any local path, so
+    either must be asked for explicitly; the MD5 checks apply to every mirror all the same.
+    """
+    own = os.environ.get("AEKIT_MIRROR", "").strip()
+    if not own:
+        return None
+    scheme = urllib.parse.urlsplit(own).scheme.lower()
+    if scheme == "https":
+        return own
+    if scheme in ("http", "file"):
+        if os.environ.get("AEKIT_ALLOW_INSECURE_MIRROR", "").strip() == "1":
+            return own
+        raise AekitError(
+            f"AEKIT_MIRROR={own!r}: a {scheme}:// mirror is used only with AEKIT_ALLOW_INSECURE_MIRROR=1 "
+            "set as well; use an https:// mirror, or set it if you trust this one"
+        )
+    raise AekitError(f"AEKIT_MIRROR={own!r}: expected an https:// URL (http:// or file:// with "
+                     "AEKIT_ALLOW_INSECURE_MIRROR=1)")
+
+
+class _NoDowngrade(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but never from https to anything weaker."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        if urllib.parse.urlsplit(req.full_url).scheme == "https" and urllib.parse.urlsplit(newurl).scheme != "https":
+            raise urllib.error.URLError(f"refused a redirect from https to {newurl}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived during a download (a BaseException, so no ``except Exception`` swallows it)."""
+
+
+@contextlib.contextmanager
+def _no_part_left_on_sigterm(tmp: Path) -> Iterator[None]:
+    """On SIGTERM, delete ``tmp`` and then die of the signal as the process would have anyway.
+
+    Only the main thread can own signal handlers; elsewhere (and where SIGTERM is ignored) this
+    does nothing, and the ``finally`` of :func:`download` still removes the file on any exception.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+    old = signal.getsignal(signal.SIGTERM)
+    if old == signal.SIG_IGN:
+        yield
+        return
+
+    def on_term(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except _Terminated:
+        tmp.unlink(missing_ok=True)
+        signal.signal(signal.SIGTERM, old)
+        os.kill(os.getpid(), signal.SIGTERM)  # the old handler's turn: by default, the process ends here
+        raise SystemExit(128 + signal.SIGTERM) from None
+    finally:
+        if signal.getsignal(signal.SIGTERM) is on_term:
+            signal.signal(signal.SIGTERM, old)
+
+
+def download(url: str, dest: Path, md5: str | None = None, progress: bool = True, timeout: float = 30.0,
+             max_bytes: int | None = None, deadline: float | None = None) -> Path:
+    """Fetch ``url`` to ``dest`` via a temp file in the same folder; verify MD5 before the rename.
+
+    At most ``max_bytes`` (:data:`MAX_DOWNLOAD_BYTES`) are taken and the whole transfer must end
+    within ``deadline`` seconds (:func:`download_deadline`): ``timeout`` alone only bounds each
+    wait for the socket, which a server sending a byte every few seconds never trips. Whatever
+    goes wrong, including SIGTERM, the temp file is removed.
+    """
+    max_bytes = MAX_DOWNLOAD_BYTES if max_bytes is None else max_bytes
+    deadline = download_deadline() if deadline is None else deadline
+    end = time.monotonic() + deadline
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(dest, ".part")
     fd = open_new(tmp)  # mode 0666 less the umask, like the final file should have
+    opener = urllib.request.build_opener(_NoDowngrade)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, os.fdopen(fd, "wb") as out:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress, leave=False) as bar:
-                for chunk in iter(lambda: resp.read(1 << 16), b""):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        if md5 is not None and (got := md5sum(tmp)) != md5:
-            raise AekitError(f"{url}: checksum mismatch (MD5 {got}, expected {md5}); the download was discarded")
-        os.replace(tmp, dest)
+        with _no_part_left_on_sigterm(tmp):
+            with os.fdopen(fd, "wb") as out:
+                _transfer(opener, url, out, dest.name, progress, min(timeout, deadline), max_bytes, end, deadline)
+                out.flush()
+                os.fsync(out.fileno())
+            if md5 is not None and (got_md5 := md5sum(tmp)) != md5:
+                raise AekitError(f"{url}: checksum mismatch (MD5 {got_md5}, expected {md5}); the download was "
+                                 "discarded")
+            os.replace(tmp, dest)
         return dest
     finally:
         tmp.unlink(missing_ok=True)
 
 
+def _transfer(opener: urllib.request.OpenerDirector, url: str, out: BinaryIO, desc: str, progress: bool,
+              timeout: float, max_bytes: int, end: float, deadline: float) -> None:
+    """Copy the body of ``url`` to ``out``, within ``max_bytes`` and before ``end`` (monotonic clock)."""
+    from tqdm.auto import tqdm
+
+    with opener.open(url, timeout=timeout) as resp:
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        if total is not None and total > max_bytes:
+            raise AekitError(f"{url}: the server offers {total} bytes, more than the {max_bytes} such a file can be; "
+                             "nothing was downloaded")
+        read = getattr(resp, "read1", resp.read)  # read1: whatever has arrived, without waiting for more
+        got = 0
+        with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress, leave=False) as bar:
+            while chunk := read(1 << 16):
+                got += len(chunk)
+                if got > max_bytes:
+                    raise AekitError(f"{url}: more than {max_bytes} bytes arrived, more than such a file can be; "
+                                     "the download was stopped and discarded")
+                if time.monotonic() > end:
+                    raise AekitError(
+                        f"{url}: not finished after {deadline:g} s ({got} bytes so far); the download was stopped "
+                        "and discarded (AEKIT_DOWNLOAD_DEADLINE=SECONDS allows longer)"
+                    )
+                out.write(chunk)
+                bar.update(len(chunk))
+
+
+def _remove_stale_parts(folder: Path, stem: str, older_than: float) -> None:
+    """Temp files a killed download left (SIGKILL or a power cut: nothing could clean up then).
+
+    A live download writes its file at least every ``deadline`` seconds, so an older one is dead.
+    """
+    now = time.time()
+    for part in folder.glob(f".{stem}.gz.*.part"):
+        with contextlib.suppress(OSError):  # another process may be removing it too
+            if now - part.stat().st_mtime > older_than:
+                part.unlink()
+
+
 def fetch_idx(spec: IDXDataset, root: Path | None = None, mirrors: tuple[str, ...] | None = None,
-              progress: bool = True) -> dict[str, Path]:
+              progress: bool = True, max_bytes: int | None = None, deadline: float | None = None) -> dict[str, Path]:
     """Download the four files of ``spec`` into ``root/<name>`` (the cache) unless already there."""
     folder = (root or cache_dir()) / spec.name
+    deadline = download_deadline() if deadline is None else deadline
     paths = {}
     for stem in IDX_FILES:
         dest = folder / f"{stem}.gz"
         if dest.is_file():
             paths[stem] = dest
             continue
+        if folder.is_dir():
+            _remove_stale_parts(folder, stem, deadline + 60)
         errors = []
-        own = os.environ.get("AEKIT_MIRROR")
-        default = ((own.rstrip("/") + f"/{spec.name}/",) if own else ()) + spec.mirrors
-        for mirror in mirrors or default:
+        if mirrors is None:
+            own = mirror_from_env()
+            mirrors = ((own.rstrip("/") + f"/{spec.name}/",) if own else ()) + spec.mirrors
+        for mirror in mirrors:
             try:
-                paths[stem] = download(mirror + f"{stem}.gz", dest, spec.md5[stem], progress=progress)
+                paths[stem] = download(mirror + f"{stem}.gz", dest, spec.md5[stem], progress=progress,
+                                       max_bytes=max_bytes, deadline=deadline)
                 break
-            except (urllib.error.URLError, OSError, TimeoutError) as exc:
-                errors.append(f"{mirror}: {getattr(exc, 'reason', exc)}")
+            except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException, ValueError) as exc:
+                # ValueError: a malformed mirror URL; HTTPException: a server that speaks no proper HTTP.
+                errors.append(f"{mirror}: {getattr(exc, 'reason', None) or str(exc) or type(exc).__name__}")
             except AekitError as exc:
                 errors.append(str(exc))
         else:
@@ -178,7 +327,7 @@ def fetch_idx(spec: IDXDataset, root: Path | None = None, mirrors: tuple[str, ..
 
 def load_idx_dataset(name: str, data_dir: str | Path | None = None, download_ok: bool = True,
                      progress: bool = True) -> Dataset:
-    from aekit.data.idx import read_idx
+    from aekit.data.idx import peek_idx, read_idx
 
     spec = IDX_DATASETS[name]
     data_dir = data_dir or os.environ.get("AEKIT_DATA_DIR")
@@ -196,13 +345,16 @@ def load_idx_dataset(name: str, data_dir: str | Path | None = None, download_ok:
             if not download_ok:
                 raise AekitError(f"{name} is not in {cache_dir() / name}; pass --data-dir DIR")
             files = fetch_idx(spec, progress=progress)
+    # The headers first: a wrong shape or a label count that does not match is found before any
+    # payload is decompressed.
+    for fx, fy in ((IDX_FILES[0], IDX_FILES[1]), (IDX_FILES[2], IDX_FILES[3])):
+        (dx, sx), (_, sy) = peek_idx(files[fx]), peek_idx(files[fy])
+        if len(sx) != 3 or dx != np.uint8:
+            raise AekitError(f"{files[fx]}: expected uint8 images (N, H, W), got {dx} {sx}")
+        if len(sy) != 1 or sy[0] != sx[0]:
+            raise AekitError(f"{files[fx]}: {sx[0]} images but the labels file holds {sy} values")
     xtr, ytr = read_idx(files[IDX_FILES[0]]), read_idx(files[IDX_FILES[1]])
     xte, yte = read_idx(files[IDX_FILES[2]]), read_idx(files[IDX_FILES[3]])
-    for x, y, f in ((xtr, ytr, IDX_FILES[0]), (xte, yte, IDX_FILES[2])):
-        if x.ndim != 3 or x.dtype != np.uint8:
-            raise AekitError(f"{files[f]}: expected uint8 images (N, H, W), got {x.dtype} {x.shape}")
-        if y.ndim != 1 or len(y) != len(x):
-            raise AekitError(f"{files[f]}: {len(x)} images but the labels file holds {y.shape} values")
     return Dataset(name, Split(xtr[:, None], ytr.astype(np.int64)), Split(xte[:, None], yte.astype(np.int64)),
                    kind="image", meta={"classes": [str(i) for i in range(10)]})
 

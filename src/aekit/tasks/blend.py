@@ -30,20 +30,18 @@ def interpolate(model: Any, a: np.ndarray, b: np.ndarray, steps: int = 10) -> tu
 
 
 def load_image_file(path: str | Path, shape: tuple[int, ...]) -> np.ndarray:
-    """An image file as one sample of ``shape`` (C, H, W), values in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
+    """An image file as one sample of ``shape`` (C, H, W), values in [0, 1].
+
+    The header's size is checked before any pixel is decoded (a small PNG can declare 30000 x 30000
+    pixels), and a JPEG is decoded at a reduced scale when that is enough: see
+    :func:`aekit.data.arrays.read_image`.
+    """
+    from aekit.data.arrays import read_image
 
     p = Path(path)
     if len(shape) != 3:
         raise AekitError(f"{p}: this model takes samples of shape {shape}, not images")
-    try:
-        with Image.open(p) as im:
-            im = im.convert("L" if shape[0] == 1 else "RGB").resize((shape[2], shape[1]), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.float32) / 255.0
-    except FileNotFoundError:
-        raise AekitError(f"{p}: file not found") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise AekitError(f"{p}: not a readable image ({exc})") from None
+    arr = read_image(p, "L" if shape[0] == 1 else "RGB", (shape[2], shape[1])).astype(np.float32) / 255.0
     return arr[None] if shape[0] == 1 else arr.transpose(2, 0, 1)
 
 

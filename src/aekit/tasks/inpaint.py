@@ -50,17 +50,14 @@ def parse_mask(spec: str, hw: tuple[int, int], seed: int = 0) -> np.ndarray:
         raise AekitError(f"mask {spec!r}: expected a number after '{kind}:'") from None
     p = Path(spec)
     if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif"):
-        from PIL import Image, UnidentifiedImageError
+        from aekit.data.arrays import image_header, read_image
 
-        try:
-            with Image.open(p) as im:
-                m = np.asarray(im.convert("L")) > 0
-        except FileNotFoundError:
-            raise AekitError(f"{p}: mask file not found") from None
-        except (UnidentifiedImageError, OSError) as exc:
-            raise AekitError(f"{p}: not a readable image ({exc})") from None
-        if m.shape != (h, w):
-            raise AekitError(f"{p}: the mask is {m.shape[0]}x{m.shape[1]} but the images are {h}x{w}")
+        # The size from the header alone, before decoding: a mask the wrong size is refused
+        # without unpacking its pixels (a small PNG can declare 30000 x 30000).
+        mw, mh, _ = image_header(p, "mask")
+        if (mh, mw) != (h, w):
+            raise AekitError(f"{p}: the mask is {mh}x{mw} but the images are {h}x{w}")
+        m = read_image(p, "L", what="mask") > 0
         if not m.any():
             raise AekitError(f"{p}: the mask marks no pixel as missing (use non-black pixels)")
         return m
