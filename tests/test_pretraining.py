@@ -150,9 +150,10 @@ def test_finetune_with_dropout_shift_and_cosine_reloads(greedy_run, tmp_path):
     s = aekit.finetune(d, labels=300, stage="both", out=tmp_path / "clf", epochs=2, batch_size=32, lr=3e-3,
                        patience=None, dropout=0.3, shift=2, schedule="cosine")
     assert 0 <= s["test_error_percent"] < 90
-    from aekit.training.classify import load_classifier
+    from aekit.run import open_run
 
-    model, info = load_classifier(tmp_path / "clf")
+    run = open_run(tmp_path / "clf")
+    model, info = run.model, run.info
     assert info["finetune"]["dropout"] == 0.3 and any(isinstance(m, torch.nn.Dropout) for m in model.encoder)
     assert aekit.classify(tmp_path / "clf")["error_percent"] == pytest.approx(s["test_error_percent"])
 

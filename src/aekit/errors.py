@@ -8,3 +8,15 @@ The CLI prints it on one line and exits with code 2; internal bugs still raise n
 
 class AekitError(Exception):
     """Bad input from the user: the message says what was wrong and how to fix it."""
+
+
+class TrainingStopped(Exception):
+    """Training stopped on SIGTERM or SIGINT after writing a checkpoint; ``--resume`` continues it."""
+
+    def __init__(self, signum: int, epoch: int, step: int) -> None:
+        self.signum, self.epoch, self.step = signum, epoch, step
+        super().__init__(f"stopped at epoch {epoch}, step {step}; continue with --resume")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # 143 for SIGTERM, 130 for SIGINT, as a shell reports them

@@ -60,3 +60,13 @@ def reconstruction_metrics(target: np.ndarray, recon: np.ndarray, unit_range: bo
 def as_float(x: np.ndarray) -> np.ndarray:
     """uint8 images to float32 in [0, 1]; float data unchanged."""
     return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else np.asarray(x, dtype=np.float32)
+
+
+def evaluate_model(model: object, x: np.ndarray, batch_size: int = 2048) -> dict[str, float | int]:
+    """Reconstruction metrics of a trained model on a whole array (in memory or memory-mapped)."""
+    from aekit.data.mapped import chunks
+
+    meter = ReconMeter(getattr(model, "output", "sigmoid") == "sigmoid")
+    for xb in chunks(x, batch_size):
+        meter.update(as_float(xb), model.reconstruct(xb))  # type: ignore[attr-defined]
+    return meter.result()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 
 from aekit.cli.common import EXIT_USAGE, Parser
-from aekit.errors import AekitError
+from aekit.errors import AekitError, TrainingStopped
 
 
 def build_parser() -> Parser:
@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     except AekitError as exc:
         print(f"aekit: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except TrainingStopped as stop:  # SIGTERM or the first Ctrl-C: a checkpoint was written
+        print(f"aekit: {stop}", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("aekit: interrupted", file=sys.stderr)
         return 130

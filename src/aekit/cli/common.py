@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from typing import Any, NoReturn
 
 EXIT_USAGE = 2
@@ -44,8 +43,9 @@ def metrics_lines(title: str, m: dict[str, Any]) -> str:
     return f"{title}: " + ", ".join(parts)
 
 
-def progress(args: argparse.Namespace) -> bool:
-    return not getattr(args, "quiet", False) and sys.stdout.isatty()
+def progress(args: argparse.Namespace) -> bool | None:
+    """False with --quiet; else None: a bar on a terminal, a line per epoch (or per 30 s) elsewhere."""
+    return False if getattr(args, "quiet", False) else None
 
 
 def data_flags(p: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -58,4 +58,24 @@ def data_flags(p: argparse.ArgumentParser, default: str | None = None) -> None:
 
 def split_flag(p: argparse.ArgumentParser) -> None:
     """``--split train|val|test`` (default test): which part of the data a command reads."""
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    from aekit.config import SPLITS
+
+    p.add_argument("--split", default="test", choices=SPLITS)
+
+
+def reader_flags(p: argparse.ArgumentParser) -> None:
+    """What every command that reads a run takes: --data, --data-dir, --split, --json."""
+    data_flags(p)
+    split_flag(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON (stdout holds only JSON)")
+
+
+def trainer_flags(p: argparse.ArgumentParser, resume_help: str) -> None:
+    """What every command that trains takes: --device, --seed, --quiet, --json, --resume."""
+    from aekit.config import DEVICES
+
+    p.add_argument("--device", choices=DEVICES, help="where to train (default auto: cuda, mps, else cpu)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--resume", action="store_true", help=resume_help)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (stdout holds only JSON)")

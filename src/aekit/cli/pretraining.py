@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from aekit.cli.common import data_flags, int_list, json_out, progress, split_flag
+from aekit.cli.common import data_flags, int_list, json_out, progress, reader_flags, trainer_flags
+from aekit.config import FINETUNE_INITS, FINETUNE_SCHEDULES, FINETUNE_STAGES, PRETRAIN_MODES
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -13,14 +14,14 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     train = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                                "seed": args.seed, "device": args.device}.items() if v is not None}
     _, s = pretrain(args.layers, args.mode, args.noise, data=args.data, data_dir=args.data_dir, out=args.out,
-                    activation=args.activation, progress=progress(args), **train)
+                    activation=args.activation, progress=progress(args), resume=args.resume, **train)
     if args.json:
         json_out(s)
         return 0
     for row in s["per_layer"]:
         print(f"layer {row['layer']}: best validation loss {row['best_val_loss']:.5g} after {row['epochs']} epochs")
     print(f"{s['mode']} pre-training of {'-'.join(map(str, s['layers']))} took {s['pretrain_seconds']:.1f}s")
-    print(f"wrote {args.out}" if args.out else "")
+    print(f"wrote {args.out}")
     return 0
 
 
@@ -30,11 +31,15 @@ def _labels_arg(text: str) -> int | str:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from aekit.api import finetune
+    from aekit.errors import AekitError
 
+    if args.resume and args.out is None:
+        raise AekitError("--resume needs --out DIR, the fine-tuning run to continue")
     s = finetune(args.run, _labels_arg(args.labels), args.stage, args.init, out=args.out, data=args.data,
                  data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                 patience=args.patience, seed=args.seed, dropout=args.dropout, shift=args.shift,
-                 schedule=args.schedule, weight_decay=args.weight_decay)
+                 patience=args.patience, seed=args.seed if args.seed is not None else 0, dropout=args.dropout,
+                 shift=args.shift, schedule=args.schedule, weight_decay=args.weight_decay,
+                 device=args.device or "auto", resume=args.resume, progress=progress(args))
     if args.json:
         json_out(s)
         return 0
@@ -59,24 +64,21 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     pt = sub.add_parser("pretrain", help="pre-train a stacked encoder: greedy layer-wise or end to end")
     pt.add_argument("--layers", type=int_list, required=True, help="encoder layer sizes, e.g. 1000,1000,1000")
-    pt.add_argument("--mode", default="greedy", choices=["greedy", "end-to-end"])
+    pt.add_argument("--mode", default="greedy", choices=PRETRAIN_MODES)
     pt.add_argument("--noise", metavar="SPEC[,SPEC...]", help="denoising noise, one for all layers or one per layer")
     pt.add_argument("--activation", default="sigmoid", help="hidden units (default sigmoid)")
     data_flags(pt, default="mnist-mini")
     pt.add_argument("--epochs", type=int, help="epochs per layer (greedy) or in all (end-to-end)")
     pt.add_argument("--batch-size", type=int)
     pt.add_argument("--lr", type=float)
-    pt.add_argument("--seed", type=int)
-    pt.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     pt.add_argument("--out", required=True, metavar="DIR")
-    pt.add_argument("--quiet", action="store_true")
-    pt.add_argument("--json", action="store_true")
+    trainer_flags(pt, "continue the pre-training run in --out (finished layers are kept; start it if absent)")
     pt.set_defaults(func=cmd_pretrain)
     ft = sub.add_parser("finetune", help="fine-tune a pre-trained encoder into a classifier")
     ft.add_argument("run", metavar="DIR", help="a pretrain (or any mlp/conv autoencoder) run directory")
     ft.add_argument("--labels", default="all", metavar="N|all", help="labelled training samples to use")
-    ft.add_argument("--stage", default="both", choices=["top", "all", "both"])
-    ft.add_argument("--init", default="pretrained", choices=["pretrained", "random"])
+    ft.add_argument("--stage", default="both", choices=FINETUNE_STAGES)
+    ft.add_argument("--init", default="pretrained", choices=FINETUNE_INITS)
     data_flags(ft)
     ft.add_argument("--epochs", type=int, default=30, help="epochs per stage (30; an epoch is at least 50 steps)")
     ft.add_argument("--batch-size", type=int, default=128)
@@ -85,15 +87,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ft.add_argument("--dropout", type=float, default=0.0, help="dropout after every hidden layer (0)")
     ft.add_argument("--shift", type=int, default=0, metavar="PIXELS",
                     help="move each training image by up to this many pixels, afresh every batch (0)")
-    ft.add_argument("--schedule", default="none", choices=["none", "cosine"], help="learning rate over the epochs")
+    ft.add_argument("--schedule", default="none", choices=FINETUNE_SCHEDULES, help="learning rate over the epochs")
     ft.add_argument("--weight-decay", type=float, default=0.0)
-    ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--out", metavar="DIR")
-    ft.add_argument("--json", action="store_true")
+    trainer_flags(ft, "continue the fine-tuning run in --out (finished stages are kept; start it if absent)")
     ft.set_defaults(func=cmd_finetune)
     cl = sub.add_parser("classify", help="accuracy of a fine-tuned classifier")
     cl.add_argument("run", metavar="DIR")
-    data_flags(cl)
-    split_flag(cl)
-    cl.add_argument("--json", action="store_true")
+    reader_flags(cl)
     cl.set_defaults(func=cmd_classify)

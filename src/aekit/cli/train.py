@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from aekit.cli.common import data_flags, int_list, json_out, metrics_lines, progress, split_flag
+from aekit.cli.common import (
+    data_flags,
+    int_list,
+    json_out,
+    metrics_lines,
+    progress,
+    reader_flags,
+    split_flag,
+    trainer_flags,
+)
+from aekit.config import LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES
 from aekit.errors import AekitError
 
 TRAIN_FLAGS = {  # flag dest -> config key
@@ -16,7 +26,8 @@ TRAIN_FLAGS = {  # flag dest -> config key
     "schedule": "train.schedule", "weight_decay": "train.weight_decay", "patience": "train.patience",
     "seed": "train.seed", "device": "train.device", "max_steps": "train.max_steps", "noise": "train.noise",
     "precision": "train.precision", "sparse": "model.sparse", "contractive": "model.contractive",
-    "code_activation": "model.code_activation",
+    "code_activation": "model.code_activation", "checkpoint_every": "train.checkpoint_every",
+    "checkpoint_minutes": "train.checkpoint_minutes",
 }
 
 
@@ -63,13 +74,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aekit.api import train
     from aekit.config import RunConfig, load_config
 
-    if args.resume:
-        if args.out is None:
-            raise AekitError("--resume needs --out DIR, the run to continue")
-        from aekit.training.checkpoint import read_json
+    if args.resume and args.out is None:
+        raise AekitError("--resume needs --out DIR, the run to continue")
+    if args.resume and (Path(args.out) / "config.json").is_file():
+        from aekit.run import read_config
 
-        saved = read_json(Path(args.out) / "config.json")
-        cfg = RunConfig.from_dict(saved["run"], where=f"{args.out}/config.json")
+        # The saved recipe is the base; flags that change the model or data are refused by train().
+        saved = read_config(args.out)
+        cfg = RunConfig.from_dict(saved.get("run", {}), where=f"{args.out}/config.json")
     else:
         cfg = load_config(args.config)
     overrides = {key: getattr(args, dest) for dest, key in TRAIN_FLAGS.items()}
@@ -108,7 +120,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from aekit.api import reconstruct
 
     path = reconstruct(args.run, data=args.data, data_dir=args.data_dir, n=args.n, out=args.out, split=args.split)
-    print(f"wrote {path}")
+    if args.json:
+        json_out({"picture": str(path)})
+    else:
+        print(f"wrote {path}")
     return 0
 
 
@@ -164,7 +179,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--activation", help="hidden activation: relu, sigmoid, tanh, gelu, elu, leaky_relu")
     t.add_argument("--channels", type=int_list, help="conv channels per stage, e.g. 32,64")
     t.add_argument("--code-activation", help="activation of the code units (default linear)")
-    t.add_argument("--loss", choices=["mse", "bce"], help="reconstruction loss (default mse)")
+    t.add_argument("--loss", choices=LOSSES, help="reconstruction loss (default mse)")
     t.add_argument("--noise", metavar="KIND:LEVEL",
                    help="denoising: gaussian:SIGMA, masking:F, salt-pepper:F or block:S (infilling), fresh every batch")
     t.add_argument("--sparse", metavar="SPEC", help="sparsity on the code: l1:LAMBDA or kl:RHO,BETA")
@@ -176,32 +191,29 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float, help="learning rate")
-    t.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
-    t.add_argument("--schedule", choices=["none", "cosine", "step"], help="learning-rate schedule")
+    t.add_argument("--optimizer", choices=OPTIMIZERS)
+    t.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule")
     t.add_argument("--weight-decay", type=float)
     t.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement")
     t.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
-    t.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"],
+    t.add_argument("--precision", choices=PRECISIONS,
                    help="autocast precision of the forward pass (fp32 master weights; default fp32)")
     t.add_argument("--out", metavar="DIR", help="run directory (default runs/<time>-<model>)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    trainer_flags(t, "continue the run in --out from its last checkpoint (start it if there is none)")
+    t.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                   help="also write the last checkpoint every STEPS optimizer steps (for preemptible jobs)")
+    t.add_argument("--checkpoint-minutes", type=float, metavar="MIN",
+                   help="and at least every MIN minutes of training (default 10)")
     t.add_argument("--nproc", type=int, metavar="N",
                    help="train data-parallel in N processes (starts torchrun; --batch-size is the global batch)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--json", action="store_true", help="print the summary as JSON")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="reconstruction metrics of a trained run")
     e.add_argument("run", metavar="DIR")
-    data_flags(e)
-    split_flag(e)
-    e.add_argument("--json", action="store_true")
+    reader_flags(e)
     e.set_defaults(func=cmd_evaluate)
     r = sub.add_parser("reconstruct", help="picture of originals above their reconstructions")
     r.add_argument("run", metavar="DIR")
-    data_flags(r)
-    split_flag(r)
+    reader_flags(r)
     r.add_argument("--n", type=int, default=16, help="how many samples (16)")
     r.add_argument("--out", metavar="FILE.png", help="default DIR/reconstructions.png")
     r.set_defaults(func=cmd_reconstruct)

@@ -19,8 +19,7 @@ pixels in each direction, zero-padded, drawn afresh for every batch).
 
 from __future__ import annotations
 
-import math
-import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,47 +29,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aekit.config import FINETUNE_INITS, FINETUNE_STAGES, TrainConfig
+from aekit.data.dataset import Split
 from aekit.errors import AekitError
-from aekit.training.loop import as_batch, make_optimizer, to_tensor
+from aekit.models.classifier import Classifier
+from aekit.training.loop import Objective, as_batch, fit, to_tensor
 
-STAGES = ("top", "all", "both")
+__all__ = ["INITS", "MIN_STEPS_PER_EPOCH", "STAGES", "Classification", "Classifier", "StageResult", "accuracy",
+           "finetune_stages", "random_shift", "stratified_subset", "train_stage"]
+
+STAGES = FINETUNE_STAGES
 MIN_STEPS_PER_EPOCH = 50
-INITS = ("pretrained", "random")
-
-
-def with_dropout(encoder: nn.Sequential, p: float) -> nn.Sequential:
-    """The encoder's modules with ``Dropout(p)`` on every layer's output (after its activation).
-
-    Dropout holds no parameters, but it shifts the module numbering: a saved classifier is rebuilt
-    the same way (from the ``dropout`` in its config) before its weights are loaded.
-    """
-    if not p:
-        return encoder
-    mods: list[nn.Module] = []
-    for i, m in enumerate(encoder):
-        mods.append(m)
-        nxt = encoder[i + 1] if i + 1 < len(encoder) else None
-        has_weights = any(True for _ in m.parameters())
-        activation_follows = nxt is not None and not any(True for _ in nxt.parameters()) \
-            and not isinstance(nxt, nn.Flatten)
-        if isinstance(m, nn.Flatten) or (has_weights and activation_follows):
-            continue
-        mods.append(nn.Dropout(p))
-    return nn.Sequential(*mods)
-
-
-class Classifier(nn.Module):
-    """An encoder (``nn.Sequential`` from an autoencoder) with a linear softmax layer on top."""
-
-    def __init__(self, encoder: nn.Module, code_size: int, n_classes: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        if not 0 <= dropout < 1:
-            raise AekitError(f"--dropout must lie in [0, 1), got {dropout}")
-        self.encoder = with_dropout(encoder, dropout) if isinstance(encoder, nn.Sequential) else encoder
-        self.head = nn.Linear(code_size, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x))
+INITS = FINETUNE_INITS
 
 
 def stratified_subset(y: np.ndarray, n: int | str, seed: int) -> np.ndarray:
@@ -119,92 +89,98 @@ def random_shift(x: torch.Tensor, s: int, generator: torch.Generator) -> torch.T
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 4096) -> float:
+def accuracy(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray, batch: int = 4096) -> float:
     device = next(model.parameters()).device
+    was_training = model.training
     model.eval()
-    xt = to_tensor(x, device)
+    xt = x if isinstance(x, torch.Tensor) else to_tensor(x, device)
     correct = 0
     for i in range(0, len(xt), batch):
         pred = model(as_batch(xt[i : i + batch])).argmax(1).cpu().numpy()
         correct += int((pred == y[i : i + batch]).sum())
+    model.train(was_training)
     return correct / max(len(y), 1)
+
+
+class Classification(Objective):
+    """The loop's objective for fine-tuning: cross-entropy on labels; early stopping on the error rate.
+
+    Epochs are at least ``MIN_STEPS_PER_EPOCH`` steps (small labelled sets are cycled), and with
+    ``shift`` each training image moves by up to that many pixels, afresh for every batch.
+    """
+
+    uses_labels = True
+    min_steps_per_epoch = MIN_STEPS_PER_EPOCH
+
+    def __init__(self, shift: int = 0) -> None:
+        super().__init__()
+        self.shift = shift
+
+    def prepare(self, model: nn.Module, cfg: TrainConfig, x_train: Any, device: torch.device) -> None:
+        if self.shift and x_train.ndim != 4:
+            raise AekitError("--shift needs image data (N, C, H, W)")
+
+    def inputs(self, model: nn.Module, xb: torch.Tensor, yb: torch.Tensor | None, step: int,
+               gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return (random_shift(xb, self.shift, gen) if self.shift else xb), yb
+
+    def loss(self, model: nn.Module, inp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(model(inp), target)
+
+    def validate(self, model: nn.Module, x: Any, y: Any, cfg: TrainConfig) -> dict[str, Any]:
+        acc = accuracy(model, x, y)
+        return {"val_loss": 1.0 - acc, "val_accuracy": acc}
+
+
+def finetune_stages(model: Classifier, stages: list[str], train: Split, val: Split, cfg: TrainConfig,
+                    out: Path | None = None, *, shift: int = 0, resume: bool = False,
+                    progress: bool | None = None) -> list[StageResult]:
+    """Step 1 (``top``: the head on the frozen encoder) and/or step 2 (``all``), each a :func:`fit`.
+
+    Stage ``k`` trains with seed ``cfg.seed + k`` in ``out/stage-NAME`` (its own checkpoints), so a
+    resumed fine-tuning replays finished stages from their best weights and continues the open one.
+    """
+    results = []
+    for k, stage in enumerate(stages):
+        for p in model.encoder.parameters():
+            p.requires_grad_(stage != "top")
+        sub = out / f"stage-{stage}" if out is not None else None
+        again = resume and sub is not None and (sub / "last" / "state.json").is_file()
+        stage_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
+        res = fit(model, train, val, stage_cfg, sub, objective=Classification(shift), resume=again,
+                  progress=progress)
+        for p in model.parameters():
+            p.requires_grad_(True)
+        results.append(StageResult(stage, len(res.history), round(1.0 - res.best_val_loss, 6),
+                                   round(sum(h["seconds"] for h in res.history), 2)))
+    return results
 
 
 def train_stage(model: Classifier, stage: str, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
                 epochs: int, batch_size: int, lr: float, patience: int | None, seed: int,
                 weight_decay: float = 0.0, shift: int = 0, schedule: str = "none") -> StageResult:
-    """One fine-tuning step; ``stage="top"`` trains only the head, the encoder frozen."""
-    from aekit.config import TrainConfig
-
-    if shift and x.ndim != 4:
-        raise AekitError("--shift needs image data (N, C, H, W)")
-    for p in model.encoder.parameters():
-        p.requires_grad_(stage != "top")
-    device = next(model.parameters()).device
-    opt = make_optimizer(model, TrainConfig(lr=lr, weight_decay=weight_decay))
-    g = torch.Generator().manual_seed(seed)
-    xt, yt = to_tensor(x, device), torch.from_numpy(y.astype(np.int64)).to(device)
-    bs = min(batch_size, len(xt))
-    per_pass = math.ceil(len(xt) / bs)
-    steps = max(per_pass, MIN_STEPS_PER_EPOCH)
-    best, best_state, bad, t0, done = -1.0, None, 0, time.perf_counter(), 0
-    for epoch in range(epochs):
-        if schedule == "cosine":
-            for group in opt.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
-        model.train()
-        # Enough permutations of the subset for `steps` batches (one, unless the subset is small).
-        perm = torch.cat([torch.randperm(len(xt), generator=g) for _ in range(math.ceil(steps / per_pass))])
-        perm = perm.to(device)
-        for i in range(steps):
-            rep, j = divmod(i, per_pass)  # batch j of permutation number rep
-            idx = perm[rep * len(xt) + j * bs : rep * len(xt) + min((j + 1) * bs, len(xt))]
-            xb = as_batch(xt.index_select(0, idx))
-            if shift:
-                xb = random_shift(xb, shift, g)
-            loss = F.cross_entropy(model(xb), yt.index_select(0, idx))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        done += 1
-        acc = accuracy(model, xv, yv)
-        if acc > best:
-            best, bad = acc, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad += 1
-            if patience is not None and bad >= patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return StageResult(stage, done, best, round(time.perf_counter() - t0, 2))
+    """One fine-tuning step on arrays, in memory; ``stage="top"`` trains only the head, the encoder frozen."""
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
+                      weight_decay=weight_decay, schedule=schedule)
+    return finetune_stages(model, [stage], Split(x, y), Split(xv, yv), cfg, shift=shift, progress=False)[0]
 
 
-def save_classifier(out: str | Path, model: Classifier, info: dict[str, Any], summary: dict[str, Any]) -> None:
-    from aekit.training import checkpoint as ckpt
-
-    out = Path(out)
-    ckpt.save_tensors(out / "model.safetensors", model.state_dict())
-    ckpt.write_json(out / "config.json", info)
-    ckpt.write_json(out / "summary.json", summary)
-
-
-def load_classifier(run_dir: str | Path) -> tuple[Classifier, dict[str, Any]]:
-    from aekit.registry import create_model
-    from aekit.training import checkpoint as ckpt
-
-    d = Path(run_dir)
-    if not d.is_dir():
-        raise AekitError(f"{d}: no such run directory")
-    info = ckpt.read_json(d / "config.json")
-    if info.get("kind") != "classifier":
-        raise AekitError(f"{d}: not a classifier run (make one with `aekit finetune`)")
-    mc = dict(info["model"])
-    name, shape = mc.pop("name"), tuple(mc.pop("input_shape"))
-    ae = create_model(name, shape, **mc)
-    model = Classifier(ae.encoder, ae.code_size, info["n_classes"], info.get("finetune", {}).get("dropout", 0.0))
-    model.load_state_dict(ckpt.load_tensors(d / "model.safetensors"))
-    model.input_shape = shape
-    return model.eval(), info
+def labelled_splits(train: Split, val: Split, test: Split, labels: int | str, seed: int,
+                    name: str = "the dataset") -> tuple[Split, Split, int]:
+    """The labelled training subset, a labelled validation subset in proportion to it (at least 10
+    per class, for early stopping) and the number of classes."""
+    if train.y is None or test.y is None:
+        raise AekitError(f"{name} has no labels to fine-tune on")
+    if not np.issubdtype(train.y.dtype, np.integer):
+        raise AekitError(f"{name}: fine-tuning needs class labels (whole numbers), got {train.y.dtype}")
+    if train.y.min() < 0 or test.y.min() < 0:
+        raise AekitError(f"{name}: class labels must be 0 or more")
+    n_classes = int(max(train.y.max(), test.y.max())) + 1
+    if n_classes < 2:
+        raise AekitError(f"{name}: fine-tuning needs at least 2 classes, found {n_classes}")
+    idx = stratified_subset(train.y, labels, seed)
+    n_val = len(val) if labels == "all" else min(len(val), max(10 * n_classes, len(idx) // 5))
+    if len(val):
+        vidx = stratified_subset(val.y, n_val, seed + 1)
+        return Split(train.x[idx], train.y[idx]), Split(val.x[vidx], val.y[vidx]), n_classes
+    return Split(train.x[idx], train.y[idx]), Split(train.x[idx], train.y[idx]), n_classes

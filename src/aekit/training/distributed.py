@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -28,6 +30,27 @@ def env_world_size() -> int:
         return int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError:
         return 1
+
+
+def env_rank() -> int:
+    """This process's rank as torchrun set it (0 outside torchrun), known before the group is joined."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+def run_dir(out: Any) -> Path | None:
+    """The run folder of a training process; every process of a distributed run must be told it."""
+    if out is None and env_world_size() > 1:
+        raise AekitError("distributed training needs --out DIR (every process must name the same run directory)")
+    return Path(out) if out is not None else None
+
+
+def setup_and_agree(device: torch.device, resuming: bool) -> bool:
+    """Join the group, then take rank 0's decision to resume (only rank 0 inspects the run folder)."""
+    setup(device)
+    return bool(broadcast_float(float(resuming), device))
 
 
 def setup(device: torch.device) -> tuple[int, int]:

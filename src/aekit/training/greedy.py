@@ -8,7 +8,9 @@ trained at once and its encoder kept.
 
 Either way the result is an ordinary ``mlp`` autoencoder whose encoder is the stack of layers (the
 greedy decoders are stacked in reverse, "unrolled" as in Hinton & Salakhutdinov 2006), saved in an
-ordinary run directory; ``summary.json`` records each layer's reconstruction error.
+ordinary run directory; ``summary.json`` records each layer's reconstruction error. Each fit
+keeps its own checkpoints in a sub-folder (``layer-1/``, ... or ``end-to-end/``), so ``--resume``
+replays finished layers from their weights and continues the open one.
 """
 
 from __future__ import annotations
@@ -21,15 +23,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from aekit.config import TrainConfig
+from aekit.config import PRETRAIN_MODES, TrainConfig
 from aekit.data.dataset import Dataset, Split
 from aekit.errors import AekitError
+from aekit.io import write_json
+from aekit.metrics import evaluate_model
 from aekit.models.base import Autoencoder
 from aekit.registry import create_model
 from aekit.training import checkpoint as ckpt
 from aekit.training.loop import fit
 
-MODES = ("greedy", "end-to-end")
+MODES = PRETRAIN_MODES
 
 
 def noise_per_layer(noise: str | Sequence[str] | None, n_layers: int) -> list[str | None]:
@@ -75,9 +79,11 @@ def pretrain(
     val_fraction: float = 0.1,
     split_seed: int = 0,
     progress: bool | None = None,
-    run_info: dict[str, Any] | None = None,
+    resume: bool = False,
+    device: torch.device | None = None,
 ) -> tuple[Autoencoder, dict[str, Any]]:
-    """Pre-train an encoder of the given ``layers`` on ``dataset`` (labels unused)."""
+    """Pre-train an encoder of the given ``layers`` on ``dataset`` (labels unused); with ``out``,
+    write ``model.safetensors`` and ``summary.json`` there (the caller writes ``config.json``)."""
     if mode not in MODES:
         raise AekitError(f"unknown pre-training mode {mode!r}; use greedy or end-to-end")
     sizes = [int(v) for v in layers]
@@ -93,7 +99,9 @@ def pretrain(
     layer_rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     if mode == "end-to-end":
-        res = fit(deep, tr, va, TrainConfig(**{**cfg.__dict__, "noise": noises[0]}), progress=progress)
+        sub = _sub(out, "end-to-end", resume)
+        res = fit(deep, tr, va, TrainConfig(**{**cfg.__dict__, "noise": noises[0]}), sub[0], resume=sub[1],
+                  progress=progress, device=device)
         layer_rows.append({"layer": "all", "sizes": sizes, "noise": noises[0], "best_val_loss": res.best_val_loss,
                            "epochs": len(res.history)})
     else:
@@ -105,7 +113,9 @@ def pretrain(
             shallow = create_model("mlp", in_shape, code=h, code_activation=activation)
             shallow.resolve_output(value_range)
             layer_cfg = TrainConfig(**{**cfg.__dict__, "noise": noises[i], "seed": cfg.seed + i})
-            res = fit(shallow, Split(x_tr), Split(x_va) if x_va is not None else None, layer_cfg, progress=progress)
+            sub = _sub(out, f"layer-{i + 1}", resume)
+            res = fit(shallow, Split(x_tr), Split(x_va) if x_va is not None else None, layer_cfg, sub[0],
+                      resume=sub[1], progress=progress, device=device)
             s_enc, s_dec = encoder_linears(shallow)[0], decoder_linears(shallow)[0]
             # Copy into the stack: encoder layer i, and its decoder as the mirror-image layer.
             enc[i].load_state_dict(s_enc.state_dict())
@@ -121,20 +131,32 @@ def pretrain(
             value_range = "unit" if activation == "sigmoid" else "real"
     summary = {"mode": mode, "layers": sizes, "activation": activation, "per_layer": layer_rows,
                "pretrain_seconds": round(time.perf_counter() - t0, 1)}
-    from aekit.api import evaluate_model
-
     deep.eval()
     summary["metrics"] = {"test": evaluate_model(deep, dataset.test.x)} if len(dataset.test) else {}
     if out is not None:
-        from aekit import __version__
-
         out = Path(out)
         ckpt.save_tensors(out / "model.safetensors", deep.state_dict())
-        ckpt.write_json(out / "config.json", {"aekit_version": __version__, "run": run_info or {},
-                                              "model": deep.config(),
-                                              "data": dataset.describe(), "pretrain": {
-                                                  "mode": mode, "layers": sizes, "noise": noises,
-                                                  "activation": activation, "train": cfg.__dict__,
-                                                  "val_fraction": val_fraction, "split_seed": split_seed}})
-        ckpt.write_json(out / "summary.json", summary)
+        write_json(out / "summary.json", summary)
     return deep, summary
+
+
+def plan(dataset: Dataset, layers: Sequence[int], mode: str, noise: str | Sequence[str] | None, activation: str,
+         cfg: Any) -> dict[str, Any]:
+    """The ``pretrain`` table of a run's config.json (with the stacked model's config under "model"),
+    checked before anything is trained."""
+    if mode not in MODES:
+        raise AekitError(f"unknown pre-training mode {mode!r}; use greedy or end-to-end")
+    sizes = [int(v) for v in layers]
+    deep = stacked_model(dataset.sample_shape, sizes, activation)
+    deep.resolve_output(dataset.value_range)
+    noises = noise_per_layer(noise, len(sizes) if mode == "greedy" else 1)
+    return {"model": deep.config(), "mode": mode, "layers": sizes, "noise": noises, "activation": activation,
+            "train": cfg.to_dict()["train"], "val_fraction": cfg.data.val_fraction, "split_seed": cfg.data.split_seed}
+
+
+def _sub(out: str | Path | None, name: str, resume: bool) -> tuple[Path | None, bool]:
+    """The checkpoint folder of one fit of a pre-training run, and whether it has one to resume."""
+    if out is None:
+        return None, False
+    sub = Path(out) / name
+    return sub, resume and (sub / ckpt.LAST / "state.json").is_file()

@@ -23,6 +23,9 @@ image at random strengths (10.28 dB); a code of 256 instead of 64 (no better).
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import torch
 
 from aekit.data.noise import Noise
@@ -47,3 +50,49 @@ def own_guesses(model: Autoencoder, noise: Noise, xb: torch.Tensor,
     for _ in range(passes - 1):
         cur = torch.where(mask, model(cur).recon.to(xb.dtype), xb)
     return cur, first
+
+
+class Corruption:
+    """How a clean batch becomes the model's (input, target): ``noise`` drawn afresh for every batch.
+
+    ``noise`` is any ``noise(x, generator) -> x`` (a :class:`aekit.data.noise.Noise`, or your own);
+    None trains a plain autoencoder.
+    """
+
+    def __init__(self, noise: Any = None) -> None:
+        self.noise = noise
+
+    def prepare(self, x_train: Any, device: torch.device) -> None:
+        """Called once with the training data before the first batch."""
+
+    def pair(self, model: Autoencoder, xb: torch.Tensor, step: int,
+             generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return (self.noise(xb, generator) if self.noise is not None else xb), xb
+
+
+class GuessBatches(Corruption):
+    """``block:S``: squares filled with the training mean image, and on every other batch the
+    model's own later guesses (see the module docstring)."""
+
+    def prepare(self, x_train: Any, device: torch.device) -> None:
+        if self.noise.fill is None:
+            from aekit.training.loop import mean_image
+
+            self.noise = dataclasses.replace(self.noise, fill=mean_image(x_train, device=device))
+
+    def pair(self, model: Autoencoder, xb: torch.Tensor, step: int,
+             generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if step % 2 == 1:
+            return own_guesses(model, self.noise, xb, generator)
+        return self.noise(xb, generator), xb
+
+
+def corruption_for(noise: Any, clip: bool = True) -> Corruption:
+    """The corruption of a run: a ``--noise`` spec, a noise object or callable, or None."""
+    if isinstance(noise, Corruption):
+        return noise
+    if isinstance(noise, str):
+        from aekit.data.noise import parse_noise
+
+        noise = parse_noise(noise, clip=clip)
+    return GuessBatches(noise) if isinstance(noise, Noise) and noise.kind == "block" else Corruption(noise)

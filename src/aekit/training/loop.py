@@ -1,23 +1,30 @@
-"""The one training loop, for every autoencoder.
+"""The one training loop, for autoencoders and for classifiers built from them.
 
-Per step, in the order a reader expects: batch -> corrupt (denoising only) -> forward ->
-backward -> clip -> step -> log. Validation after every epoch; the best checkpoint (lowest
-validation loss) and the last one (with optimizer and RNG state, for ``--resume``) are kept.
+Per step, in the order a reader expects: batch -> corrupt (an :class:`Objective`'s ``inputs``) ->
+forward -> backward -> clip -> step -> log. Validation after every epoch; the best checkpoint
+(lowest validation loss) and the last one (weights, optimizer, RNG and loop state, for
+``--resume``) are kept. What is trained for -- reconstruction, or labels -- is the objective's
+business; the loop never branches on a model's kind.
 
 Batches are index slices of one tensor holding the whole split (uint8 images are converted to
 float per batch), not a per-sample DataLoader. The loss is summed on the device and read back
 only every ``log_every`` steps, so small models are not slowed by a host sync per step.
+
+Preemption: the last checkpoint is also written every ``checkpoint_every`` steps and every
+``checkpoint_minutes``, and on SIGTERM or the first SIGINT (then the process exits 143 / 130). A
+checkpoint taken in the middle of an epoch records the permutation generator's state at the
+epoch's start and the step reached, so ``--resume`` replays the same batches and random draws: the
+final weights equal an uninterrupted run's.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import math
-import sys
+import signal
+import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,16 +35,17 @@ import torch
 from aekit.config import TrainConfig
 from aekit.data import mapped
 from aekit.data.dataset import Split
-from aekit.data.noise import Noise
 from aekit.device import autocast_dtype
-from aekit.errors import AekitError
+from aekit.errors import AekitError, TrainingStopped
+from aekit.io import atomic_write_text
 from aekit.metrics import ReconMeter
-from aekit.models.base import Autoencoder
 from aekit.training import checkpoint as ckpt
-from aekit.training.infill import own_guesses
+from aekit.training import distributed
+from aekit.training.infill import Corruption, corruption_for
+from aekit.training.progress import Progress, say
 
-Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_mse", "val_sse_per_image", "lr", "seconds", "samples_per_s")
+HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_mse", "val_sse_per_image", "val_accuracy", "lr",
+                  "seconds", "samples_per_s")
 
 
 @dataclass
@@ -113,18 +121,22 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
     return cfg.lr
 
 
+def pieces_of(x: torch.Tensor | np.ndarray, batch_size: int, device: torch.device):
+    """Float batches of a whole split, a tensor or a memory map."""
+    if isinstance(x, torch.Tensor):
+        return (as_batch(x[i : i + batch_size]) for i in range(0, len(x), batch_size))
+    return (as_batch(torch.from_numpy(np.array(p)).to(device)) for p in mapped.chunks(x, batch_size))
+
+
 @torch.no_grad()
-def evaluate_tensor(model: Autoencoder, x: torch.Tensor | np.ndarray, batch_size: int,
+def evaluate_tensor(model: torch.nn.Module, x: torch.Tensor | np.ndarray, batch_size: int,
                     unit_range: bool) -> dict[str, Any]:
     """Mean model loss and reconstruction metrics of ``model`` on a whole split (a tensor or a memory map)."""
     was_training = model.training
     model.eval()
     meter, loss_sum = ReconMeter(unit_range), 0.0
     device = next(model.parameters()).device
-    pieces = (x[i : i + batch_size] for i in range(0, len(x), batch_size)) if isinstance(x, torch.Tensor) \
-        else mapped.chunks(x, batch_size)
-    for piece in pieces:
-        xb = as_batch(piece if isinstance(piece, torch.Tensor) else torch.from_numpy(np.array(piece)).to(device))
+    for xb in pieces_of(x, batch_size, device):
         out = model(xb)
         loss_sum += float(out.loss) * len(xb)
         meter.update(xb.cpu().numpy(), out.recon.float().cpu().numpy())
@@ -132,200 +144,334 @@ def evaluate_tensor(model: Autoencoder, x: torch.Tensor | np.ndarray, batch_size
     return {"loss": loss_sum / max(len(x), 1), **meter.result()}
 
 
-def _write_history(out: Path, rows: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    ckpt.atomic_write_text(out / "metrics.csv", buf.getvalue())
+class Objective:
+    """What the loop trains for. This one: reconstruct the clean batch from its corrupted copy."""
+
+    min_steps_per_epoch = 1  # small labelled sets are cycled to make epochs of at least this many steps
+
+    def __init__(self, corruption: Corruption | None = None) -> None:
+        self.corruption = corruption
+
+    def prepare(self, model: torch.nn.Module, cfg: TrainConfig, x_train: Any, device: torch.device) -> None:
+        if self.corruption is None:
+            self.corruption = corruption_for(cfg.noise, clip=model.output == "sigmoid")
+        self.corruption.prepare(x_train, device)
+
+    def inputs(self, model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor | None, step: int,
+               gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(model input, target) of one batch."""
+        return self.corruption.pair(model, xb, step, gen)
+
+    def loss(self, model: torch.nn.Module, inp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return model(inp, target=target).loss
+
+    def validate(self, model: torch.nn.Module, x: Any, y: Any, cfg: TrainConfig) -> dict[str, Any]:
+        """Figures for the history row; ``val_loss`` decides the best epoch and early stopping."""
+        m = evaluate_tensor(model, x, cfg.eval_batch_size, model.output == "sigmoid")
+        return {"val_loss": m["loss"], "val_mse": m["mse"], "val_sse_per_image": m["sse_per_image"]}
 
 
-def _save_last(out: Path, model: Autoencoder, opt: torch.optim.Optimizer, state: dict[str, Any],
-               gens: dict[str, torch.Generator]) -> None:
-    tensors, meta = ckpt.optimizer_state(opt)
-    rng = {f"rng.{k}": g.get_state() for k, g in gens.items()}
-    rng["rng.torch"] = torch.get_rng_state()
-    ckpt.save_tensors(out / "last" / "model.safetensors", model.state_dict())
-    ckpt.save_tensors(out / "last" / "optimizer.safetensors", {**tensors, **rng})
-    # state.json is written last: it is the marker that the files beside it form a whole checkpoint.
-    ckpt.write_json(out / "last" / "state.json", {**state, "optimizer": meta})
+class _Stop:
+    """SIGTERM and the first SIGINT ask for a checkpoint and a clean stop; a second SIGINT stops at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGTERM, signal.SIGINT):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+class Trainer:
+    """One call of :func:`fit`: the model, its optimizer, the data as tensors and the loop state."""
+
+    def __init__(self, model: torch.nn.Module, train: Split, val: Split | None, cfg: TrainConfig,
+                 out: Path | None, device: torch.device, objective: Objective, progress: bool | None) -> None:
+        self.model, self.cfg, self.out, self.device, self.obj = model, cfg, out, device, objective
+        self.rank, self.world = distributed.rank_and_size()
+        self.writes = out is not None and self.rank == 0  # only rank 0 writes; every rank reads to resume
+        self.progress = progress is not False and self.rank == 0
+        model.to(device).train()
+        # A memory-mapped split stays on disk: batches are read from the file (aekit.data.mapped.RowReader).
+        self.x = mapped.RowReader(train.x) if mapped.is_mapped(train.x) else to_tensor(train.x, device)
+        self.y = to_tensor(train.y.astype(np.int64), device) if getattr(objective, "uses_labels", False) else None
+        self.x_val = self.y_val = None
+        if val is not None and len(val):
+            self.x_val = val.x if mapped.is_mapped(val.x) else to_tensor(val.x, device)
+            self.y_val = val.y
+        objective.prepare(model, cfg, train.x if mapped.is_mapped(train.x) else self.x, device)
+        # Convolutions on a GPU run fastest on NHWC tensors (tensor cores): weights and batches go channels-last.
+        self.channels_last = device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.opt = make_optimizer(model, cfg)
+        self.gens = {"perm": torch.Generator().manual_seed(cfg.seed),
+                     "noise": torch.Generator(device).manual_seed(cfg.seed + 1)}
+        self.step_model: torch.nn.Module = model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                      else None)
+        self.amp = autocast_dtype(cfg.precision, device)
+        # fp16 needs loss scaling to keep small gradients from flushing to zero; bf16 has fp32's range.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
+        self.res = FitResult()
+        self.epoch = self.step_in_epoch = self.bad_epochs = 0
+        self.loss_sum, self.done = torch.zeros((), device=device), 0
+        self.perm_state = self.gens["perm"].get_state()  # the perm generator at the current epoch's start
+        self.best_state: dict[str, torch.Tensor] | None = None  # kept in memory when no files are written
+        self.last_save = time.perf_counter()
+        self.stop = _Stop()
+
+    # --- the schedule of one epoch -------------------------------------------------------------
+    def steps_per_epoch(self) -> tuple[int, int]:
+        """(steps in an epoch, batches in one pass over the data)."""
+        bs = min(self.cfg.batch_size, len(self.x))
+        per_pass = math.ceil(len(self.x) / bs)
+        return max(per_pass, self.obj.min_steps_per_epoch), per_pass
+
+    def epoch_order(self) -> torch.Tensor:
+        """Enough permutations of the rows for one epoch's steps (one, unless the data is small)."""
+        steps, per_pass = self.steps_per_epoch()
+        self.perm_state = self.gens["perm"].get_state()
+        n = len(self.x)
+        return torch.cat([torch.randperm(n, generator=self.gens["perm"])
+                          for _ in range(math.ceil(steps / per_pass))]).to(self.device)
+
+    def batch_rows(self, perm: torch.Tensor, i: int) -> torch.Tensor:
+        _, per_pass = self.steps_per_epoch()
+        n, bs = len(self.x), min(self.cfg.batch_size, len(self.x))
+        rep, j = divmod(i, per_pass)  # batch j of permutation number rep
+        return perm[rep * n + j * bs : rep * n + min((j + 1) * bs, n)]
+
+    # --- one step and one epoch ----------------------------------------------------------------
+    def step(self, idx: torch.Tensor, i: int) -> None:
+        xb = as_batch(take_rows(self.x, idx, self.device))
+        yb = self.y.index_select(0, idx) if self.y is not None else None
+        inp, target = self.obj.inputs(self.model, xb, yb, i, self.gens["noise"])
+        if self.channels_last:
+            inp = inp.contiguous(memory_format=torch.channels_last)
+        scale = 1.0
+        if self.world > 1:  # this rank's slice of the global batch (corrupted whole: the same draw as one process)
+            n_global = len(inp)
+            inp, target = inp[self.rank :: self.world], target[self.rank :: self.world]
+            # DDP averages the ranks' gradients; weighting each rank's mean by its share of the
+            # global batch makes that average the global batch's mean, even for uneven slices.
+            scale = len(inp) * self.world / n_global
+        with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
+            loss = self.obj.loss(self.step_model, inp, target)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss * scale if scale != 1.0 else loss).backward()
+        if self.cfg.clip_grad:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.loss_sum += loss.detach() * len(inp)
+        self.done += len(inp)
+        self.res.steps += 1
+
+    def train_epoch(self) -> float:
+        """The steps of epoch ``self.epoch`` from ``self.step_in_epoch`` on; returns its seconds."""
+        cfg, t0 = self.cfg, time.perf_counter()
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(cfg, self.epoch)
+        if self.step_in_epoch:  # resumed mid-epoch: the same permutation as the interrupted run
+            self.gens["perm"].set_state(self.perm_state)
+        perm = self.epoch_order()
+        steps, _ = self.steps_per_epoch()
+        bar = Progress(steps, f"epoch {self.epoch + 1}/{cfg.epochs}", self.progress)
+        bar.update(self.step_in_epoch)
+        while self.step_in_epoch < steps:
+            idx = self.batch_rows(perm, self.step_in_epoch)
+            self.step_in_epoch += 1
+            if self.world > 1 and len(idx) < self.world:  # too small to give every rank a row: skipped by all
+                continue
+            self.step(idx, self.step_in_epoch - 1)
+            if self.progress and self.step_in_epoch % cfg.log_every == 0:  # reading the loss syncs the device
+                bar.update(cfg.log_every, loss=f"{float(self.loss_sum) / max(self.done, 1):.4g}")
+            self.maybe_checkpoint()
+            if cfg.max_steps is not None and self.res.steps >= cfg.max_steps:
+                break
+        bar.close()
+        return time.perf_counter() - t0
+
+    def end_epoch(self, seconds: float) -> None:
+        """Validate, keep the best weights, log, checkpoint; decide on early stopping."""
+        loss_sum, done = self.loss_sum, self.done
+        if self.world > 1:  # one exchange per epoch: the mean training loss over all ranks
+            totals = distributed.all_reduce_sum(torch.stack([loss_sum.double(), torch.tensor(
+                float(done), dtype=torch.float64, device=self.device)]))
+            loss_sum, done = totals[0], int(totals[1])
+        train_loss = float(loss_sum) / max(done, 1)
+        if not math.isfinite(train_loss):
+            raise AekitError(f"training diverged at epoch {self.epoch + 1} (loss {train_loss}); "
+                             "lower the learning rate")
+        row: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": train_loss, "lr": lr_at(self.cfg, self.epoch),
+                               "seconds": round(seconds, 3), "samples_per_s": round(done / max(seconds, 1e-9), 1)}
+        if self.x_val is not None:
+            row.update(self.obj.validate(self.model, self.x_val, self.y_val, self.cfg))
+            # Every rank takes rank 0's figure, so that all make the same early-stopping decision.
+            row["val_loss"] = distributed.broadcast_float(row["val_loss"], self.device)
+        score = row.get("val_loss", train_loss)
+        if score < self.res.best_val_loss:
+            self.res.best_val_loss, self.res.best_epoch, self.bad_epochs = score, self.epoch + 1, 0
+            self.keep_best()
+        else:
+            self.bad_epochs += 1
+        self.res.history.append(row)
+        val_txt = f" val {row['val_loss']:.4g}" if "val_loss" in row else ""
+        say(f"epoch {self.epoch + 1}/{self.cfg.epochs}: train {train_loss:.4g}{val_txt} ({seconds:.1f}s)",
+            self.progress)
+        self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        self.loss_sum, self.done = torch.zeros((), device=self.device), 0
+        self.res.stopped_early = self.cfg.patience is not None and self.bad_epochs >= self.cfg.patience
+        self.perm_state = self.gens["perm"].get_state()
+        if self.writes:
+            self.write_history()
+            self.save_last()
+
+    def keep_best(self) -> None:
+        if self.writes:
+            ckpt.save_tensors(self.out / "model.safetensors", self.model.state_dict())
+        else:
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def maybe_checkpoint(self) -> None:
+        cfg = self.cfg
+        if self.stop.signum is not None:
+            if self.writes:
+                self.save_last()
+            raise TrainingStopped(self.stop.signum, self.epoch + 1, self.step_in_epoch)
+        if not self.writes:
+            return
+        by_steps = cfg.checkpoint_every is not None and self.res.steps % cfg.checkpoint_every == 0
+        by_time = time.perf_counter() - self.last_save >= 60 * cfg.checkpoint_minutes
+        if by_steps or by_time:
+            self.save_last()
+
+    def save_last(self) -> None:
+        tensors, meta = ckpt.optimizer_state(self.opt)
+        rng = {"rng.perm": self.perm_state, "rng.noise": self.gens["noise"].get_state(),
+               "rng.torch": torch.get_rng_state()}
+        r = self.res
+        state = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "epoch_loss_sum": float(self.loss_sum),
+                 "epoch_done": self.done, "bad_epochs": self.bad_epochs, "history": r.history,
+                 "best_val_loss": r.best_val_loss, "best_epoch": r.best_epoch, "steps": r.steps,
+                 "stopped_early": r.stopped_early, "optimizer": meta}
+        ckpt.write_last(self.out, {"model.safetensors": ckpt.tensors_bytes(self.model.state_dict()),
+                                   "optimizer.safetensors": ckpt.tensors_bytes({**tensors, **rng}),
+                                   "state.json": state})
+        self.last_save = time.perf_counter()
+
+    def write_history(self) -> None:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(self.res.history)
+        atomic_write_text(self.out / "metrics.csv", buf.getvalue())
+
+    def restore(self) -> None:
+        """Continue from ``out/last``: weights, optimizer, RNG and the loop's place."""
+        last = self.out / ckpt.LAST
+        state = ckpt.read_json(last / "state.json")
+        saved = ckpt.load_tensors(last / "optimizer.safetensors")
+        try:
+            self.model.load_state_dict(ckpt.load_tensors(last / "model.safetensors"))
+            ckpt.restore_optimizer(self.opt, {k: v for k, v in saved.items() if not k.startswith("rng.")},
+                                   state["optimizer"])
+            for k, g in self.gens.items():
+                g.set_state(saved[f"rng.{k}"])
+            torch.set_rng_state(saved["rng.torch"])
+            self.perm_state = saved["rng.perm"]
+            self.epoch, self.bad_epochs, self.res.steps = state["epoch"], state["bad_epochs"], state["steps"]
+            self.res.history, self.res.best_val_loss = state["history"], state["best_val_loss"]
+            self.res.best_epoch = state["best_epoch"]
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise AekitError(f"{last}: checkpoint does not fit this run ({str(exc).splitlines()[0]}); "
+                             "start a new run in another --out") from None
+        self.step_in_epoch = state.get("step_in_epoch", 0)
+        self.loss_sum = torch.tensor(float(state.get("epoch_loss_sum", 0.0)), device=self.device)
+        self.done, self.res.stopped_early = state.get("epoch_done", 0), state.get("stopped_early", False)
+        if self.channels_last:  # restored moments are NCHW; fused steps need the parameters' own layout
+            for p_, st in self.opt.state.items():
+                for k, v in st.items():
+                    if isinstance(v, torch.Tensor) and v.shape == p_.shape:
+                        st[k] = torch.empty_like(p_).copy_(v)
+
+    # --- the whole run -------------------------------------------------------------------------
+    def run(self, resume: bool) -> FitResult:
+        t_start = time.perf_counter()
+        if resume:
+            self.restore()
+        with self.stop if self.writes and self.world == 1 else _NoStop():
+            while self.epoch < self.cfg.epochs and not self.res.stopped_early:
+                seconds = self.train_epoch()
+                self.end_epoch(seconds)
+                if self.cfg.max_steps is not None and self.res.steps >= self.cfg.max_steps:
+                    break
+        self.res.seconds = time.perf_counter() - t_start
+        self.load_best()
+        return self.res
+
+    def load_best(self) -> None:
+        if self.best_state is not None:  # no run directory, or a rank other than 0
+            self.model.load_state_dict(self.best_state)
+        elif self.out is not None and (self.out / "model.safetensors").is_file():
+            self.model.load_state_dict(ckpt.load_tensors(self.out / "model.safetensors"))
+
+
+class _NoStop:
+    """Where no checkpoint can be written (no run folder, another rank), signals keep their default."""
+
+    signum = None
+
+    def __enter__(self) -> _NoStop:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
 
 def fit(
-    model: Autoencoder,
+    model: torch.nn.Module,
     train: Split,
     val: Split | None,
     cfg: TrainConfig,
     out_dir: str | Path | None = None,
     *,
     device: torch.device | None = None,
-    corrupt: Corruption | None = None,
+    corrupt: Any = None,
+    objective: Objective | None = None,
     resume: bool = False,
     progress: bool | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``train.x``; validate on ``val.x`` each epoch; checkpoint into ``out_dir``.
+    """Train ``model`` on ``train``; validate on ``val`` each epoch; checkpoint into ``out_dir``.
 
     ``corrupt(x, generator)`` makes the input of a denoising autoencoder from the clean batch,
-    drawn afresh for every batch; the target stays the clean batch. With ``resume``, training
-    continues from ``out_dir/last`` (weights, optimizer, RNG, history) up to ``cfg.epochs``.
+    drawn afresh for every batch; the target stays the clean batch (default: ``cfg.noise``).
+    ``objective`` replaces reconstruction (see :class:`aekit.training.classify.Classification`).
+    With ``resume``, training continues from ``out_dir/last`` up to ``cfg.epochs``.
+    ``progress``: False prints nothing; otherwise a bar on a terminal, lines on stderr elsewhere.
     """
-    from tqdm.auto import tqdm
-
-    from aekit.training import distributed
-
     device = device or next(model.parameters()).device
     out = Path(out_dir) if out_dir is not None else None
-    rank, world = distributed.rank_and_size()
-    writes = out is not None and rank == 0  # only rank 0 writes; every rank reads to resume
-    progress = sys.stdout.isatty() if progress is None else progress
-    unit_range = model.output == "sigmoid"
-    model.to(device).train()
-    if corrupt is None and cfg.noise:
-        from aekit.data.noise import parse_noise
-
-        corrupt = parse_noise(cfg.noise, clip=unit_range)
-    # A memory-mapped split stays on disk: batches are read from the file (see aekit.data.mapped.RowReader).
-    x_train = mapped.RowReader(train.x) if mapped.is_mapped(train.x) else to_tensor(train.x, device)
-    guesses = isinstance(corrupt, Noise) and corrupt.kind == "block"
-    if guesses and corrupt.fill is None:
-        corrupt = dataclasses.replace(corrupt, fill=mean_image(train.x if mapped.is_mapped(train.x) else x_train,
-                                                               device=device))
-    x_val = None
-    if val is not None and len(val):
-        x_val = val.x if mapped.is_mapped(val.x) else to_tensor(val.x, device)
-    # Convolutions on a GPU run fastest on NHWC tensors (tensor cores): weights and batches go channels-last.
-    channels_last = device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, cfg)
-    gens = {"perm": torch.Generator().manual_seed(cfg.seed), "noise": torch.Generator(device).manual_seed(cfg.seed + 1)}
-    res = FitResult()
-    start_epoch, bad_epochs = 0, 0
-    best_state: dict[str, torch.Tensor] | None = None  # kept in memory when this process writes no files
-
-    if resume:
-        if out is None or not (out / "last" / "state.json").is_file():
-            raise AekitError(f"--resume: no checkpoint to resume in {out}/last")
-        state = ckpt.read_json(out / "last" / "state.json")
-        model.load_state_dict(ckpt.load_tensors(out / "last" / "model.safetensors"))
-        saved = ckpt.load_tensors(out / "last" / "optimizer.safetensors")
-        ckpt.restore_optimizer(opt, {k: v for k, v in saved.items() if not k.startswith("rng.")}, state["optimizer"])
-        if channels_last:  # restored moments are NCHW; fused steps need the parameters' own layout
-            for p_, st in opt.state.items():
-                for k, v in st.items():
-                    if isinstance(v, torch.Tensor) and v.shape == p_.shape:
-                        st[k] = torch.empty_like(p_).copy_(v)
-        for k, g in gens.items():
-            g.set_state(saved[f"rng.{k}"])
-        torch.set_rng_state(saved["rng.torch"])
-        start_epoch, bad_epochs = state["epoch"], state["bad_epochs"]
-        res.history, res.best_val_loss, res.best_epoch = state["history"], state["best_val_loss"], state["best_epoch"]
-        res.steps = state["steps"]
-
-    step_model: torch.nn.Module = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        progress = progress and rank == 0
-    amp = autocast_dtype(cfg.precision, device)
-    # fp16 needs loss scaling to keep small gradients from flushing to zero; bf16 has fp32's range.
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
-    n, bs = len(train.x), cfg.batch_size
-    steps_per_epoch = math.ceil(n / bs)
-    t_start = time.perf_counter()
-    for epoch in range(start_epoch, cfg.epochs):
-        lr = lr_at(cfg, epoch)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=gens["perm"]).to(device)
-        loss_sum = torch.zeros((), device=device)
-        done = 0
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
-                   leave=False, unit="step", file=sys.stderr)
-        for i in range(steps_per_epoch):
-            xb = as_batch(take_rows(x_train, perm[i * bs : (i + 1) * bs], device))
-            if world > 1 and len(xb) < world:  # a last batch too small to give every rank a row: skipped by all
-                continue
-            if guesses and i % 2 == 1:  # the model's own infilling guesses (see training/infill.py)
-                inp, xb = own_guesses(model, corrupt, xb, gens["noise"])
-            else:
-                inp = corrupt(xb, gens["noise"]) if corrupt is not None else xb
-            if channels_last:
-                inp = inp.contiguous(memory_format=torch.channels_last)
-            scale = 1.0
-            if world > 1:  # this rank's slice of the global batch (corrupted whole: the same draw as one process)
-                n_global = len(xb)
-                xb, inp = xb[rank::world], inp[rank::world]
-                # DDP averages the ranks' gradients; weighting each rank's mean by its share of the
-                # global batch makes that average the global batch's mean, even for uneven slices.
-                scale = len(xb) * world / n_global
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                out_ = step_model(inp, target=xb)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(out_.loss * scale if scale != 1.0 else out_.loss).backward()
-            if cfg.clip_grad:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            scaler.step(opt)
-            scaler.update()
-            loss_sum += out_.loss.detach() * len(xb)
-            done += len(xb)
-            res.steps += 1
-            if progress and (i + 1) % cfg.log_every == 0:
-                bar.update(cfg.log_every)
-                bar.set_postfix(loss=f"{float(loss_sum) / done:.4g}")
-            if cfg.max_steps is not None and res.steps >= cfg.max_steps:
-                break
-        bar.close()
-        if world > 1:  # one exchange per epoch: the mean training loss over all ranks
-            totals = distributed.all_reduce_sum(torch.stack([loss_sum.double(), torch.tensor(
-                float(done), dtype=torch.float64, device=device)]))
-            loss_sum, done = totals[0], int(totals[1])
-        train_loss = float(loss_sum) / max(done, 1)
-        if not math.isfinite(train_loss):
-            raise AekitError(f"training diverged at epoch {epoch + 1} (loss {train_loss}); lower the learning rate")
-        seconds = time.perf_counter() - t0
-        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr, "seconds": round(seconds, 3),
-                               "samples_per_s": round(done / seconds, 1)}
-        improved = False
-        if x_val is not None:
-            m = evaluate_tensor(model, x_val, cfg.eval_batch_size, unit_range)
-            # Every rank takes rank 0's figure, so that all make the same early-stopping decision.
-            m["loss"] = distributed.broadcast_float(m["loss"], device)
-            row.update(val_loss=m["loss"], val_mse=m["mse"], val_sse_per_image=m["sse_per_image"])
-            improved = m["loss"] < res.best_val_loss
-        else:
-            improved = train_loss < res.best_val_loss
-        if improved:
-            res.best_val_loss = row.get("val_loss", train_loss)
-            res.best_epoch, bad_epochs = epoch + 1, 0
-            if writes:
-                ckpt.save_tensors(out / "model.safetensors", model.state_dict())
-            else:
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad_epochs += 1
-        res.history.append(row)
-        if progress:
-            val_txt = f" val {row['val_loss']:.4g}" if "val_loss" in row else ""
-            print(f"epoch {epoch + 1}/{cfg.epochs}: train {train_loss:.4g}{val_txt} ({seconds:.1f}s)", file=sys.stderr)
-        if writes:
-            _write_history(out, res.history)
-            _save_last(out, model, opt, {"epoch": epoch + 1, "bad_epochs": bad_epochs, "history": res.history,
-                                         "best_val_loss": res.best_val_loss, "best_epoch": res.best_epoch,
-                                         "steps": res.steps}, gens)
-        if cfg.patience is not None and bad_epochs >= cfg.patience:
-            res.stopped_early = True
-            break
-        if cfg.max_steps is not None and res.steps >= cfg.max_steps:
-            break
-    res.seconds = time.perf_counter() - t_start
-    if writes and (out / "model.safetensors").is_file():
-        model.load_state_dict(ckpt.load_tensors(out / "model.safetensors"))
-    elif best_state is not None:  # no run directory, or a rank other than 0
-        model.load_state_dict(best_state)
-    elif out is not None and (out / "model.safetensors").is_file():  # resumed, no better epoch since
-        model.load_state_dict(ckpt.load_tensors(out / "model.safetensors"))
-    return res
+    if objective is None:
+        objective = Objective(corruption_for(corrupt) if corrupt is not None else None)
+    if resume and (out is None or not (out / ckpt.LAST / "state.json").is_file()):
+        raise AekitError(f"--resume: no checkpoint to resume in {out}/{ckpt.LAST}")
+    return Trainer(model, train, val, cfg, out, device, objective, progress).run(resume)

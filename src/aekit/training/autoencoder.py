@@ -1,0 +1,102 @@
+"""Training one autoencoder run end to end: device, model, the one loop, final figures and pictures.
+
+:func:`aekit.api.train` opens and guards the run folder (:mod:`aekit.run`) and calls
+:func:`train_autoencoder`, which does the rest: it builds the model, runs :func:`fit`, scores the
+best weights on every split and writes ``summary.json``, ``loss.png`` and ``reconstructions.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aekit.config import RunConfig
+from aekit.data.dataset import Dataset
+from aekit.errors import AekitError
+from aekit.io import write_json
+from aekit.metrics import evaluate_model
+from aekit.training import distributed
+from aekit.training.loop import FitResult, fit
+
+RECON_GRID = 16
+MIN_TRAIN_ROWS = 2  # one to train on and one to validate on, at the least
+
+
+def check_trainable(ds: Dataset, cfg: RunConfig) -> None:
+    """Refuse data too small to train and score on, before anything is written."""
+    d = cfg.data
+    n_train = len(ds.split("train", d.val_fraction, d.split_seed))
+    n_val = len(ds.split("val", d.val_fraction, d.split_seed)) if d.val_fraction > 0 else 0
+    if n_train < 1 or (d.val_fraction > 0 and n_val < 1) or len(ds.train) < MIN_TRAIN_ROWS:
+        raise AekitError(f"{ds.name}: {len(ds.train)} training rows leave {n_train} to train on and {n_val} to "
+                         f"validate on; give at least {MIN_TRAIN_ROWS} rows (and enough for --val-fraction "
+                         f"{d.val_fraction:g} to hold one out)")
+
+
+def build_model(cfg: RunConfig, ds: Dataset) -> Any:
+    from aekit.registry import create_model
+
+    opts = {k: v for k, v in cfg.model.items() if k != "name"}
+    model = create_model(cfg.model.get("name", "mlp"), ds.sample_shape, **opts)
+    model.resolve_output(ds.value_range)
+    return model
+
+
+def train_autoencoder(model: Any, ds: Dataset, cfg: RunConfig, out: Path, *, device: torch.device,
+                      resume: bool, progress: bool | None) -> tuple[dict[str, Any], FitResult]:
+    """Fit ``model`` on ``ds`` into run folder ``out``; returns (summary, fit result).
+
+    In a distributed run only rank 0 scores and writes; the others return an empty summary.
+    """
+    d = cfg.data
+    train_split = ds.split("train", d.val_fraction, d.split_seed)
+    val_split = ds.split("val", d.val_fraction, d.split_seed) if d.val_fraction > 0 else None
+    res = fit(model, train_split, val_split, cfg.train, out, device=device, resume=resume, progress=progress)
+    distributed.finish()
+    if distributed.rank_and_size()[0] != 0:
+        model.cpu().eval()
+        return {}, res
+    splits = {"train": train_split, "val": val_split, "test": ds.test}
+    metrics = {name: evaluate_model(model, s.x, cfg.train.eval_batch_size)
+               for name, s in splits.items() if s is not None and len(s)}
+    summary = {
+        "metrics": metrics,
+        "best_epoch": res.best_epoch,
+        "epochs_run": len(res.history),
+        "steps": res.steps,
+        "train_seconds": round(sum(h["seconds"] for h in res.history), 2),
+        "stopped_early": res.stopped_early,
+        "n_parameters": model.n_parameters(),
+    }
+    write_json(out / "summary.json", summary)
+    from aekit import plots
+
+    plots.loss_curve(res.history, out / "loss.png", title=f"{model.family} on {ds.name}")
+    show = ds.test if len(ds.test) else train_split
+    reconstruct_grid(model, show.x[:RECON_GRID], out / "reconstructions.png")
+    model.cpu().eval()
+    return summary, res
+
+
+def reconstruct_grid(model: Any, x: Any, path: str | Path) -> Path:
+    from aekit import plots
+    from aekit.metrics import as_float
+
+    return plots.image_rows([as_float(x), model.reconstruct(x)], tuple(model.input_shape), path,
+                            labels=["input", "output"], title="originals (top) and reconstructions (bottom)")
+
+
+MAX_GRID = 1024  # samples in one reconstruction picture: wider is no picture a person can read
+
+
+def check_grid_size(n: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_GRID:
+        raise AekitError(f"--n must be a whole number from 1 to {MAX_GRID}, got {n!r}")
+
+
+def seeded_model(cfg: RunConfig, ds: Dataset) -> Any:
+    """The run's model, initialised from its seed (the same weights on every process of a run)."""
+    torch.manual_seed(cfg.train.seed)
+    return build_model(cfg, ds)
