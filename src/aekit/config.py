@@ -20,6 +20,12 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "step")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+LOSSES = ("mse", "bce")
+SPLITS = ("train", "val", "test")  # what a command that reads a run may read (--split)
+PRETRAIN_MODES = ("greedy", "end-to-end")
+FINETUNE_STAGES = ("top", "all", "both")
+FINETUNE_INITS = ("pretrained", "random")
+FINETUNE_SCHEDULES = ("none", "cosine")
 
 
 @dataclass
@@ -50,6 +56,8 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many optimizer steps (benchmarks, smoke tests)
     eval_batch_size: int = 2048
     log_every: int = 20  # steps between progress-bar updates (each one reads the loss back from the device)
+    checkpoint_every: int | None = None  # also write last/ every this many optimizer steps (preemption)
+    checkpoint_minutes: float = 10.0  # ... and at least this often, in minutes of training
 
 
 @dataclass
@@ -63,13 +71,24 @@ class RunConfig:
                 "train": dataclasses.asdict(self.train)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "config") -> RunConfig:
+    def from_dict(cls, d: Any, where: str = "config") -> RunConfig:
+        if not isinstance(d, dict):
+            raise AekitError(f"{where}: expected a table of [data], [model] and [train] settings, "
+                             f"found a {_kind(d)}")
         unknown = sorted(set(d) - {"data", "model", "train"})
         if unknown:
-            raise AekitError(f"{where}: unknown section(s) {', '.join(unknown)}; use [data], [model], [train]")
+            raise AekitError(f"{where}: unknown section(s) {', '.join(map(str, unknown))}; "
+                             "use [data], [model], [train]")
+        for section in ("data", "model", "train"):
+            # `model = "mlp"` at the top of a TOML file is a value, not the [model] table.
+            if not isinstance(d.get(section, {}), dict):
+                raise AekitError(f"{where}: {section} must be a table ([{section}] with its keys below it), "
+                                 f"found a {_kind(d[section])} ({d[section]!r:.40})")
         model = dict(d.get("model", {}))
         model.setdefault("name", "mlp")
         model.pop("input_shape", None)
+        if not isinstance(model["name"], str):
+            raise AekitError(f"{where} [model]: name = {model['name']!r:.40} must be a string such as \"mlp\"")
         return cls(
             data=_build(DataConfig, d.get("data", {}), f"{where} [data]"),
             model=model,
@@ -77,27 +96,80 @@ class RunConfig:
         )
 
     def validate(self) -> RunConfig:
+        """Check every setting against its range (before any data is read or memory allocated)."""
+        for section, obj in (("train", self.train), ("data", self.data)):
+            for f in dataclasses.fields(obj):
+                _check_range(f"{section}.{f.name}", getattr(obj, f.name), _RANGES.get(f"{section}.{f.name}"))
         t = self.train
-        for key in ("epochs", "batch_size", "eval_batch_size", "log_every"):
-            if getattr(t, key) < 1:
-                raise AekitError(f"train.{key} must be at least 1, got {getattr(t, key)}")
-        if t.lr <= 0:
-            raise AekitError(f"learning rate must be positive, got {t.lr}")
         for key, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES),
                              ("precision", PRECISIONS)):
             if getattr(t, key) not in allowed:
                 raise AekitError(f"unknown {key} {getattr(t, key)!r}; use one of {', '.join(allowed)}")
-        if t.patience is not None and t.patience < 1:
-            raise AekitError(f"patience must be at least 1, got {t.patience}")
-        if t.max_steps is not None and t.max_steps < 1:
-            raise AekitError(f"max_steps must be at least 1, got {t.max_steps}")
         if t.noise is not None:
             from aekit.data.noise import parse_noise
 
             parse_noise(t.noise)
-        if not 0 <= self.data.val_fraction < 1:
-            raise AekitError(f"val_fraction must be in [0, 1), got {self.data.val_fraction}")
+        if self.data.color not in (None, "gray", "rgb"):
+            raise AekitError(f"data.color must be gray or rgb, got {self.data.color!r}")
+        if not self.data.name:
+            raise AekitError("data.name is empty; name a dataset (see `aekit datasets`)")
+        from aekit.registry import check_model_config
+
+        # The model's own options (names, types, unit counts) are checked here too, so that a bad
+        # `--code` fails before a large dataset is read; its parameter count needs the data's
+        # shape and is checked when the model is built, before anything is allocated.
+        check_model_config(self.model)
         return self
+
+
+# Ranges of the numeric settings: (low, high, brackets), "[]" closed, "(]" or "[)" open at one
+# end. Wide enough for any real run, narrow enough that a typo (a minus sign, an extra zero, a
+# NaN) is refused before it is used: a negative clip_grad flips the gradients, a NaN learning
+# rate trains nothing, a seed outside [0, 2^32) makes NumPy raise deep inside a split.
+_SEED_MAX = 2**32 - 1
+_RANGES: dict[str, tuple[float, float, str]] = {
+    "train.epochs": (1, 1_000_000, "[]"),
+    "train.batch_size": (1, 10_000_000, "[]"),
+    "train.eval_batch_size": (1, 10_000_000, "[]"),
+    "train.log_every": (1, 1_000_000_000, "[]"),
+    "train.lr": (0.0, 10.0, "(]"),
+    "train.momentum": (0.0, 1.0, "[)"),  # SGD with momentum 1 or more never forgets a step: it diverges
+    "train.weight_decay": (0.0, 10.0, "[]"),
+    "train.patience": (1, 1_000_000, "[]"),
+    "train.clip_grad": (0.0, 1e9, "(]"),  # leave it unset for no clipping
+    "train.seed": (0, _SEED_MAX, "[]"),
+    "train.max_steps": (1, 10**12, "[]"),
+    "train.checkpoint_every": (1, 10**12, "[]"),
+    "train.checkpoint_minutes": (0.0, 1e6, "(]"),
+    "data.val_fraction": (0.0, 1.0, "[)"),
+    "data.split_seed": (0, _SEED_MAX, "[]"),
+    # An image side: 4096 px is 50 MB per RGB image already; 100000 would be 30 GB each.
+    "data.image_size": (1, 4096, "[]"),
+}
+
+
+def _check_range(name: str, value: Any, bounds: tuple[float, float, str] | None) -> None:
+    """One numeric setting: finite, and inside its range when it has one (None means "not set")."""
+    import math
+
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if not math.isfinite(value):
+        raise AekitError(f"{name} must be a finite number, got {value}")
+    if bounds is None:
+        return
+    lo, hi, brackets = bounds
+    if value < lo or value > hi or (brackets[0] == "(" and value == lo) or (brackets[1] == ")" and value == hi):
+        def num(v: float) -> str:
+            return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+        raise AekitError(f"{name} must lie in {brackets[0]}{num(lo)}, {num(hi)}{brackets[1]}, got {num(value)}")
+
+
+def _kind(value: Any) -> str:
+    """How a value read from TOML/JSON reads to a user: "list", "string", "number"..."""
+    return {list: "list", str: "string", int: "number", float: "number", bool: "true/false value",
+            dict: "table"}.get(type(value), type(value).__name__)
 
 
 def _type_ok(value: Any, annotation: str) -> bool:
@@ -129,15 +201,21 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
 
 def load_config(path: str | Path | None) -> RunConfig:
     """Read a TOML (or a run directory's JSON) config; None gives the defaults."""
+    from aekit.io import read_text
+
     if path is None:
         return RunConfig()
     p = Path(path)
-    if not p.is_file():
-        raise AekitError(f"{p}: config file not found")
+    is_json = p.suffix.lower() == ".json"
+    text = read_text(p, "config file", limit=1 << 20)  # a recipe is a few hundred bytes
     try:
-        raw = json.loads(p.read_text()) if p.suffix == ".json" else tomllib.loads(p.read_text())
+        raw = json.loads(text) if is_json else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise AekitError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'TOML'} ({exc})") from None
+        raise AekitError(f"{p}: not valid {'JSON' if is_json else 'TOML'} ({exc})") from None
+    except RecursionError:
+        raise AekitError(f"{p}: not valid {'JSON' if is_json else 'TOML'} (nested too deeply)") from None
+    if is_json and isinstance(raw, dict) and isinstance(raw.get("run"), dict) and "aekit_version" in raw:
+        raw = raw["run"]  # a run directory's config.json: its recipe is under "run"
     return RunConfig.from_dict(raw, where=str(p))
 
 

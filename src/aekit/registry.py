@@ -2,11 +2,15 @@
 
 ``create_model(name, input_shape, **options)`` checks the options against the family's
 constructor, so a typo in a TOML file or a flag that a family does not take is a clear error.
+Each option's type comes from the constructor's annotation (``int``, ``float``, ``str | None``,
+``Sequence[int]``), so ``layers = 64`` in a TOML file is refused with one line instead of failing
+deep inside PyTorch; :func:`check_model_config` runs the same checks before any data is read.
 """
 
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -26,8 +30,16 @@ def register_model(name: str, description: str) -> Callable[[type], type]:
     return wrap
 
 
+# The built-in families, found the way a plug-in would be: by module name. The families import
+# this module to register themselves, so importing them by name keeps the dependency one-way.
+BUILTIN_FAMILIES = ("aekit.models.linear", "aekit.models.mlp", "aekit.models.conv")
+
+
 def _ensure_loaded() -> None:
-    import aekit.models  # noqa: F401  (importing registers the built-in families)
+    import importlib
+
+    for module in BUILTIN_FAMILIES:
+        importlib.import_module(module)
 
 
 def list_models() -> dict[str, str]:
@@ -36,23 +48,73 @@ def list_models() -> dict[str, str]:
     return {k: d for k, (_, d) in _MODELS.items()}
 
 
-def model_class(name: str) -> type:
+def model_class(name: Any) -> type:
     _ensure_loaded()
-    if name not in _MODELS:
+    if not isinstance(name, str) or name not in _MODELS:
         raise AekitError(f"unknown model {name!r}; known: {', '.join(_MODELS)} (see `aekit models`)")
     return _MODELS[name][0]
 
 
-def model_options(name: str) -> list[str]:
+def _parameters(name: str) -> dict[str, inspect.Parameter]:
     params = inspect.signature(model_class(name).__init__).parameters
-    return [p for p in params if p not in ("self", "input_shape")]
+    return {k: p for k, p in params.items() if k not in ("self", "input_shape")}
+
+
+def model_options(name: str) -> list[str]:
+    return list(_parameters(name))
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+# What each annotation accepts, and how to say it to a user. Annotations are strings (the model
+# modules use ``from __future__ import annotations``).
+_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "None": (lambda v: v is None, "nothing"),
+    "int": (_is_int, "a whole number"),
+    "float": (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), "a number"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "Sequence[int]": (lambda v: isinstance(v, list | tuple) and all(_is_int(x) for x in v),
+                      "a list of whole numbers such as [1000, 500]"),
+}
+
+
+def check_option_type(name: str, key: str, value: Any, annotation: Any) -> None:
+    """Refuse a value whose type the constructor's annotation does not allow (unknown annotations pass)."""
+    kinds = [k.strip() for k in str(annotation).split("|")]
+    if any(k not in _KINDS for k in kinds):
+        return
+    if not any(_KINDS[k][0](value) for k in kinds):
+        want = " or ".join(_KINDS[k][1] for k in kinds if k != "None")
+        raise AekitError(f"model {name!r}: option {key} = {value!r:.60} has the wrong type; it takes {want}")
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Known option names and the types their constructor takes (ranges are the constructor's)."""
+    params = _parameters(name)
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise AekitError(f"model {name!r} has no option {', '.join(map(str, unknown))}; "
+                         f"its options: {', '.join(params)}")
+    for key, value in options.items():
+        check_option_type(name, key, value, params[key].annotation)
+
+
+def check_model_config(model: dict[str, Any]) -> None:
+    """A config's ``[model]`` table, checked without building the model: the family, its options'
+    names and types, and the ranges that do not depend on the data (unit counts, weights)."""
+    from aekit.models.base import check_option_ranges
+
+    name = model.get("name", "mlp")
+    options = {k: v for k, v in model.items() if k not in ("name", "input_shape")}
+    check_options(name, options)
+    check_option_ranges(options)
 
 
 def create_model(name: str, input_shape: tuple[int, ...], **options: Any):
     """Build a registered model for samples of ``input_shape``; unknown options are errors."""
     cls = model_class(name)
-    allowed = model_options(name)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise AekitError(f"model {name!r} has no option {', '.join(unknown)}; its options: {', '.join(allowed)}")
+    check_options(name, options)
     return cls(tuple(input_shape), **options)

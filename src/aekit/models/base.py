@@ -10,6 +10,8 @@ numerically stable ``binary_cross_entropy_with_logits``.
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,15 +38,70 @@ LOSSES = ("mse", "bce")
 
 
 def activation(name: str) -> nn.Module:
-    if name not in ACTIVATIONS:
+    if not isinstance(name, str) or name not in ACTIVATIONS:
         raise AekitError(f"unknown activation {name!r}; use one of {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
 
 
-def check_positive(what: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise AekitError(f"{what} must be a positive whole number, got {value!r}")
-    return value
+# Caps that catch a typo (an extra zero, a missing comma) before PyTorch tries to allocate it:
+# no layer of a real autoencoder has a million units, and 2^31 float32 parameters are 8 GiB of
+# weights before the optimizer doubles or triples them.
+MAX_UNITS = 1_000_000
+MAX_LAYERS = 100
+MAX_PARAMETERS = 2**31
+MAX_WEIGHT = 1e6  # a regulariser's weight (contractive λ); far beyond any useful strength
+
+
+def check_positive(what: str, value: Any, cap: int = MAX_UNITS) -> int:
+    """A whole number in [1, cap] (NumPy integers too), as a Python int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= cap:
+        raise AekitError(f"{what} must be a whole number from 1 to {cap:,}, got {value!r:.40}")
+    return int(value)
+
+
+def check_unit_list(what: str, values: Any) -> list[int]:
+    """A list of layer widths (or channel counts), each in [1, MAX_UNITS], at most MAX_LAYERS long."""
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise AekitError(f"{what} must be a list of whole numbers such as [1000, 500], got {values!r:.40}")
+    if len(values) > MAX_LAYERS:
+        raise AekitError(f"{what}: {len(values)} layers is more than the {MAX_LAYERS} aekit builds")
+    return [check_positive(what, v) for v in values]
+
+
+def check_weight(what: str, value: Any) -> float:
+    """A regulariser's weight: a finite number in [0, MAX_WEIGHT]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= MAX_WEIGHT:
+        raise AekitError(f"{what} must be a non-negative number, at most {MAX_WEIGHT:g}, got {value!r:.40}")
+    return float(value)
+
+
+def check_parameter_count(family: str, count: int) -> None:
+    """Refuse a model too large to build, from its parameter count computed before allocating."""
+    if count > MAX_PARAMETERS:
+        raise AekitError(f"this {family} model would have {count:,} parameters, more than the "
+                         f"{MAX_PARAMETERS:,} aekit builds; use a smaller --code, --layers or --channels")
+
+
+def check_option_ranges(options: dict[str, Any]) -> None:
+    """The ranges of the options every family shares, checked without building a model (see
+    :func:`aekit.registry.check_model_config`); the constructors check the same again."""
+    if "code" in options:
+        check_positive("code size (--code)", options["code"])
+    if "layers" in options:
+        check_unit_list("layer size (--layers)", options["layers"])
+    if "channels" in options:
+        check_unit_list("channel count (--channels)", options["channels"])
+    if "contractive" in options:
+        check_weight("contractive weight (--contractive)", options["contractive"])
+    if options.get("sparse") is not None:
+        parse_sparse(options["sparse"])
+    for key in ("activation", "code_activation"):
+        if options.get(key) is not None:
+            activation(options[key])
+    if options.get("loss", "mse") not in LOSSES:
+        raise AekitError(f"unknown loss {options['loss']!r}; use mse or bce")
+    if options.get("output", "auto") not in OUTPUTS:
+        raise AekitError(f"unknown output {options['output']!r}; use auto, sigmoid or identity")
 
 
 def _scaled(piece: np.ndarray) -> np.ndarray:
@@ -88,10 +145,8 @@ class Autoencoder(nn.Module):
         self.loss_name = loss
         self.output = output
         self.sparsity = parse_sparse(sparse)
-        if isinstance(contractive, bool) or not isinstance(contractive, int | float) or contractive < 0:
-            raise AekitError(f"contractive weight must be a non-negative number, got {contractive!r}")
-        self.contractive = float(contractive)
-        self.options: dict[str, Any] = {"code": code, "loss": loss, "output": output, "sparse": sparse,
+        self.contractive = check_weight("contractive weight (--contractive)", contractive)
+        self.options: dict[str, Any] = {"code": self.code_size, "loss": loss, "output": output, "sparse": sparse,
                                         "contractive": self.contractive}
 
     def check_code_activation(self, code_activation: str) -> None:
@@ -116,7 +171,7 @@ class Autoencoder(nn.Module):
         floats, any batch size, samples as ``input_shape`` or flattened) gives a NumPy array."""
         if isinstance(x, np.ndarray):
             return self._numpy_batches(self._as_inputs(x), self.encoder, self.code_size)
-        return self.encoder(x)
+        return self.encoder(self.shaped(x))
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z).reshape(z.shape[0], *self.input_shape)
@@ -130,6 +185,19 @@ class Autoencoder(nn.Module):
             return self._numpy_batches(z, self.decode, None)
         logits = self.decode_logits(z)
         return torch.sigmoid(logits) if self.output == "sigmoid" else logits
+
+    def shaped(self, x: torch.Tensor, what: str = "an input") -> torch.Tensor:
+        """A batch as ``(B, *input_shape)``: flat ``(B, 784)`` or channel-less ``(B, 28, 28)`` batches
+        of an image model are reshaped, as the NumPy maps do; anything else is one clear error
+        (a conv layer's shape error, or MSE silently broadcasting (B, 28, 28) against (B, 1, 28, 28),
+        would say nothing useful)."""
+        if tuple(x.shape[1:]) == self.input_shape:
+            return x
+        if x.ndim >= 2 and math.prod(x.shape[1:]) == self.n_inputs:
+            return x.reshape(x.shape[0], *self.input_shape)
+        hint = "; wrap a single sample as x[None]" if math.prod(x.shape) == self.n_inputs else ""
+        raise AekitError(f"the model takes a batch of samples of shape {self.input_shape} (or {self.n_inputs} "
+                         f"values each), got {what} of shape {tuple(x.shape)}{hint}")
 
     def _as_inputs(self, x: np.ndarray) -> np.ndarray:
         """Check and scale a NumPy batch: uint8 -> [0, 1]; flat rows reshaped to ``input_shape``."""
@@ -184,10 +252,14 @@ class Autoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor, target: torch.Tensor | None = None) -> AEOutput:
         """Encode ``x``, decode, and score the result against ``target`` (``x`` unless denoising)."""
-        target = x if target is None else target
-        code = self.encode(x)
-        # Under autocast the layers may run in bf16/fp16; the loss and everything reported is fp32.
-        logits = self.decode_logits(code).float()
+        x = self.shaped(x)
+        target = x if target is None else self.shaped(target, "a target")
+        code = self.encoder(x)
+        logits = self.decode_logits(code)
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            # Under autocast the layers may run in bf16/fp16; the loss and everything reported is
+            # fp32. (A float64 copy of the model, as the scikit-learn adapters use, stays float64.)
+            logits = logits.float()
         recon = torch.sigmoid(logits) if self.output == "sigmoid" else logits
         rec = self.reconstruction_loss(logits, recon, target)
         terms = {"recon": rec}

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aekit.errors import AekitError
-from aekit.models.base import Autoencoder, check_positive
+from aekit.models.base import Autoencoder, check_parameter_count, check_unit_list
 from aekit.models.base import activation as make_activation
 from aekit.registry import register_model
 
@@ -47,6 +47,20 @@ class _Decoder(nn.Module):
         return h
 
 
+def conv_parameters(input_shape: tuple[int, ...], chans: list[int], code: int) -> int:
+    """Weights and biases of the encoder and decoder built below, counted before allocating."""
+    c_in, h, w = input_shape
+    count, prev = 0, c_in
+    for c in chans:  # encoder: 3x3 stride-2 convolutions
+        count += 9 * prev * c + c
+        prev, h, w = c, (h + 1) // 2, (w + 1) // 2
+    flat = prev * h * w
+    count += 2 * flat * code + code + flat  # linear to the code and back
+    outs = [*chans[::-1][1:], c_in]
+    count += sum(9 * i * o + o for i, o in zip(chans[::-1], outs, strict=True))  # decoder convolutions
+    return count
+
+
 @register_model("conv", "strided-conv encoder, upsample+conv decoder, flat code; any image size, gray or RGB")
 class ConvAE(Autoencoder):
     def __init__(
@@ -66,10 +80,11 @@ class ConvAE(Autoencoder):
             raise AekitError(
                 f"the conv model needs images (C, H, W); this data has samples of shape {self.input_shape}"
             )
-        chans = [check_positive("channel count (--channels)", c) for c in channels]
+        chans = check_unit_list("channel count (--channels)", channels)
         if not chans:
             raise AekitError("the conv model needs at least one channel stage")
         c_in, h, w = self.input_shape
+        check_parameter_count("conv", conv_parameters(self.input_shape, chans, self.code_size))
         sizes = [(h, w)]
         layers: list[nn.Module] = []
         prev = c_in

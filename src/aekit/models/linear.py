@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from aekit.errors import AekitError
-from aekit.models.base import Autoencoder
+from aekit.models.base import Autoencoder, check_parameter_count
 from aekit.models.penalties import contractive_one_layer
 from aekit.registry import register_model
 
@@ -24,6 +24,7 @@ class LinearAE(Autoencoder):
             raise AekitError("the linear model has no output non-linearity: output must be identity")
         super().__init__(input_shape, code, loss, output, sparse, contractive)
         self.check_code_activation("linear")
+        check_parameter_count("linear", 2 * self.n_inputs * self.code_size + self.n_inputs + self.code_size)
         self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(self.n_inputs, self.code_size))
         self.decoder = nn.Linear(self.code_size, self.n_inputs)
 

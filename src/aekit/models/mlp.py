@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from aekit.models.base import Autoencoder, check_positive
+from aekit.models.base import Autoencoder, check_parameter_count, check_unit_list
 from aekit.models.base import activation as make_activation
 from aekit.models.penalties import contractive_one_layer
 from aekit.registry import register_model
@@ -42,6 +42,12 @@ def mlp_stack(sizes: Sequence[int], act: str, last_act: str | None) -> nn.Sequen
     return nn.Sequential(*mods)
 
 
+def mlp_parameters(sizes: Sequence[int]) -> int:
+    """Weights and biases of an encoder through ``sizes`` and its mirrored decoder, counted
+    before anything is allocated: each pair (a, b) gives a*b + b one way and b*a + a back."""
+    return sum(2 * a * b + a + b for a, b in itertools.pairwise(sizes))
+
+
 @register_model("mlp", "fully connected encoder/decoder; --layers for depth (default: the simplest 784-32-784)")
 class MLPAE(Autoencoder):
     def __init__(
@@ -57,12 +63,13 @@ class MLPAE(Autoencoder):
         contractive: float = 0.0,
     ) -> None:
         super().__init__(input_shape, code, loss, output, sparse, contractive)
-        hidden = [check_positive("layer size (--layers)", h) for h in layers]
+        hidden = check_unit_list("layer size (--layers)", layers)
         code_act = code_activation or "linear"
         for name in (activation, code_act):  # validate even when no layer uses it (layers=())
             make_activation(name)
         self.check_code_activation(code_act)
         enc = [self.n_inputs, *hidden, self.code_size]
+        check_parameter_count("mlp", mlp_parameters(enc))
         self.encoder = nn.Sequential(nn.Flatten(), *mlp_stack(enc, activation, code_act))
         # The decoder's last layer is linear: the output non-linearity is applied by the base class.
         self.decoder = mlp_stack(enc[::-1], activation, None)

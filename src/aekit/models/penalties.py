@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,7 @@ from torch import nn
 from aekit.errors import AekitError
 
 EPS = 1e-6
+MAX_SPARSE_WEIGHT = 1e6  # λ or β
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,18 @@ def parse_sparse(spec: str | None) -> Sparsity | None:
     """``l1:λ`` or ``kl:ρ,β`` (β defaults to 1)."""
     if not spec:
         return None
+    if not isinstance(spec, str):
+        raise AekitError(f"sparse {spec!r:.40}: use a string such as l1:0.001 or kl:0.05,1")
     kind, sep, rest = spec.partition(":")
     try:
         nums = [float(v) for v in rest.split(",")] if sep else []
     except ValueError:
         raise AekitError(f"sparse {spec!r}: expected numbers, as in l1:0.001 or kl:0.05,1") from None
+    if not all(math.isfinite(v) for v in nums):  # float() reads "nan" and "inf" without complaint
+        raise AekitError(f"sparse {spec!r}: the numbers must be finite, as in l1:0.001 or kl:0.05,1")
+    if any(v > MAX_SPARSE_WEIGHT for v in nums):
+        raise AekitError(f"sparse {spec!r}: a weight over {MAX_SPARSE_WEIGHT:g} swamps the reconstruction; "
+                         "use a smaller one")
     if kind == "l1" and len(nums) == 1:
         if nums[0] < 0:
             raise AekitError(f"sparse {spec!r}: λ must be non-negative")
