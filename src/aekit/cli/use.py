@@ -10,6 +10,11 @@ from aekit.cli.common import data_flags, json_out, split_flag
 
 def cmd_denoise(args: argparse.Namespace) -> int:
     from aekit.api import denoise
+    from aekit.data.noise import parse_noise
+    from aekit.outputs import check_picture_file
+
+    parse_noise(args.noise)  # bad flags fail before the model and the data are loaded
+    check_picture_file(args.out)
 
     r = denoise(args.run, args.noise, data=args.data, data_dir=args.data_dir, split=args.split, out=args.out)
     if args.json:
@@ -29,16 +34,28 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    from aekit.api import encode
+    from pathlib import Path
 
+    from aekit.api import encode
+    from aekit.tasks.represent import check_codes_file, labels_path
+
+    check_codes_file(args.out)
     codes, labels = encode(args.run, data=args.data, data_dir=args.data_dir, split=args.split, out=args.out)
-    extra = " and labels" if labels is not None else ""
-    print(f"wrote {len(codes)} codes of size {codes.shape[1]}{extra} to {args.out}")
+    where = f"{len(codes)} codes of size {codes.shape[1]} to {args.out}"
+    if labels is None:
+        print(f"wrote {where}")
+    elif Path(args.out).suffix.lower() == ".npy":  # labels go to a file of their own beside the codes
+        print(f"wrote {where} and their labels to {labels_path(args.out)}")
+    else:
+        print(f"wrote {where}, labels in its last column")
     return 0
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
     from aekit.api import probe
+    from aekit.tasks.represent import check_max_train
+
+    check_max_train(args.max_train)
 
     r = probe(args.run, data=args.data, data_dir=args.data_dir, max_train=args.max_train)
     if args.json:
@@ -54,6 +71,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def cmd_latent_map(args: argparse.Namespace) -> int:
     from aekit.api import latent_map
+    from aekit.outputs import check_picture_file
+
+    check_picture_file(args.out)
 
     path = latent_map(args.run, args.out, data=args.data, data_dir=args.data_dir, split=args.split,
                       method=args.method)
@@ -63,6 +83,11 @@ def cmd_latent_map(args: argparse.Namespace) -> int:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from aekit.api import interpolate
+    from aekit.outputs import check_picture_file
+    from aekit.tasks.blend import check_steps
+
+    check_steps(args.steps)
+    check_picture_file(args.out)
 
     path = interpolate(args.run, args.src, args.dst, steps=args.steps, out=args.out, data=args.data,
                        data_dir=args.data_dir, split=args.split)
@@ -72,6 +97,11 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
     from aekit.api import inpaint
+    from aekit.outputs import check_picture_file
+    from aekit.tasks.inpaint import check_iters
+
+    check_iters(args.iters)
+    check_picture_file(args.out)
 
     r = inpaint(args.run, args.mask, iters=args.iters, out=args.out, data=args.data, data_dir=args.data_dir,
                 split=args.split, start=args.start)
@@ -90,6 +120,10 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
 def cmd_anomaly(args: argparse.Namespace) -> int:
     from aekit.api import anomaly
+    from aekit.tasks.anomaly import check_contamination, check_outputs
+
+    check_contamination(args.contamination)
+    check_outputs(args.out, args.maps)
 
     r = anomaly(args.run, out=args.out, contamination=args.contamination, maps=args.maps, data=args.data,
                 data_dir=args.data_dir, split=args.split)
@@ -105,7 +139,9 @@ def cmd_anomaly(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from aekit.report import build_report
+    from aekit.report import build_report, check_report_file
+
+    check_report_file(args.out)  # before a minute of work, not after it
 
     print(f"wrote {build_report(args.run, args.out, data=args.data, data_dir=args.data_dir)}")
     return 0

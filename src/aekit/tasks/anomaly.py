@@ -27,9 +27,26 @@ def scores(model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return err.reshape(len(err), -1).sum(1), err
 
 
+def check_contamination(contamination: Any) -> float:
+    """The expected share of anomalies: in (0, 0.5], as scikit-learn's outlier detectors take it."""
+    if isinstance(contamination, bool) or not isinstance(contamination, int | float) \
+            or not 0 < contamination <= 0.5:  # NaN fails both comparisons
+        raise AekitError(f"--contamination must lie in (0, 0.5], got {contamination!r:.40}")
+    return float(contamination)
+
+
+def check_outputs(out: str | Path | None, maps: str | Path | None) -> None:
+    """Before any work: the scores file is CSV, the maps a picture, and both can be written."""
+    from aekit.outputs import check_output_file, check_picture_file
+
+    check_output_file(out, (".csv",), "--out")
+    check_picture_file(maps, "--maps")
+
+
 def threshold(val_scores: np.ndarray, contamination: float) -> float:
-    if not 0 < contamination < 0.5:
-        raise AekitError(f"--contamination must lie in (0, 0.5), got {contamination}")
+    check_contamination(contamination)
+    if len(val_scores) == 0:
+        raise AekitError("no validation or training samples to set the anomaly threshold on")
     return float(np.quantile(val_scores, 1 - contamination))
 
 
@@ -59,3 +76,20 @@ def auroc(scores_: np.ndarray, is_anomaly: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(is_anomaly, scores_))
+
+
+def anomaly_report(model: Any, ref_x: np.ndarray, x: np.ndarray, y: np.ndarray | None, contamination: float = 0.01,
+                   out: str | Path | None = None, maps: str | Path | None = None) -> dict[str, Any]:
+    """Scores of ``x``, the threshold from the reference scores (``ref_x``, the validation split) at
+    the given contamination, and optionally a CSV of the scores and a picture of the top error maps."""
+    thr = threshold(scores(model, ref_x)[0], contamination)
+    sc, err = scores(model, x)
+    flagged = sc > thr
+    res: dict[str, Any] = {"n": len(sc), "threshold": thr, "contamination": contamination,
+                           "flagged": int(flagged.sum()), "flagged_fraction": float(flagged.mean()),
+                           "score_mean": float(sc.mean()), "score_max": float(sc.max())}
+    if out is not None:
+        res["scores_csv"] = str(write_scores(out, sc, flagged, y))
+    if maps is not None:
+        res["maps"] = str(error_maps(x, err, sc, tuple(model.input_shape), maps))
+    return res

@@ -14,12 +14,18 @@ import numpy as np
 from aekit.errors import AekitError
 
 
+def check_steps(steps: Any) -> int:
+    """``--steps``: the two ends and at least nothing between, at most one picture's worth."""
+    from aekit.outputs import MAX_PICTURE_IMAGES, check_count
+
+    return check_count("--steps", steps, 2, MAX_PICTURE_IMAGES)
+
+
 def interpolate(model: Any, a: np.ndarray, b: np.ndarray, steps: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """(decoded code line, pixel cross-fade), each ``(steps, *input_shape)`` from a to b inclusive."""
     from aekit.metrics import as_float
 
-    if steps < 2:
-        raise AekitError(f"--steps must be at least 2, got {steps}")
+    check_steps(steps)
     pair = model._as_inputs(np.stack([as_float(np.asarray(a)), as_float(np.asarray(b))]))
     za, zb = model.encode(pair)
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
@@ -47,7 +53,24 @@ def load_image_file(path: str | Path, shape: tuple[int, ...]) -> np.ndarray:
 
 def strip(model: Any, a: np.ndarray, b: np.ndarray, steps: int, out: str | Path) -> Path:
     from aekit import plots
+    from aekit.outputs import check_picture_file
+
+    check_steps(steps)
+    check_picture_file(out)
 
     line, fade = interpolate(model, a, b, steps)
     return plots.image_rows([line, fade], tuple(model.input_shape), out, labels=["code", "pixels"],
                             title="decoding the line between two codes (top) vs cross-fading pixels (bottom)")
+
+
+def pick(spec: str | int, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A sample by its index in ``x``, or an image file resized to ``shape``."""
+    from aekit.metrics import as_float
+
+    text = str(spec)
+    if text.lstrip("-").isdigit():
+        i = int(text)
+        if not 0 <= i < len(x):
+            raise AekitError(f"sample index {i} is out of range: the split has {len(x)} samples (0 to {len(x) - 1})")
+        return as_float(x[i])
+    return load_image_file(text, shape)

@@ -49,6 +49,10 @@ def denoise_report(model: Any, train_x: np.ndarray, val_x: np.ndarray, test_x: n
     from aekit.baselines import PCA
 
     noise = parse_noise(noise_spec)
+    if picture is not None:
+        from aekit.outputs import check_picture_file
+
+        check_picture_file(picture)
     clean_te, clean_va = as_float(test_x), as_float(val_x)
     noisy_te, noisy_va = noise.apply_numpy(clean_te, seed), noise.apply_numpy(clean_va, seed + 1)
     ae = model.reconstruct(noisy_te)

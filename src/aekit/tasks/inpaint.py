@@ -64,10 +64,18 @@ def parse_mask(spec: str, hw: tuple[int, int], seed: int = 0) -> np.ndarray:
     raise AekitError(f"unknown mask {spec!r}; use center:S, random:F, rows:A-B or a PNG file")
 
 
+MAX_ITERS = 1000  # each pass reconstructs the whole split; the fill settles within tens
+
+
+def check_iters(iters: Any) -> int:
+    from aekit.outputs import check_count
+
+    return check_count("--iters", iters, 1, MAX_ITERS)
+
+
 def fill(model: Any, x: np.ndarray, mask: np.ndarray, start: np.ndarray, iters: int = 20) -> np.ndarray:
     """Iterative infilling of ``x`` (N, C, H, W) where ``mask`` (H, W) is True."""
-    if iters < 1:
-        raise AekitError(f"--iters must be at least 1, got {iters}")
+    check_iters(iters)
     m = np.broadcast_to(mask, x.shape)
     cur = np.where(m, np.broadcast_to(start, x.shape), x).astype(np.float32)
     for _ in range(iters):
@@ -95,6 +103,11 @@ def inpaint_report(model: Any, train_x: np.ndarray, test_x: np.ndarray, mask_spe
 
     if len(model.input_shape) != 3:
         raise AekitError("inpainting needs an image model (samples of shape C, H, W)")
+    check_iters(iters)
+    if picture is not None:
+        from aekit.outputs import check_picture_file
+
+        check_picture_file(picture)
     clean = as_float(test_x)
     mask = parse_mask(mask_spec, clean.shape[2:])
     mean_img = as_float(train_x).mean(0)

@@ -15,25 +15,46 @@ import numpy as np
 from aekit.errors import AekitError
 from aekit.io import atomic_write_bytes, atomic_write_text
 
+CODE_SUFFIXES = (".npy", ".csv")
+MAP_METHODS = ("pca", "tsne")
+MIN_PROBE_TRAIN = 10  # 5-NN needs five neighbours, and a logistic regression more than one class
+
+
+def labels_path(out: str | Path) -> Path:
+    """Where :func:`save_codes` puts the labels next to ``codes.npy``: ``codes.labels.npy``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".labels.npy")
+
+
+def check_codes_file(out: str | Path) -> None:
+    """Before encoding: ``--out`` is a .npy or .csv file that can be written (and so is the labels
+    file beside a .npy)."""
+    from aekit.outputs import check_output_file
+
+    check_output_file(out, CODE_SUFFIXES)
+    if Path(out).suffix.lower() == ".npy":
+        check_output_file(labels_path(out), (".npy",), "--out (its labels file)")
+
 
 def save_codes(codes: np.ndarray, labels: np.ndarray | None, out: str | Path) -> list[Path]:
     """Write codes to ``.npy`` (labels to ``<stem>.labels.npy``) or ``.csv`` (a ``label`` column)."""
     import io
 
+    check_codes_file(out)
     out = Path(out)
-    if out.suffix == ".npy":
+    if out.suffix.lower() == ".npy":
         buf = io.BytesIO()
         np.save(buf, codes.astype(np.float32))
         atomic_write_bytes(out, buf.getvalue())
         written = [out]
         if labels is not None:
-            lab = out.with_name(out.stem + ".labels.npy")
+            lab = labels_path(out)
             buf = io.BytesIO()
             np.save(buf, labels)
             atomic_write_bytes(lab, buf.getvalue())
             written.append(lab)
         return written
-    if out.suffix == ".csv":
+    if out.suffix.lower() == ".csv":
         header = [f"code{i}" for i in range(codes.shape[1])] + (["label"] if labels is not None else [])
         lines = [",".join(header)]
         for i, row in enumerate(codes):
@@ -42,6 +63,22 @@ def save_codes(codes: np.ndarray, labels: np.ndarray | None, out: str | Path) ->
         atomic_write_text(out, "\n".join(lines) + "\n")
         return [out]
     raise AekitError(f"--out {out}: use a .npy or .csv file name")
+
+
+def check_max_train(max_train: Any) -> int | None:
+    """``--max-train``: None (all), else at least :data:`MIN_PROBE_TRAIN` samples."""
+    if max_train is None:
+        return None
+    if isinstance(max_train, bool) or not isinstance(max_train, int) or max_train < MIN_PROBE_TRAIN:
+        raise AekitError(f"--max-train must be a whole number of at least {MIN_PROBE_TRAIN} "
+                         f"(5-NN needs five neighbours), got {max_train!r:.40}")
+    return max_train
+
+
+def check_map_method(method: Any) -> str:
+    if method not in MAP_METHODS:
+        raise AekitError(f"unknown map method {method!r:.40}; use pca or tsne")
+    return method
 
 
 def probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
@@ -67,9 +104,16 @@ def probe_table(model: Any, train_x: np.ndarray, train_y: np.ndarray | None, tes
 
     if train_y is None or test_y is None:
         raise AekitError("probing needs labels, and this dataset has none")
+    max_train = check_max_train(max_train)
     if max_train is not None and len(train_x) > max_train:
         idx = np.random.default_rng(0).choice(len(train_x), max_train, replace=False)
         train_x, train_y = train_x[idx], train_y[idx]
+    if len(train_x) < MIN_PROBE_TRAIN or len(test_x) == 0:
+        raise AekitError(f"probing needs at least {MIN_PROBE_TRAIN} training samples and one test sample; "
+                         f"this data has {len(train_x)} and {len(test_x)}")
+    if len(np.unique(train_y)) < 2:
+        raise AekitError("probing needs at least two classes among the training labels; "
+                         "raise --max-train or use labelled data with several classes")
     k = model.code_size
     pca = PCA(min(k, int(np.prod(train_x.shape[1:])))).fit(train_x)
     rows = {
@@ -84,7 +128,12 @@ def latent_map(model: Any, x: np.ndarray, y: np.ndarray | None, out: str | Path,
                title: str = "") -> Path:
     """A 2-D picture of the codes: the code itself when 2-D, else a PCA (or t-SNE) of it."""
     from aekit import plots
+    from aekit.outputs import check_picture_file
 
+    check_map_method(method)
+    check_picture_file(out)
+    if len(x) < 2:
+        raise AekitError(f"a latent map needs at least 2 samples; this split has {len(x)}")
     codes = model.encode(x)
     if codes.shape[1] == 2:
         pts, axes = codes, ("code 1", "code 2")
