@@ -24,37 +24,57 @@ th:first-child,td:first-child{text-align:left}img{max-width:100%}pre{background:
 .note{color:#666;font-size:.9em}"""
 
 
+def esc(v: Any) -> str:
+    """Any value as HTML text. Everything on the page that comes from a file (config.json,
+    summary.json, metrics.csv, a dataset's name, the folder's name) goes through here, so a
+    doctored file shows its markup as text instead of running it."""
+    return html.escape(str(v), quote=True)
+
+
 def _img(path: Path) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(Path(path).stem)}">'
+    return f'<img src="data:image/png;base64,{data}" alt="{esc(Path(path).stem)}">'
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     def cell(v: Any) -> str:
-        return f"{v:.4f}" if isinstance(v, float) else html.escape(str(v))
+        return f"{v:.4f}" if isinstance(v, float) else esc(v)
 
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+REPORT_SUFFIXES = (".html", ".htm")
+
+
+def check_report_file(out: str | Path) -> None:
+    from aekit.outputs import check_output_file
+
+    check_output_file(out, REPORT_SUFFIXES)
 
 
 def build_report(run_dir: str | Path, out: str | Path, data: str | None = None, data_dir: str | None = None,
                  probe_max_train: int | None = 10000) -> Path:
     from aekit import api, plots
+    from aekit.metrics import evaluate_model
+    from aekit.run import open_run
+    from aekit.training.autoencoder import reconstruct_grid
 
+    check_report_file(out)  # before a minute of work, not after it
     run_dir = Path(run_dir)
-    model = api.load(run_dir)
-    info = model.info
-    ds, cfg = api.run_dataset(info, data, data_dir)
-    api.check_shape(model, ds)
-    test = ds.test if len(ds.test) else api.split_of(ds, cfg, "val")
-    parts = [f"<h1>aekit run: {html.escape(run_dir.name)}</h1>",
-             f"<p>{html.escape(model.family)} autoencoder on {html.escape(ds.name)}: samples of shape "
-             f"{tuple(model.input_shape)}, code of {model.code_size} numbers, {model.n_parameters():,} parameters.</p>"]
+    run = open_run(run_dir, ("autoencoder", "pretrain"))  # loads the dataset once, for every section below
+    model, info = run.model, run.info
+    ds, _ = run.dataset(data, data_dir)
+    test = ds.test if len(ds.test) else run.split("val", data, data_dir)
+    parts = [f"<h1>aekit run: {esc(run_dir.name)}</h1>",
+             f"<p>{esc(model.family)} autoencoder on {esc(ds.name)}: samples of shape "
+             f"{esc(tuple(model.input_shape))}, code of {esc(model.code_size)} numbers, "
+             f"{model.n_parameters():,} parameters.</p>"]
     images = len(model.input_shape) == 3
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
-        metrics = api.evaluate_model(model, test.x)
+        metrics = evaluate_model(model, test.x)
         rows = [["autoencoder", metrics["sse_per_image"], metrics["mse"], metrics["psnr"] or "-"]]
         if model.code_size < model.n_inputs:
             from aekit.baselines import PCA
@@ -65,8 +85,9 @@ def build_report(run_dir: str | Path, out: str | Path, data: str | None = None, 
         summary = run_dir / "summary.json"
         if summary.is_file():
             s = json.loads(summary.read_text())
-            parts.append(f"<p class=note>{s.get('epochs_run')} epochs, {s.get('train_seconds')} s of training; "
-                         f"best epoch {s.get('best_epoch')}.</p>")
+            if isinstance(s, dict):
+                parts.append(f"<p class=note>{esc(s.get('epochs_run'))} epochs, {esc(s.get('train_seconds'))} s "
+                             f"of training; best epoch {esc(s.get('best_epoch'))}.</p>")
         if (run_dir / "metrics.csv").is_file():
             import csv
 
@@ -74,19 +95,19 @@ def build_report(run_dir: str | Path, out: str | Path, data: str | None = None, 
                     for r in csv.DictReader((run_dir / "metrics.csv").open())]
             if hist:
                 parts += ["<h2>Loss curves</h2>", _img(plots.loss_curve(hist, t / "loss.png"))]
-        parts += ["<h2>Reconstructions</h2>", _img(api.reconstruct_grid(model, test.x[:12], t / "recon.png"))]
+        parts += ["<h2>Reconstructions</h2>", _img(reconstruct_grid(model, test.x[:12], t / "recon.png"))]
         if test.y is not None:
-            parts += ["<h2>Latent map</h2>", _img(api.latent_map(model, t / "map.png", data=data, data_dir=data_dir,
+            parts += ["<h2>Latent map</h2>", _img(api.latent_map(run, t / "map.png", data=data, data_dir=data_dir,
                                                                  n=3000))]
         if len(test) >= 2:
             parts += ["<h2>Interpolation</h2>",
-                      _img(api.interpolate(model, 0, 1, steps=10, out=t / "interp.png", data=data, data_dir=data_dir))]
+                      _img(api.interpolate(run, 0, 1, steps=10, out=t / "interp.png", data=data, data_dir=data_dir))]
         if images and model.output == "sigmoid":
             from aekit.tasks.denoise import denoise_report
             from aekit.tasks.inpaint import inpaint_report
 
             n = min(len(test), 1000)
-            d = denoise_report(model, api.split_of(ds, cfg, "train").x, api.split_of(ds, cfg, "val").x[:1000],
+            d = denoise_report(model, run.split("train", data, data_dir).x, run.split("val", data, data_dir).x[:1000],
                                test.x[:n], "gaussian:0.3", picture=t / "denoise.png")
             parts += ["<h2>Denoising (gaussian σ = 0.3)</h2>",
                       _table(["method", "PSNR dB"], [["noisy input", d["psnr_noisy"]],
@@ -94,19 +115,19 @@ def build_report(run_dir: str | Path, out: str | Path, data: str | None = None, 
                                                      *[[k, v["psnr"]] for k, v in d["baselines"].items()]]),
                       _img(t / "denoise.png")]
             h, w = model.input_shape[1:]
-            ip = inpaint_report(model, api.split_of(ds, cfg, "train").x, test.x[:n], f"center:{max(1, min(h, w) // 2)}",
-                                picture=t / "inpaint.png")
-            parts += [f"<h2>Infilling ({html.escape(ip['mask'])})</h2>",
+            ip = inpaint_report(model, run.split("train", data, data_dir).x, test.x[:n],
+                                f"center:{max(1, min(h, w) // 2)}", picture=t / "inpaint.png")
+            parts += [f"<h2>Infilling ({esc(ip['mask'])})</h2>",
                       _table(["method", "PSNR dB on missing pixels"],
                              [["autoencoder", ip["psnr_autoencoder"]], *[[k, v] for k, v in ip["baselines"].items()]]),
                       _img(t / "inpaint.png")]
         if test.y is not None and ds.train.y is not None and len(ds.train) >= 10:
-            p = api.probe(model, data=data, data_dir=data_dir, max_train=probe_max_train)
+            p = api.probe(run, data=data, data_dir=data_dir, max_train=probe_max_train)
             parts += ["<h2>Probes (test accuracy)</h2>",
                       _table(["features", "logistic regression", "5-NN"],
                              [[k, v["logistic"], v["knn5"]] for k, v in p["probes"].items()])]
-        parts += ["<h2>Config</h2>", f"<pre>{html.escape(json.dumps(info.get('run', {}), indent=2))}</pre>"]
-    page = (f"<!doctype html><html><head><meta charset=utf-8><title>aekit report: {html.escape(run_dir.name)}"
+        parts += ["<h2>Config</h2>", f"<pre>{esc(json.dumps(info.get('run', {}), indent=2))}</pre>"]
+    page = (f"<!doctype html><html><head><meta charset=utf-8><title>aekit report: {esc(run_dir.name)}"
             f"</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
     atomic_write_text(out, page)
     return Path(out)
