@@ -61,6 +61,7 @@ def test_report_escapes_every_value_from_the_run_folder(doctored_run: Path, tmp_
     out = tmp_path / "report.html"
     rc, _, err = run_cli(["report", str(doctored_run), "--out", str(out)], capsys)
     assert rc == 0, err
+    assert "report: test metrics" in err and "report: probes" in err  # a line per section off a terminal
     page = out.read_text()
     assert "<script" not in page.lower()  # nothing planted is live markup
     # ... and the planted values did reach the page, as text: the folder's name, the dataset's

@@ -54,14 +54,28 @@ def check_report_file(out: str | Path) -> None:
     check_output_file(out, REPORT_SUFFIXES)
 
 
+SECTIONS = 8  # evaluation, loss curves, reconstructions, latent map, interpolation, denoising, infilling, probes
+
+
 def build_report(run_dir: str | Path, out: str | Path, data: str | None = None, data_dir: str | None = None,
-                 probe_max_train: int | None = 10000) -> Path:
+                 probe_max_train: int | None = 10000, progress: bool | None = None) -> Path:
+    """``progress``: a bar on a terminal, a line per section on stderr elsewhere; False: nothing."""
     from aekit import api, plots
     from aekit.metrics import evaluate_model
     from aekit.run import open_run
     from aekit.training.autoencoder import reconstruct_grid
+    from aekit.training.progress import Progress, say
 
     check_report_file(out)  # before a minute of work, not after it
+    bar = Progress(SECTIONS, "report", progress, unit="section")
+
+    def section(name: str) -> None:
+        """A section starts: the bar moves on a terminal; elsewhere one line on stderr."""
+        if bar.tty:
+            bar.update(1, section=name)
+        else:
+            say(f"report: {name}", progress)
+
     run_dir = Path(run_dir)
     run = open_run(run_dir, ("autoencoder", "pretrain"))  # loads the dataset once, for every section below
     model, info = run.model, run.info
@@ -74,6 +88,7 @@ def build_report(run_dir: str | Path, out: str | Path, data: str | None = None, 
     images = len(model.input_shape) == 3
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
+        section("test metrics")
         metrics = evaluate_model(model, test.x)
         rows = [["autoencoder", metrics["sse_per_image"], metrics["mse"], metrics["psnr"] or "-"]]
         if model.code_size < model.n_inputs:
@@ -94,12 +109,16 @@ def build_report(run_dir: str | Path, out: str | Path, data: str | None = None, 
             hist = [{k: float(v) if v not in ("", None) else None for k, v in r.items()}
                     for r in csv.DictReader((run_dir / "metrics.csv").open())]
             if hist:
+                section("loss curves")
                 parts += ["<h2>Loss curves</h2>", _img(plots.loss_curve(hist, t / "loss.png"))]
+        section("reconstructions")
         parts += ["<h2>Reconstructions</h2>", _img(reconstruct_grid(model, test.x[:12], t / "recon.png"))]
         if test.y is not None:
+            section("latent map")
             parts += ["<h2>Latent map</h2>", _img(api.latent_map(run, t / "map.png", data=data, data_dir=data_dir,
                                                                  n=3000))]
         if len(test) >= 2:
+            section("interpolation")
             parts += ["<h2>Interpolation</h2>",
                       _img(api.interpolate(run, 0, 1, steps=10, out=t / "interp.png", data=data, data_dir=data_dir))]
         if images and model.output == "sigmoid":
@@ -107,6 +126,7 @@ def build_report(run_dir: str | Path, out: str | Path, data: str | None = None, 
             from aekit.tasks.inpaint import inpaint_report
 
             n = min(len(test), 1000)
+            section("denoising")
             d = denoise_report(model, run.split("train", data, data_dir).x, run.split("val", data, data_dir).x[:1000],
                                test.x[:n], "gaussian:0.3", picture=t / "denoise.png")
             parts += ["<h2>Denoising (gaussian σ = 0.3)</h2>",
@@ -115,6 +135,7 @@ def build_report(run_dir: str | Path, out: str | Path, data: str | None = None, 
                                                      *[[k, v["psnr"]] for k, v in d["baselines"].items()]]),
                       _img(t / "denoise.png")]
             h, w = model.input_shape[1:]
+            section("infilling")
             ip = inpaint_report(model, run.split("train", data, data_dir).x, test.x[:n],
                                 f"center:{max(1, min(h, w) // 2)}", picture=t / "inpaint.png")
             parts += [f"<h2>Infilling ({esc(ip['mask'])})</h2>",
@@ -122,12 +143,18 @@ def build_report(run_dir: str | Path, out: str | Path, data: str | None = None, 
                              [["autoencoder", ip["psnr_autoencoder"]], *[[k, v] for k, v in ip["baselines"].items()]]),
                       _img(t / "inpaint.png")]
         if test.y is not None and ds.train.y is not None and len(ds.train) >= 10:
-            p = api.probe(run, data=data, data_dir=data_dir, max_train=probe_max_train)
+            from aekit.tasks.represent import probe_table
+
+            section("probes")
+            tr, te = run.split("all-train", data, data_dir), run.split("test", data, data_dir)
+            # probe_table directly, not api.probe, so that --quiet reaches its progress lines too.
+            p = probe_table(model, tr.x, tr.y, te.x, te.y, max_train=probe_max_train, progress=progress)
             parts += ["<h2>Probes (test accuracy)</h2>",
                       _table(["features", "logistic regression", "5-NN"],
                              [[k, v["logistic"], v["knn5"]] for k, v in p["probes"].items()])]
         parts += ["<h2>Config</h2>", f"<pre>{esc(json.dumps(info.get('run', {}), indent=2))}</pre>"]
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>aekit report: {esc(run_dir.name)}"
             f"</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+    bar.close()
     atomic_write_text(out, page)
     return Path(out)

@@ -143,7 +143,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     check_report_file(args.out)  # before a minute of work, not after it
 
-    print(f"wrote {build_report(args.run, args.out, data=args.data, data_dir=args.data_dir)}")
+    path = build_report(args.run, args.out, data=args.data, data_dir=args.data_dir,
+                        progress=False if args.quiet else None)
+    print(f"wrote {path}")
     return 0
 
 
@@ -210,4 +212,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("run", metavar="DIR")
     data_flags(rp)
     rp.add_argument("--out", required=True, metavar="report.html")
+    rp.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, else lines on stderr)")
     rp.set_defaults(func=cmd_report)
