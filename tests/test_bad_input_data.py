@@ -238,6 +238,10 @@ CASES: list[tuple[str, Callable[[Env], list[str]], str]] = [
      "holds no values"),
     ("npy-nan", train_on(file_source("npy", "n.npy", npy_bytes(np.full((10, 3), np.nan, np.float32)))), "NaN"),
     ("npy-fortran-mapped", train_on(fortran_npy), "Fortran"),
+    ("npy-beyond-float32", train_on(file_source("npy", "b.npy", npy_bytes(np.full((10, 3), 1e300)))),
+     "beyond float32's range"),
+    ("npy-huge-dimension", train_on(file_source("npy", "h.npy", raw_npy("<f4", f"(0, {2**64})"))),
+     "too large for any array"),
     # .npz
     ("npz-given-an-npy", train_on(file_source("npz", "a.npy", npy_bytes(X))), "use npy:"),
     ("npz-not-a-zip", train_on(file_source("npz", "j.npz", b"PK\x03\x04 broken")), "not a readable .npz"),
@@ -272,6 +276,7 @@ CASES: list[tuple[str, Callable[[Env], list[str]], str]] = [
     ("csv-empty", train_on(file_source("csv", "e.csv", b"\n\n")), "empty CSV"),
     ("csv-header-only", train_on(file_source("csv", "h.csv", b"a,b,label\n")), "header but no rows"),
     ("csv-infinite", train_on(file_source("csv", "i.csv", b"1,2\n3,inf\n")), "NaN or infinite"),
+    ("csv-beyond-float32", train_on(file_source("csv", "b.csv", b"a,b\n1,2\n3,1e300\n")), "beyond float32's range"),
     ("csv-only-labels", train_on(file_source("csv", "o.csv", b"label\n1\n2\n")), "no feature columns"),
     # images:DIR
     ("images-not-a-folder", train_on(lambda t: f"images:{t / 'none'}"), "not a directory"),

@@ -4,8 +4,8 @@ Sources that carry no test part are split 80/20 with a fixed seed (:func:`holdou
 ``.npy`` file is memory-mapped instead and its last 20% is the test part (:mod:`aekit.data.mapped`).
 2-D float arrays are tabular rows; 3-D arrays are single-channel images ``(N, H, W)`` and 4-D
 arrays are ``(N, C, H, W)``. uint8 arrays are taken as images scaled by 255, and so are integer
-arrays whose values all lie in 0..255 (8-bit pixels saved in a wider type); other integers are
-real values.
+arrays whose values all lie in 0..255 and are not just 0/1 (8-bit pixels saved in a wider type);
+other integers are real values.
 
 Files may be hostile (the same readers serve a web page): every header, archive member and image
 size is checked against the file's real size and :mod:`aekit.data.limits` before anything is
@@ -18,6 +18,7 @@ import csv
 import struct
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -64,11 +65,21 @@ def _as_samples(x: np.ndarray, name: str) -> tuple[np.ndarray, str]:
         # like uint8, scaled to [0, 1]. Left as they were, the errors come out 65,025 times larger.
         x, finite = np.ascontiguousarray(x, dtype=np.uint8), True
     else:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        finite = bool(np.isfinite(x).all())
+        x, finite = _float32(x, name), True
     if not finite:
         raise AekitError(f"{name}: contains NaN or infinite values; clean or impute them first")
     return x, kind
+
+
+def _float32(x: np.ndarray, name: str) -> np.ndarray:
+    """``x`` as C-ordered float32, refusing NaN, infinities and values float32 cannot hold."""
+    with np.errstate(over="ignore", invalid="ignore"):  # the check below says it better than a warning
+        out = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(out).all():
+        if x.dtype.kind == "f" and np.isfinite(x).all():
+            raise AekitError(f"{name}: holds values beyond float32's range (about ±3.4e38); rescale the data first")
+        raise AekitError(f"{name}: contains NaN or infinite values; clean or impute them first")
+    return out
 
 
 def _labels(y: np.ndarray | None, name: str, n: int) -> np.ndarray | None:
@@ -113,13 +124,17 @@ def _read_npy_header(fh: IO[bytes], name: str) -> tuple[tuple[int, ...], bool, n
 
                     impl = _format_impl._read_array_header
                 shape, fortran, dtype = impl(fh, version)
-    except (ValueError, TypeError, EOFError, SyntaxError, UnicodeDecodeError, struct.error, RecursionError,
-            MemoryError) as exc:
+    except Exception as exc:
+        # numpy parses the header with ast and, for old files, tokenize: on hostile bytes they raise
+        # ValueError, SyntaxError, tokenize.TokenError, RecursionError, ... Whatever it is, the file
+        # is not a readable .npy; nothing has been allocated or read past the header yet.
         raise AekitError(f"{name}: not a readable .npy array ({_why(exc)})") from None
     if dtype.hasobject or dtype.kind not in "biuf":
         raise AekitError(f"{name}: array of dtype {dtype} is not numeric (expected integers, floats or booleans)")
     if any(d < 0 for d in shape):
         raise AekitError(f"{name}: the .npy header gives a negative dimension {shape}")
+    if any(d > np.iinfo(np.intp).max for d in shape):  # numpy cannot even describe such an array
+        raise AekitError(f"{name}: the .npy header gives a dimension too large for any array {shape}")
     return tuple(int(d) for d in shape), bool(fortran), dtype
 
 
@@ -175,7 +190,7 @@ def load_npy(path: str) -> Dataset:
                          "reorder in memory; save it in C order: np.save(path, np.ascontiguousarray(x))")
     try:
         x = np.load(p, mmap_mode="r" if big else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, OverflowError) as exc:
         raise AekitError(f"{p}: not a readable .npy array ({_why(exc)})") from None
     if big:
         return _mapped_dataset(x, str(p), f"npy:{path}")
@@ -192,6 +207,12 @@ def _mapped_dataset(x: np.ndarray, where: str, name: str) -> Dataset:
                    meta={"memory_mapped": True})
 
 
+# What zipfile raises on a corrupt archive: its own BadZipFile, but also, from fields it trusts,
+# NotImplementedError (an unknown version or method), zlib.error (bad deflate data), struct.error...
+_ZIP_ERRORS: tuple[type[BaseException], ...] = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
+                                                struct.error, NotImplementedError, OverflowError, zlib.error)
+
+
 class _Npz:
     """The members of an ``.npz`` archive, each checked before it is read.
 
@@ -205,12 +226,14 @@ class _Npz:
         self.p, self.size = p, p.stat().st_size
         try:
             self.zf = zipfile.ZipFile(p)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+        except _ZIP_ERRORS as exc:
             if _sniff(p).startswith(b"\x93NUMPY"):
                 raise AekitError(f"{p}: is a single .npy array, not a .npz archive; use npy:{p}") from None
             raise AekitError(f"{p}: not a readable .npz (zip) archive ({_why(exc)})") from None
         # np.savez stores array NAME as member NAME.npy
-        self.members = {i.filename.removesuffix(".npy"): i for i in self.zf.infolist() if not i.is_dir()}
+        # (not ZipInfo.is_dir(): it fails on the empty name a corrupt directory can give)
+        self.members = {i.filename.removesuffix(".npy"): i for i in self.zf.infolist()
+                        if i.filename and not i.filename.endswith("/")}
         self.unpacked = 0
 
     def __enter__(self) -> _Npz:
@@ -257,8 +280,7 @@ class _Npz:
                 x = np.lib.format.read_array(fh, allow_pickle=False)
         except AekitError:
             raise
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, RuntimeError, struct.error,
-                NotImplementedError) as exc:  # RuntimeError: an encrypted member
+        except (*_ZIP_ERRORS, RuntimeError) as exc:  # RuntimeError: an encrypted member
             raise AekitError(f"{where}: not a readable .npy array ({_why(exc)})") from None
         return x
 
@@ -376,11 +398,14 @@ def load_csv(path: str) -> Dataset:
         label_col = next((names.index(n) for n in ("label", "y", "target", "class") if n in names), None)
     if label_col is not None:
         y = values[:, label_col]
-        y = y.astype(np.int64) if np.all(y == np.round(y)) else y.astype(np.float32)
+        if np.all(y == np.round(y)) and np.abs(y).max() <= 2**53:  # whole numbers int64 holds exactly
+            y = y.astype(np.int64)
+        else:
+            y = _float32(y, f"{p}: column {label_col + 1} (labels)")
         values = np.delete(values, label_col, axis=1)
     if values.shape[1] == 0:
         raise AekitError(f"{p}: no feature columns besides the label")
-    train, test = holdout(values.astype(np.float32), y)
+    train, test = holdout(_float32(values, str(p)), y)
     return Dataset(f"csv:{path}", train, test, kind="tabular")
 
 
