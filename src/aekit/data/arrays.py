@@ -34,7 +34,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 # What Pillow may decode. Image.open picks a decoder by content, not by name, so without this a
 # file named x.png could be fed to any of Pillow's ~40 decoders (EPS even runs Ghostscript).
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
-CSV_FIELD_LIMIT = 128 << 10  # Python's csv module refuses longer fields (csv.field_size_limit())
 _GRAY_MODES = ("L", "1", "LA", "I", "I;16", "F")
 
 
@@ -479,6 +478,9 @@ def read_image(path: str | Path, mode: str, size: tuple[int, int] | None = None,
             return np.asarray(im, dtype=np.uint8)
         except AekitError:
             raise
+        except Image.DecompressionBombError:  # some decoders check again while loading
+            raise AekitError(f"{p}: the {what} is far larger than aekit reads ({MAX_IMAGE_PIXELS:,} pixels at "
+                             "most); shrink it first") from None
         except _PIL_ERRORS as exc:
             raise AekitError(f"{p}: not a readable {what} ({_why(exc)})") from None
 

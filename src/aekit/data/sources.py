@@ -200,7 +200,7 @@ def _no_part_left_on_sigterm(tmp: Path) -> Iterator[None]:
         yield
         return
     old = signal.getsignal(signal.SIGTERM)
-    if old == signal.SIG_IGN:
+    if old is None or old == signal.SIG_IGN:  # None: a handler set outside Python, which could not be put back
         yield
         return
 
@@ -257,7 +257,11 @@ def _transfer(opener: urllib.request.OpenerDirector, url: str, out: BinaryIO, de
     from tqdm.auto import tqdm
 
     with opener.open(url, timeout=timeout) as resp:
-        total = int(resp.headers.get("Content-Length") or 0) or None
+        try:
+            total: int | None = int(resp.headers.get("Content-Length") or 0)
+        except ValueError:  # a garbled header is no size at all; the byte count below still applies
+            total = 0
+        total = total if total and total > 0 else None
         if total is not None and total > max_bytes:
             raise AekitError(f"{url}: the server offers {total} bytes, more than the {max_bytes} such a file can be; "
                              "nothing was downloaded")
@@ -281,7 +285,8 @@ def _transfer(opener: urllib.request.OpenerDirector, url: str, out: BinaryIO, de
 def _remove_stale_parts(folder: Path, stem: str, older_than: float) -> None:
     """Temp files a killed download left (SIGKILL or a power cut: nothing could clean up then).
 
-    A live download writes its file at least every ``deadline`` seconds, so an older one is dead.
+    A live download ends within its deadline, so a file untouched for longer than that (plus a
+    margin) was left by a process that no longer runs.
     """
     now = time.time()
     for part in folder.glob(f".{stem}.gz.*.part"):
