@@ -103,9 +103,11 @@ def evaluate(model_or_dir: Any, data: str | None = None, data_dir: str | None = 
 def reconstruct(model_or_dir: Any, data: str | None = None, data_dir: str | None = None, n: int = 16,
                 out: str | Path | None = None, split: str = "test") -> Path:
     """Write a picture of ``n`` originals above their reconstructions; returns its path."""
+    from aekit.outputs import check_picture_file
     from aekit.training.autoencoder import check_grid_size, reconstruct_grid
 
     check_grid_size(n)
+    check_picture_file(out)
     o, s = _use(model_or_dir, data, data_dir, split)
     return reconstruct_grid(o.model, s.x[:n], _picture(o, out, "reconstructions.png") or "reconstructions.png")
 
@@ -133,23 +135,29 @@ def encode(model_or_dir: Any, data: str | None = None, data_dir: str | None = No
 
 
 def probe(model_or_dir: Any, data: str | None = None, data_dir: str | None = None,
-          max_train: int | None = None) -> dict[str, Any]:
-    """Logistic-regression and 5-NN accuracy on the codes, the raw inputs and PCA codes (train -> test)."""
+          max_train: int | None = None, progress: bool | None = None, split: str = "test") -> dict[str, Any]:
+    """Logistic-regression and 5-NN accuracy on the codes, the raw inputs and PCA codes, fitted on the
+    training part (train + val) and scored on ``split`` (test, or val)."""
+    from aekit.errors import AekitError
     from aekit.tasks.represent import probe_table
 
-    o, tr = _use(model_or_dir, data, data_dir, "all-train")
-    te = o.split("test", data, data_dir)
-    return probe_table(o.model, tr.x, tr.y, te.x, te.y, max_train=max_train)
+    if split == "train":
+        raise AekitError("--split train: probes are fitted on the training part; score them on val or test")
+    o, tr = _use(model_or_dir, data, data_dir, "all-train" if split == "test" else "train")
+    te = o.split(split, data, data_dir)
+    return probe_table(o.model, tr.x, tr.y, te.x, te.y, max_train=max_train, progress=progress)
 
 
 def latent_map(model_or_dir: Any, out: str | Path, data: str | None = None, data_dir: str | None = None,
-               split: str = "test", method: str = "pca", n: int | None = 5000) -> Path:
+               split: str = "test", method: str = "pca", n: int | None = 5000,
+               progress: bool | None = None) -> Path:
     """A 2-D picture of the codes of (up to ``n`` samples of) a split, coloured by label."""
     from aekit.tasks.represent import latent_map as _map
 
     o, s = _use(model_or_dir, data, data_dir, split)
     x, y = (s.x[:n], None if s.y is None else s.y[:n]) if n else (s.x, s.y)
-    return _map(o.model, x, y, out, method=method, title=f"codes of {o.dataset(data, data_dir)[0].name} ({split})")
+    return _map(o.model, x, y, out, method=method, title=f"codes of {o.dataset(data, data_dir)[0].name} ({split})",
+                progress=progress)
 
 
 def interpolate(model_or_dir: Any, src: str | int, dst: str | int, steps: int = 10, out: str | Path | None = None,

@@ -26,6 +26,8 @@ PRETRAIN_MODES = ("greedy", "end-to-end")
 FINETUNE_STAGES = ("top", "all", "both")
 FINETUNE_INITS = ("pretrained", "random")
 FINETUNE_SCHEDULES = ("none", "cosine")
+LATENT_METHODS = ("pca", "tsne")
+INPAINT_STARTS = ("mean", "zeros")
 
 
 @dataclass

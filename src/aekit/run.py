@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import math
 import os
+import shutil
 import sys
 import weakref
 from dataclasses import dataclass, field
@@ -169,6 +170,9 @@ class OpenRun:
         """The dataset a command works on: the one given, else the run's own; loaded once per run."""
         key = (data, data_dir)
         if key not in self._datasets:
+            if self.dir is None and data is None:
+                raise AekitError("this model was not loaded from a run directory, so it has no dataset of its "
+                                 "own; name one (data=...)")
             cfg = self.config()
             if data is not None:
                 cfg.data.name, cfg.data.data_dir = data, None
@@ -263,9 +267,20 @@ class RunWriter:
     def __enter__(self) -> RunWriter:
         if self.out.exists() and not self.out.is_dir():
             raise AekitError(f"--out {self.out}: a file stands there; name a folder")
-        if self.writes:  # the other processes of a distributed run follow rank 0 (setup_and_agree)
-            self._lock()
+        if not self.writes:  # the other processes of a distributed run follow rank 0 (setup_and_agree)
+            return self
+        existed, had_lock = self.out.is_dir(), (self.out / LOCK).exists()
+        self._lock()
+        try:
             self._inspect()
+        except BaseException:
+            # Refused: leave the folder as it was found (no .lock in someone else's folder).
+            if not had_lock:
+                (self.out / LOCK).unlink(missing_ok=True)
+            self.__exit__()
+            if not existed:
+                shutil.rmtree(self.out, ignore_errors=True)
+            raise
         return self
 
     def __exit__(self, *exc: Any) -> None:

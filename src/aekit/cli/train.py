@@ -141,7 +141,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from aekit.demo import format_table, run_demo
 
-    if not args.quiet:
+    if not args.quiet and not args.json:
         print("training the simplest autoencoder (784-32-784) on mnist-mini (6,000 digits shipped with aekit)...")
     r = run_demo(args.out, progress=progress(args), epochs=args.epochs)
     if args.json:

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import argparse
 
-from aekit.cli.common import data_flags, json_out, split_flag
+from aekit.cli.common import json_out, progress, reader_flags
+from aekit.config import INPAINT_STARTS, LATENT_METHODS
+
+
+def wrote(args: argparse.Namespace, path: object) -> None:
+    """The one line a command that writes a file prints, or ``{"path": ...}`` with --json."""
+    if args.json:
+        json_out({"path": str(path)})
+    else:
+        print(f"wrote {path}")
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
@@ -42,7 +51,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
     check_codes_file(args.out)
     codes, labels = encode(args.run, data=args.data, data_dir=args.data_dir, split=args.split, out=args.out)
     where = f"{len(codes)} codes of size {codes.shape[1]} to {args.out}"
-    if labels is None:
+    if args.json:
+        beside = Path(args.out).suffix.lower() == ".npy"
+        json_out({"codes": str(args.out), "n": len(codes), "code_size": int(codes.shape[1]),
+                  "labels": None if labels is None else str(labels_path(args.out)) if beside else "last column"})
+    elif labels is None:
         print(f"wrote {where}")
     elif Path(args.out).suffix.lower() == ".npy":  # labels go to a file of their own beside the codes
         print(f"wrote {where} and their labels to {labels_path(args.out)}")
@@ -57,7 +70,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     check_max_train(args.max_train)
 
-    r = probe(args.run, data=args.data, data_dir=args.data_dir, max_train=args.max_train)
+    r = probe(args.run, data=args.data, data_dir=args.data_dir, max_train=args.max_train, split=args.split,
+              progress=progress(args))
     if args.json:
         json_out(r)
         return 0
@@ -76,8 +90,8 @@ def cmd_latent_map(args: argparse.Namespace) -> int:
     check_picture_file(args.out)
 
     path = latent_map(args.run, args.out, data=args.data, data_dir=args.data_dir, split=args.split,
-                      method=args.method)
-    print(f"wrote {path}")
+                      method=args.method, progress=progress(args))
+    wrote(args, path)
     return 0
 
 
@@ -91,7 +105,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
     path = interpolate(args.run, args.src, args.dst, steps=args.steps, out=args.out, data=args.data,
                        data_dir=args.data_dir, split=args.split)
-    print(f"wrote {path}")
+    wrote(args, path)
     return 0
 
 
@@ -143,9 +157,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     check_report_file(args.out)  # before a minute of work, not after it
 
-    path = build_report(args.run, args.out, data=args.data, data_dir=args.data_dir,
-                        progress=False if args.quiet else None)
-    print(f"wrote {path}")
+    path = build_report(args.run, args.out, data=args.data, data_dir=args.data_dir, split=args.split,
+                        progress=progress(args))
+    wrote(args, path)
     return 0
 
 
@@ -153,29 +167,26 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     n = sub.add_parser("denoise", help="PSNR of a model as a denoiser, against median, blur and PCA")
     n.add_argument("run", metavar="DIR")
     n.add_argument("--noise", required=True, metavar="KIND:LEVEL", help="gaussian:SIGMA, masking:F or salt-pepper:F")
-    data_flags(n)
-    split_flag(n)
+    reader_flags(n)
     n.add_argument("--out", metavar="FILE.png", help="picture noisy/denoised/clean (default DIR/denoise.png)")
-    n.add_argument("--json", action="store_true")
     n.set_defaults(func=cmd_denoise)
     c = sub.add_parser("encode", help="write the codes of a split to .npy or .csv (labels alongside)")
     c.add_argument("run", metavar="DIR")
-    data_flags(c)
-    split_flag(c)
+    reader_flags(c)
     c.add_argument("--out", required=True, metavar="codes.npy|codes.csv")
     c.set_defaults(func=cmd_encode)
     lm = sub.add_parser("latent-map", help="picture of the codes in 2-D, coloured by label")
     lm.add_argument("run", metavar="DIR")
-    data_flags(lm)
-    split_flag(lm)
-    lm.add_argument("--method", default="pca", choices=["pca", "tsne"], help="for codes of more than 2 numbers")
+    reader_flags(lm)
+    lm.add_argument("--method", default="pca", choices=LATENT_METHODS, help="for codes of more than 2 numbers")
+    lm.add_argument("--quiet", action="store_true", help="no progress output")
     lm.add_argument("--out", required=True, metavar="map.png")
     lm.set_defaults(func=cmd_latent_map)
     pr = sub.add_parser("probe", help="accuracy of linear and 5-NN probes on codes vs pixels vs PCA")
     pr.add_argument("run", metavar="DIR")
-    data_flags(pr)
+    reader_flags(pr)
     pr.add_argument("--max-train", type=int, help="fit the probes on at most this many training samples")
-    pr.add_argument("--json", action="store_true")
+    pr.add_argument("--quiet", action="store_true", help="no progress output")
     pr.set_defaults(func=cmd_probe)
     ip = sub.add_parser("interpolate", help="decode the line between two codes, next to a pixel cross-fade")
     ip.add_argument("run", metavar="DIR")
@@ -183,34 +194,29 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help="sample index in the split, or an image")
     ip.add_argument("--to", dest="dst", required=True, metavar="J|FILE")
     ip.add_argument("--steps", type=int, default=10)
-    data_flags(ip)
-    split_flag(ip)
+    reader_flags(ip)
     ip.add_argument("--out", metavar="strip.png", help="default DIR/interpolation.png")
     ip.set_defaults(func=cmd_interpolate)
     ipt = sub.add_parser("inpaint", help="fill masked pixels; PSNR on them vs mean-image and nearest fills")
     ipt.add_argument("run", metavar="DIR")
     ipt.add_argument("--mask", required=True, metavar="SPEC", help="center:S | random:F | rows:A-B | FILE.png")
     ipt.add_argument("--iters", type=int, default=20)
-    ipt.add_argument("--start", default="mean", choices=["mean", "zeros"],
+    ipt.add_argument("--start", default="mean", choices=INPAINT_STARTS,
                      help="first guess for the missing pixels (mean: what block:S training fills in; "
                           "zeros: what masking noise leaves)")
-    data_flags(ipt)
-    split_flag(ipt)
+    reader_flags(ipt)
     ipt.add_argument("--out", metavar="inpaint.png", help="default DIR/inpaint.png")
-    ipt.add_argument("--json", action="store_true")
     ipt.set_defaults(func=cmd_inpaint)
     an = sub.add_parser("anomaly", help="reconstruction error as an anomaly score, with a threshold")
     an.add_argument("run", metavar="DIR")
-    data_flags(an)
-    split_flag(an)
+    reader_flags(an)
     an.add_argument("--contamination", type=float, default=0.01, help="expected share of anomalies (0.01)")
     an.add_argument("--out", metavar="scores.csv")
     an.add_argument("--maps", metavar="maps.png", help="picture of the top-scored samples' error maps")
-    an.add_argument("--json", action="store_true")
     an.set_defaults(func=cmd_anomaly)
     rp = sub.add_parser("report", help="one self-contained HTML page about a run")
     rp.add_argument("run", metavar="DIR")
-    data_flags(rp)
+    reader_flags(rp)
     rp.add_argument("--out", required=True, metavar="report.html")
     rp.add_argument("--quiet", action="store_true", help="no progress (a bar on a terminal, else lines on stderr)")
     rp.set_defaults(func=cmd_report)

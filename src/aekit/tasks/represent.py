@@ -105,7 +105,7 @@ def probe_table(model: Any, train_x: np.ndarray, train_y: np.ndarray | None, tes
     regression on 60,000 raw images takes minutes); False prints nothing."""
     from aekit.baselines import PCA
     from aekit.metrics import as_float
-    from aekit.training.progress import Progress, say
+    from aekit.progress import Progress, say
 
     if train_y is None or test_y is None:
         raise AekitError("probing needs labels, and this dataset has none")
@@ -167,7 +167,7 @@ def latent_map(model: Any, x: np.ndarray, y: np.ndarray | None, out: str | Path,
 
         from sklearn.manifold import TSNE
 
-        from aekit.training.progress import say
+        from aekit.progress import say
 
         say(f"latent map: t-SNE of {len(codes):,} codes of size {codes.shape[1]} (about a minute per 5,000)...",
             progress)

@@ -71,20 +71,23 @@ LAST = "last"
 def kill_point(name: str) -> None:
     """Test hook: ``AEKIT_TEST_KILL_AT=NAME:K`` SIGKILLs this process the K-th time it passes NAME.
 
-    The kill test (tests/test_kill.py) uses it to stop a run between the files of one checkpoint
-    and between its renames, places a random timer would rarely hit.
+    The kill test (tests/test_kill.py) uses it to stop a run in the middle of an epoch, between
+    the files of one checkpoint and between its renames, places a random timer would rarely hit.
+    Points: ``step`` (after an optimizer step), ``checkpoint-file``, ``checkpoint-rename``.
     """
-    spec = os.environ.get("AEKIT_TEST_KILL_AT")
-    if not spec:
-        return
-    point, _, count = spec.partition(":")
-    if point != name:
+    if _KILL_AT is None or _KILL_AT[0] != name:
         return
     _KILL_COUNTS[name] = _KILL_COUNTS.get(name, 0) + 1
-    if _KILL_COUNTS[name] == int(count or 1):
+    if _KILL_COUNTS[name] == _KILL_AT[1]:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _kill_at() -> tuple[str, int] | None:
+    point, _, count = os.environ.get("AEKIT_TEST_KILL_AT", "").partition(":")
+    return (point, int(count or 1)) if point else None
+
+
+_KILL_AT = _kill_at()
 _KILL_COUNTS: dict[str, int] = {}
 
 

@@ -30,6 +30,7 @@ import torch
 
 from aekit.data.noise import Noise
 from aekit.models.base import Autoencoder
+from aekit.training.batches import mean_image
 
 # How many passes the model has made before a guess batch, drawn uniformly: up to just past the
 # 20 passes inpainting makes by default (with up to 16 passes: 10.32 dB after 20 passes).
@@ -76,8 +77,6 @@ class GuessBatches(Corruption):
 
     def prepare(self, x_train: Any, device: torch.device) -> None:
         if self.noise.fill is None:
-            from aekit.training.loop import mean_image
-
             self.noise = dataclasses.replace(self.noise, fill=mean_image(x_train, device=device))
 
     def pair(self, model: Autoencoder, xb: torch.Tensor, step: int,

@@ -39,10 +39,11 @@ from aekit.device import autocast_dtype
 from aekit.errors import AekitError, TrainingStopped
 from aekit.io import atomic_write_text
 from aekit.metrics import ReconMeter
+from aekit.progress import Progress, say
 from aekit.training import checkpoint as ckpt
 from aekit.training import distributed
+from aekit.training.batches import as_batch, mean_image, pieces_of, take_rows, to_tensor  # noqa: F401
 from aekit.training.infill import Corruption, corruption_for
-from aekit.training.progress import Progress, say
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_mse", "val_sse_per_image", "val_accuracy", "lr",
                   "seconds", "samples_per_s")
@@ -56,37 +57,6 @@ class FitResult:
     steps: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
-
-
-def to_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
-    """The whole split as one tensor (uint8 stays uint8), on the device."""
-    return torch.from_numpy(np.ascontiguousarray(x)).to(device)
-
-
-def as_batch(xb: torch.Tensor) -> torch.Tensor:
-    """uint8 -> float32 in [0, 1]; float data passes through."""
-    return xb.float().mul_(1.0 / 255.0) if xb.dtype == torch.uint8 else xb
-
-
-def mean_image(x: torch.Tensor | np.ndarray, chunk: int = 8192, device: torch.device | None = None) -> torch.Tensor:
-    """Per-value mean of a dataset in fp32, summed in chunks (uint8 data is never widened whole)."""
-    if isinstance(x, torch.Tensor):
-        pieces = (x[i : i + chunk] for i in range(0, len(x), chunk))
-        device = x.device
-    else:  # a memory map: read-only pieces, copied
-        pieces = (torch.from_numpy(np.array(p)) for p in mapped.chunks(x, chunk))
-        device = device or torch.device("cpu")
-    total = torch.zeros(x.shape[1:], dtype=torch.float32, device=device)
-    for piece in pieces:
-        total += as_batch(piece.to(device)).sum(0)
-    return total / max(len(x), 1)
-
-
-def take_rows(x: torch.Tensor | mapped.RowReader, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Rows ``idx`` of the training data: ``index_select`` on a tensor; sorted reads from a mapped file."""
-    if isinstance(x, torch.Tensor):
-        return x.index_select(0, idx)
-    return torch.from_numpy(x(np.sort(idx.cpu().numpy()))).to(device)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -119,13 +89,6 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
     if cfg.schedule == "step":
         return cfg.lr * (0.1 ** ((epoch >= cfg.epochs // 2) + (epoch >= (3 * cfg.epochs) // 4)))
     return cfg.lr
-
-
-def pieces_of(x: torch.Tensor | np.ndarray, batch_size: int, device: torch.device):
-    """Float batches of a whole split, a tensor or a memory map."""
-    if isinstance(x, torch.Tensor):
-        return (as_batch(x[i : i + batch_size]) for i in range(0, len(x), batch_size))
-    return (as_batch(torch.from_numpy(np.array(p)).to(device)) for p in mapped.chunks(x, batch_size))
 
 
 @torch.no_grad()
@@ -283,6 +246,7 @@ class Trainer:
         self.loss_sum += loss.detach() * len(inp)
         self.done += len(inp)
         self.res.steps += 1
+        ckpt.kill_point("step")
 
     def train_epoch(self) -> float:
         """The steps of epoch ``self.epoch`` from ``self.step_in_epoch`` on; returns its seconds."""
@@ -399,7 +363,9 @@ class Trainer:
             torch.set_rng_state(saved["rng.torch"])
             self.perm_state = saved["rng.perm"]
             self.epoch, self.bad_epochs, self.res.steps = state["epoch"], state["bad_epochs"], state["steps"]
-            self.res.history, self.res.best_val_loss = state["history"], state["best_val_loss"]
+            # JSON has no infinity: a run with no best epoch yet saved its best loss as null.
+            best = state["best_val_loss"]
+            self.res.history, self.res.best_val_loss = state["history"], math.inf if best is None else float(best)
             self.res.best_epoch = state["best_epoch"]
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise AekitError(f"{last}: checkpoint does not fit this run ({str(exc).splitlines()[0]}); "

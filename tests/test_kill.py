@@ -1,0 +1,121 @@
+"""Preemption: SIGKILL anywhere, SIGTERM and SIGINT, then the same command with --resume.
+
+The kill points come from the test hook ``AEKIT_TEST_KILL_AT=POINT:K`` (aekit.training.checkpoint.
+kill_point): after the K-th optimizer step, after the K-th file of a checkpoint, or between a
+checkpoint's two renames -- places a timer would rarely hit. The points are drawn at random (seeded)
+and always include one in the first epoch, before any checkpoint exists.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+
+def dataset(tmp_path: Path) -> str:
+    x = (np.random.default_rng(0).random((300, 8, 8)) * 255).astype(np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    return f"npy:{tmp_path / 'x.npy'}"
+
+
+def train_cmd(data: str, out: Path, epochs: int = 3, *extra: str) -> list[str]:
+    # 216 training rows in batches of 32: 7 steps an epoch; a checkpoint every 2 steps as well.
+    return [sys.executable, "-m", "aekit", "train", "--data", data, "--out", str(out), "--code", "4", "--layers", "16",
+            "--epochs", str(epochs), "--batch-size", "32", "--checkpoint-every", "2", "--noise", "masking:0.2",
+            "--quiet", "--resume", *extra]
+
+
+def every_file_parses(out: Path) -> int:
+    n = 0
+    for p in out.rglob("*"):
+        if not p.is_file() or any(part.startswith(".") for part in p.relative_to(out).parts):
+            continue
+        if p.suffix == ".json":
+            json.loads(p.read_text())
+        elif p.suffix == ".safetensors":
+            load_file(p)
+        elif p.suffix == ".csv":
+            list(csv.DictReader(p.open()))
+        n += 1
+    return n
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(path)
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a)
+
+
+def test_ten_sigkills_then_resume_matches_an_uninterrupted_run(tmp_path):
+    data = dataset(tmp_path)
+    ref = subprocess.run(train_cmd(data, tmp_path / "ref"), capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr
+    rng = random.Random(0)
+    points = [("step", 2)]  # in the first epoch, before any checkpoint exists
+    points += [(rng.choice(["step", "checkpoint-file", "checkpoint-rename"]), rng.randint(1, 5)) for _ in range(11)]
+    out, kills = tmp_path / "run", 0
+    for point, k in points:
+        env = {**os.environ, "AEKIT_TEST_KILL_AT": f"{point}:{k}"}
+        p = subprocess.run(train_cmd(data, out), env=env, capture_output=True, text=True)
+        assert p.returncode in (-signal.SIGKILL, 0), p.stderr
+        kills += p.returncode == -signal.SIGKILL
+        if out.exists():
+            every_file_parses(out)
+        if p.returncode == 0:
+            break
+    assert kills >= 10
+    final = subprocess.run(train_cmd(data, out), capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr
+    assert every_file_parses(out) >= 8
+    assert same(weights(out / "model.safetensors"), weights(tmp_path / "ref" / "model.safetensors"))
+    assert same(weights(out / "last" / "model.safetensors"), weights(tmp_path / "ref" / "last" / "model.safetensors"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs_run"] == 3
+    assert not list(out.glob(".last.*"))  # no half-written checkpoint left behind
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_writes_a_checkpoint_and_resume_continues(tmp_path, sig, code):
+    data = dataset(tmp_path)
+    out = tmp_path / "run"
+    cmd = train_cmd(data, out, 200)
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / "last" / "state.json").is_file() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    p.send_signal(sig)
+    rc, err = p.wait(60), p.stderr.read()
+    assert rc == code, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "stopped at epoch" in lines[0] and "continue with --resume" in lines[0], err
+    state = json.loads((out / "last" / "state.json").read_text())
+    assert state["epoch"] < 200
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    ref = subprocess.run(train_cmd(data, tmp_path / "ref", 200), capture_output=True, text=True)
+    assert ref.returncode == 0
+    assert same(weights(out / "last" / "model.safetensors"), weights(tmp_path / "ref" / "last" / "model.safetensors"))
+
+
+def test_second_sigint_stops_at_once():
+    from aekit.training.loop import _Stop
+
+    stop = _Stop()
+    stop._handle(signal.SIGINT, None)
+    assert stop.signum == signal.SIGINT
+    with pytest.raises(KeyboardInterrupt):
+        stop._handle(signal.SIGINT, None)
