@@ -169,6 +169,7 @@ class Trainer:
         model.to(device).train()
         # A memory-mapped split stays on disk: batches are read from the file (aekit.data.mapped.RowReader).
         self.x = mapped.RowReader(train.x) if mapped.is_mapped(train.x) else to_tensor(train.x, device)
+        self.n_rows = len(train.x)
         self.y = to_tensor(train.y.astype(np.int64), device) if getattr(objective, "uses_labels", False) else None
         self.x_val = self.y_val = None
         if val is not None and len(val):
@@ -202,21 +203,21 @@ class Trainer:
     # --- the schedule of one epoch -------------------------------------------------------------
     def steps_per_epoch(self) -> tuple[int, int]:
         """(steps in an epoch, batches in one pass over the data)."""
-        bs = min(self.cfg.batch_size, len(self.x))
-        per_pass = math.ceil(len(self.x) / bs)
+        bs = min(self.cfg.batch_size, self.n_rows)
+        per_pass = math.ceil(self.n_rows / bs)
         return max(per_pass, self.obj.min_steps_per_epoch), per_pass
 
     def epoch_order(self) -> torch.Tensor:
         """Enough permutations of the rows for one epoch's steps (one, unless the data is small)."""
         steps, per_pass = self.steps_per_epoch()
         self.perm_state = self.gens["perm"].get_state()
-        n = len(self.x)
+        n = self.n_rows
         return torch.cat([torch.randperm(n, generator=self.gens["perm"])
                           for _ in range(math.ceil(steps / per_pass))]).to(self.device)
 
     def batch_rows(self, perm: torch.Tensor, i: int) -> torch.Tensor:
         _, per_pass = self.steps_per_epoch()
-        n, bs = len(self.x), min(self.cfg.batch_size, len(self.x))
+        n, bs = self.n_rows, min(self.cfg.batch_size, self.n_rows)
         rep, j = divmod(i, per_pass)  # batch j of permutation number rep
         return perm[rep * n + j * bs : rep * n + min((j + 1) * bs, n)]
 
