@@ -121,7 +121,8 @@ def _metrics(p: _Page) -> list[str]:
     if model.code_size < model.n_inputs:
         pm = PCA(model.code_size).fit(p.other("all-train").x).evaluate(test.x, model.output == "sigmoid")
         rows.append([f"PCA-{model.code_size}", pm["sse_per_image"], pm["mse"], pm["psnr"] or "-"])
-    parts = [f"<h2>{esc(p.split.capitalize())} metrics</h2>", _table(["model", "sse_per_image", "mse", "psnr dB"], rows)]
+    parts = [f"<h2>{esc(p.split.capitalize())} metrics</h2>",
+             _table(["model", "sse_per_image", "mse", "psnr dB"], rows)]
     summary = p.run.dir / "summary.json"
     if summary.is_file():
         s = read_json_object(summary)
