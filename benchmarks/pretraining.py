@@ -72,6 +72,8 @@ def main() -> None:
             continue
         t0 = time.perf_counter()
         d = out / "runs" / name.replace(" ", "-")
+        if d.exists():  # a fresh run each time (a run folder is never overwritten in place)
+            shutil.rmtree(d)
         aekit.pretrain(layers, spec[0], spec[1], out=d, dataset=ds, epochs=pe, batch_size=128, lr=1e-3)
         pre_dirs[name], pre_secs[name] = d, round(time.perf_counter() - t0, 1)
         print(f"pre-trained {name} in {pre_secs[name]}s", flush=True)
