@@ -16,8 +16,9 @@ import json
 import math
 import os
 import secrets
+import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from aekit.errors import AekitError
 
@@ -110,14 +111,49 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, dumps(json.loads(json.dumps(obj, default=_json_default))))
 
 
-def read_text(path: str | Path, what: str = "file", limit: int = MAX_JSON_BYTES) -> str:
-    """A UTF-8 text file, or one clear error (missing, a folder, unreadable, too large, not UTF-8)."""
+def open_plain(path: str | Path, what: str = "file") -> BinaryIO:
+    """Open a file in a run folder for reading, refusing anything but a plain file.
+
+    A FIFO with no writer would block the open for ever, and a device such as /dev/zero never
+    ends; opening with O_NONBLOCK returns at once, so fstat can say what stands there first.
+    OSErrors (missing, permission) propagate for the caller to word.
+    """
+    p = Path(path)
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise AekitError(f"{p}: is a folder, not a {what}")
+        if not stat.S_ISREG(mode):
+            raise AekitError(f"{p}: not a regular file (a pipe, socket or device); put the {what} there")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_capped(fh: BinaryIO, cap: int) -> bytes:
+    """At most ``cap`` bytes, read in chunks: ``read(n)`` allocates n bytes up front however short
+    the file, so one read of the cap would cost 64 MiB for every small JSON file."""
+    parts, n = [], 0
+    while n < cap and (chunk := fh.read(min(1 << 16, cap - n))):
+        parts.append(chunk)
+        n += len(chunk)
+    return b"".join(parts)
+
+
+def read_text(path: str | Path, what: str = "file", limit: int = MAX_JSON_BYTES, plain: bool = False) -> str:
+    """A UTF-8 text file, or one clear error (missing, a folder, unreadable, too large, not UTF-8).
+
+    ``plain``: refuse a pipe or device too (files of a run folder; a --config may be ``<(...)``).
+    """
     p = Path(path)
     try:
         if p.is_dir():
             raise AekitError(f"{p}: is a folder, not a {what}")
-        with p.open("rb") as fh:
-            data = fh.read(limit + 1)
+        with open_plain(p, what) if plain else p.open("rb") as fh:
+            data = _read_capped(fh, limit + 1)
     except FileNotFoundError:
         raise AekitError(f"{p}: not found") from None
     except PermissionError:
@@ -133,8 +169,9 @@ def read_text(path: str | Path, what: str = "file", limit: int = MAX_JSON_BYTES)
 
 
 def read_json(path: str | Path) -> Any:
+    """A JSON file of a run folder (config.json, summary.json, last/state.json)."""
     p = Path(path)
-    text = read_text(p, "JSON file")
+    text = read_text(p, "JSON file", plain=True)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -143,8 +180,13 @@ def read_json(path: str | Path) -> Any:
         raise AekitError(f"{p}: corrupt JSON (nested too deeply)") from None
 
 
+# JSON's names for what json.loads returns: "found a NoneType" would tell a user nothing.
+_JSON_NAMES = {type(None): "null", bool: "true or false", int: "a number", float: "a number", str: "a string",
+               list: "a list"}
+
+
 def read_json_object(path: str | Path) -> dict[str, Any]:
     obj = read_json(path)
     if not isinstance(obj, dict):
-        raise AekitError(f"{path}: expected a JSON object, found a {type(obj).__name__}")
+        raise AekitError(f"{path}: expected a JSON object, found {_JSON_NAMES.get(type(obj), type(obj).__name__)}")
     return obj

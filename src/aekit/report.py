@@ -142,8 +142,11 @@ def _history(p: _Page) -> list[str]:
     try:
         hist = [{k: float(v) if v not in ("", None) else None for k, v in r.items()}
                 for r in csv.DictReader(read_text(path, "metrics table").splitlines())]
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, csv.Error) as exc:  # csv.Error: a field over csv's size limit
         raise AekitError(f"{path}: not a metrics table aekit wrote ({exc})") from None
+    missing = [k for k in ("epoch", "train_loss") if hist and k not in hist[0]]  # what the loss curve plots
+    if missing:
+        raise AekitError(f"{path}: not a metrics table aekit wrote (no {' or '.join(missing)} column)")
     return ["<h2>Loss curves</h2>", _img(plots.loss_curve(hist, p.tmp / "loss.png"))] if hist else []
 
 

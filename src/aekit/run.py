@@ -136,11 +136,12 @@ def classifier_from_config(info: dict[str, Any], encoder_model: Any | None = Non
     return Classifier(ae.encoder, ae.code_size, info["n_classes"], dropout, tuple(ae.input_shape))
 
 
-def load_weights(model: Any, path: Path) -> None:
+def load_weights(model: Any, path: Path, tensors: dict[str, Any] | None = None) -> None:
+    """Load the weights file ``path`` (or its ``tensors``, read already) into ``model``, strictly."""
     from aekit.training.checkpoint import load_tensors
 
     try:
-        model.load_state_dict(load_tensors(path))
+        model.load_state_dict(load_tensors(path) if tensors is None else tensors)
     except RuntimeError as exc:
         # torch lists every mismatching tensor on its own line; the first says enough.
         detail = " ".join(str(exc).split("\n\t")[:2]).splitlines()[0]
@@ -204,16 +205,43 @@ def attach(model: Any, opened: OpenRun) -> Any:
     return model
 
 
+def _model_of(info: dict[str, Any], weights: Path, tensors: dict[str, Any]) -> Any:
+    """The model of a checked config with its weights loaded, allocated only once they fit it.
+
+    A config.json edited to a large model (``code`` 10^6 is 6 GB of float32) would be allocated
+    before its weights fail to load. Built first on the meta device (shapes, no memory), the
+    model is checked against the file's names and shapes for free.
+    """
+    import warnings
+
+    import torch
+
+    def build() -> Any:
+        return classifier_from_config(info) if info["kind"] == "classifier" else model_from_config(info["model"])
+
+    with torch.device("meta"):
+        shell = build()
+    with warnings.catch_warnings():  # torch warns that copying into a meta tensor does nothing: the point
+        warnings.simplefilter("ignore", UserWarning)
+        load_weights(shell, weights, tensors)
+    model = build()
+    load_weights(model, weights, tensors)
+    return model
+
+
 def open_run(run_dir: str | Path, kinds: tuple[str, ...] = KINDS) -> OpenRun:
     """Open a run folder: config checked, model rebuilt and its weights loaded."""
+    from aekit.training.checkpoint import load_tensors
+
     d = Path(run_dir)
     info = read_config(d)
     if info["kind"] not in kinds:
         want = " or ".join(kinds)
         hint = " (make one with `aekit finetune`)" if kinds == ("classifier",) else ""
         raise AekitError(f"{d}: {_a(info['kind'])} run, not {_a(want)} run{hint}")
-    model = classifier_from_config(info) if info["kind"] == "classifier" else model_from_config(info["model"])
-    load_weights(model, d / "model.safetensors")
+    weights = d / "model.safetensors"
+    tensors = load_tensors(weights)  # first: a damaged file is reported as such
+    model = _model_of(info, weights, tensors)
     model.eval()
     opened = OpenRun(d, info, model)
     attach(model, opened)
@@ -356,10 +384,13 @@ class RunWriter:
         if not (self.resuming and self.writes):
             return
         from aekit.io import read_json_object
+        from aekit.training.checkpoint import check_state
 
-        state = read_json_object(self.out / "last" / "state.json")
-        done = state.get("epoch", 0)
-        if isinstance(done, int) and epochs < done:
+        where = self.out / "last" / "state.json"
+        state = read_json_object(where)
+        check_state(state, where)  # here, before anything is written, not when training restores it
+        done = state["epoch"]
+        if epochs < done:
             raise AekitError(f"--epochs {epochs}: {self.out} has already run {done} epochs; "
                              f"pass more than {done} to train further")
         if not self.quiet and (done >= epochs or state.get("stopped_early")):

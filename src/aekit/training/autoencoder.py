@@ -24,15 +24,30 @@ RECON_GRID = 16
 MIN_TRAIN_ROWS = 2  # one to train on and one to validate on, at the least
 
 
+def min_train_rows(val_fraction: float) -> int:
+    """The fewest training rows whose split (``round(n * val_fraction)`` held out) leaves at least
+    one row to train on and, when ``val_fraction`` > 0, one to validate on."""
+    def enough(n: int) -> bool:
+        n_val = round(n * val_fraction)
+        return n - n_val >= 1 and (val_fraction == 0 or n_val >= 1)
+
+    # Below these counts rounding empties a part; both parts only grow with n, so the answer lies a
+    # step or two above (a fraction so small that the count passes 10^15 is reported as that).
+    start = max(MIN_TRAIN_ROWS, int(min(0.5 / val_fraction, 1e15)) if val_fraction else 0,
+                int(min(0.5 / (1 - val_fraction), 1e15)))
+    return next((n for n in range(start, start + 4) if enough(n)), start)
+
+
 def check_trainable(ds: Dataset, cfg: RunConfig) -> None:
     """Refuse data too small to train and score on, before anything is written."""
     d = cfg.data
     n_train = len(ds.split("train", d.val_fraction, d.split_seed))
     n_val = len(ds.split("val", d.val_fraction, d.split_seed)) if d.val_fraction > 0 else 0
-    if n_train < 1 or (d.val_fraction > 0 and n_val < 1) or len(ds.train) < MIN_TRAIN_ROWS:
+    need = min_train_rows(d.val_fraction)
+    if len(ds.train) < need:
         raise AekitError(f"{ds.name}: {len(ds.train)} training rows leave {n_train} to train on and {n_val} to "
-                         f"validate on; give at least {MIN_TRAIN_ROWS} rows (and enough for --val-fraction "
-                         f"{d.val_fraction:g} to hold one out)")
+                         f"validate on; give at least {need} training rows for --val-fraction {d.val_fraction:g}, "
+                         "or lower --val-fraction")
 
 
 def build_model(cfg: RunConfig, ds: Dataset) -> Any:

@@ -20,7 +20,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from aekit.errors import AekitError
-from aekit.io import atomic_write_bytes, dumps, fsync_dir, read_json, write_json  # noqa: F401 (re-exported)
+
+# read_json and write_json are re-exported for the training loop and older callers.
+from aekit.io import atomic_write_bytes, dumps, fsync_dir, open_plain, read_json, write_json  # noqa: F401
 
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
@@ -30,11 +32,16 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     p = Path(path)
     try:
-        return st_load(p.read_bytes())
+        with open_plain(p, "weights file") as fh:
+            data = fh.read()
     except FileNotFoundError:
         raise AekitError(f"{p}: not found; is this an aekit run directory?") from None
+    except OSError as exc:
+        raise AekitError(f"{p}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        return st_load(data)
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise AekitError(f"{p}: corrupt weights file ({exc})") from None
+        raise AekitError(f"{p}: corrupt weights file ({str(exc).splitlines()[0] if str(exc) else exc!r})") from None
 
 
 def optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -51,11 +58,72 @@ def optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor]
 
 
 def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Load the state :func:`optimizer_state` split; ValueError if it does not fit ``opt``'s parameters."""
     state: dict[int, dict[str, Any]] = {}
     for key, v in [*tensors.items(), *meta["scalars"].items()]:
         pid, _, name = key.partition(".")
         state.setdefault(int(pid), {})[name] = v
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    check_optimizer_state(opt)
+
+
+def check_optimizer_state(opt: torch.optim.Optimizer) -> None:
+    """Raise ValueError unless each parameter's state has the entries and shapes a step gives it.
+
+    ``load_state_dict`` checks neither, and a fused step given moments of another shape reads
+    and writes out of bounds (a segmentation fault), so a damaged checkpoint is refused here.
+    What a step keeps comes from one step of a twin optimizer on a 2x3 parameter: its state
+    tensors are either that shape (moments, one per weight) or scalars (the step count).
+    """
+    twin_p = torch.zeros(2, 3, requires_grad=True)
+    twin_p.grad = torch.zeros(2, 3)
+    twin = type(opt)([twin_p], **opt.defaults)
+    twin.step()
+    want = twin.state[twin_p]
+    for group in opt.param_groups:
+        for i, p in enumerate(group["params"]):
+            have = opt.state.get(p)
+            if not have:  # no state yet (saved before its first step): the optimizer starts it
+                continue
+            if set(have) != set(want):
+                raise ValueError(f"optimizer state of parameter {i} holds {sorted(have)}, not {sorted(want)}")
+            for k, v in have.items():
+                if torch.is_tensor(want[k]):
+                    shape = p.shape if want[k].shape == twin_p.shape else want[k].shape
+                    if not torch.is_tensor(v) or v.shape != shape:
+                        got = tuple(v.shape) if torch.is_tensor(v) else type(v).__name__
+                        raise ValueError(f"optimizer state {k} of parameter {i} is {got}, not {tuple(shape)}")
+
+
+# What last/state.json holds (Trainer.save_last); the optional keys came after the first release.
+STATE_COUNTS = ("epoch", "bad_epochs", "steps", "best_epoch")
+STATE_OPTIONAL_COUNTS = ("step_in_epoch", "epoch_done")
+
+
+def check_state(state: dict[str, Any], where: Path) -> None:
+    """Refuse a damaged ``last/state.json`` in one line, before anything is restored from it."""
+    def damaged(what: str) -> AekitError:
+        return AekitError(f"{where}: {what}; the checkpoint is damaged, start a new run in another --out")
+
+    for key in (*STATE_COUNTS, "history", "best_val_loss", "optimizer"):
+        if key not in state:
+            raise damaged(f"no {key!r} in it")
+    for key in (*STATE_COUNTS, *STATE_OPTIONAL_COUNTS):
+        v = state.get(key, 0)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise damaged(f"{key} must be a whole number >= 0, got {v!r:.40}")
+    for key in ("best_val_loss", "epoch_loss_sum"):  # null: NaN or infinity (JSON has no spelling for them)
+        v = state.get(key)
+        if v is not None and (not isinstance(v, int | float) or isinstance(v, bool)):
+            raise damaged(f"{key} must be a number, got {v!r:.40}")
+    if not isinstance(state["history"], list) or not all(isinstance(r, dict) for r in state["history"]):
+        raise damaged("history must be a list of per-epoch records")
+    if not isinstance(state.get("stopped_early", False), bool):
+        raise damaged(f"stopped_early must be true or false, got {state['stopped_early']!r:.40}")
+    meta = state["optimizer"]
+    if not (isinstance(meta, dict) and isinstance(meta.get("param_groups"), list)
+            and isinstance(meta.get("scalars"), dict)):
+        raise damaged("optimizer must be a table of param_groups and scalars")
 
 
 # --- the last/ checkpoint: a folder that is whole or absent ---------------------------------------

@@ -352,27 +352,35 @@ class Trainer:
 
     def restore(self) -> None:
         """Continue from ``out/last``: weights, optimizer, RNG and the loop's place."""
+        from aekit.io import read_json_object
+        from aekit.run import load_weights
+
         last = self.out / ckpt.LAST
-        state = ckpt.read_json(last / "state.json")
+        state = read_json_object(last / "state.json")
+        ckpt.check_state(state, last / "state.json")
         saved = ckpt.load_tensors(last / "optimizer.safetensors")
+        load_weights(self.model, last / "model.safetensors")  # torch's many-line mismatch, as one line
         try:
-            self.model.load_state_dict(ckpt.load_tensors(last / "model.safetensors"))
             ckpt.restore_optimizer(self.opt, {k: v for k, v in saved.items() if not k.startswith("rng.")},
                                    state["optimizer"])
             for k, g in self.gens.items():
                 g.set_state(saved[f"rng.{k}"])
             torch.set_rng_state(saved["rng.torch"])
             self.perm_state = saved["rng.perm"]
-            self.epoch, self.bad_epochs, self.res.steps = state["epoch"], state["bad_epochs"], state["steps"]
-            # JSON has no infinity: a run with no best epoch yet saved its best loss as null.
-            best = state["best_val_loss"]
-            self.res.history, self.res.best_val_loss = state["history"], math.inf if best is None else float(best)
-            self.res.best_epoch = state["best_epoch"]
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        except KeyError as exc:
+            raise AekitError(f"{last}: checkpoint does not fit this run (no {exc} in it); "
+                             "start a new run in another --out") from None
+        except (TypeError, ValueError, RuntimeError) as exc:
             raise AekitError(f"{last}: checkpoint does not fit this run ({str(exc).splitlines()[0]}); "
                              "start a new run in another --out") from None
+        self.epoch, self.bad_epochs, self.res.steps = state["epoch"], state["bad_epochs"], state["steps"]
+        # JSON has no infinity or NaN: a run with no best epoch yet saved its best loss as null, and
+        # a diverging epoch its loss so far.
+        best, loss_sum = state["best_val_loss"], state.get("epoch_loss_sum", 0.0)
+        self.res.history, self.res.best_val_loss = state["history"], math.inf if best is None else float(best)
+        self.res.best_epoch = state["best_epoch"]
         self.step_in_epoch = state.get("step_in_epoch", 0)
-        self.loss_sum = torch.tensor(float(state.get("epoch_loss_sum", 0.0)), device=self.device)
+        self.loss_sum = torch.tensor(math.nan if loss_sum is None else float(loss_sum), device=self.device)
         self.done, self.res.stopped_early = state.get("epoch_done", 0), state.get("stopped_early", False)
         if self.channels_last:  # restored moments are NCHW; fused steps need the parameters' own layout
             for p_, st in self.opt.state.items():
