@@ -26,7 +26,7 @@ _EXPORTS = {
     "pretrain": "aekit.api",
     "finetune": "aekit.api",
     "classify": "aekit.api",
-    "Run": "aekit.api",
+    "Run": "aekit.run",
     "fit": "aekit.training.loop",
     "RunConfig": "aekit.config",
     "DataConfig": "aekit.config",

@@ -8,8 +8,6 @@ used), or an :class:`aekit.run.OpenRun`; ``data``/``data_dir`` name another data
 
 from __future__ import annotations
 
-import datetime as _dt
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +15,7 @@ import numpy as np
 
 from aekit.config import RunConfig, apply_overrides
 from aekit.data.dataset import Dataset
-from aekit.run import OpenRun, RunWriter, attach, dataset_for, make_config, open_run, opened
-
-
-@dataclass
-class Run:
-    """A finished training run: its folder, the trained model and the summary figures."""
-
-    dir: Path
-    model: Any
-    summary: dict[str, Any]
-    config: RunConfig
-
-
-def default_run_dir(model_name: str) -> Path:
-    return Path("runs") / f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{model_name}"
+from aekit.run import OpenRun, Run, RunWriter, attach, dataset_for, default_run_dir, make_config, open_run, opened
 
 
 def load_data(cfg: RunConfig, progress: bool = True) -> Dataset:
@@ -48,8 +32,7 @@ def train(config: RunConfig | None = None, out: str | Path | None = None, *, res
     from aekit.device import resolve_device
     from aekit.training import autoencoder, distributed
 
-    base = config or RunConfig()
-    cfg = apply_overrides(base, _dotted(base, overrides)).validate()
+    cfg = apply_overrides(config or RunConfig(), overrides).validate()
     out = distributed.run_dir(out) or default_run_dir(cfg.model.get("name", "mlp"))
     device = resolve_device(cfg.train.device)
     with RunWriter(out, "autoencoder", resume, writes=distributed.env_rank() == 0, quiet=progress is False) as w:
@@ -66,15 +49,6 @@ def train(config: RunConfig | None = None, out: str | Path | None = None, *, res
             w.finish({**info, "metrics": summary["metrics"]})
     attach(model, OpenRun(out, info, model))
     return Run(out, model, summary, cfg)
-
-
-def _dotted(cfg: RunConfig, overrides: dict[str, Any]) -> dict[str, Any]:
-    import dataclasses
-
-    train_keys = {f.name for f in dataclasses.fields(cfg.train)}
-    data_keys = {f.name for f in dataclasses.fields(cfg.data)}
-    return {k if "." in k else f"train.{k}" if k in train_keys else f"data.{k}" if k in data_keys else f"model.{k}": v
-            for k, v in overrides.items()}
 
 
 def load(run_dir: str | Path) -> Any:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aekit.errors import AekitError
+from aekit.errors import AekitError, key_text
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "step")
@@ -79,7 +79,7 @@ class RunConfig:
                              f"found a {_kind(d)}")
         unknown = sorted(set(d) - {"data", "model", "train"})
         if unknown:
-            raise AekitError(f"{where}: unknown section(s) {', '.join(map(str, unknown))}; "
+            raise AekitError(f"{where}: unknown section(s) {', '.join(map(key_text, unknown))}; "
                              "use [data], [model], [train]")
         for section in ("data", "model", "train"):
             # `model = "mlp"` at the top of a TOML file is a value, not the [model] table.
@@ -192,10 +192,13 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise AekitError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+        raise AekitError(f"{where}: unknown key(s) {', '.join(map(key_text, unknown))}; known: {', '.join(fields)}")
     for k, v in values.items():
         if not _type_ok(v, str(fields[k].type)):
-            raise AekitError(f"{where}: {k} = {v!r} has the wrong type (expected {fields[k].type})")
+            raise AekitError(f"{where}: {k} = {v!r:.60} has the wrong type (expected {fields[k].type})")
+        if isinstance(v, int) and not isinstance(v, bool) and str(fields[k].type).startswith("float") \
+                and abs(v) > 1e300:  # TOML integers have no size limit; float() of one past 1e308 overflows
+            raise AekitError(f"{where}: {k} is far too large (an integer of {len(str(abs(v)))} digits)")
     out = cls(**{k: float(v) if str(fields[k].type).startswith("float") and v is not None else v
                  for k, v in values.items()})
     return out
@@ -222,11 +225,20 @@ def load_config(path: str | Path | None) -> RunConfig:
 
 
 def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """Apply ``{"train.lr": 0.01, "model.code": 30, ...}``; None values mean "not given"."""
+    """Apply ``{"train.lr": 0.01, "model.code": 30, ...}``; None values mean "not given".
+
+    A key without a section is looked up in the sections in the order train, data, model.
+    """
+    train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    data_keys = {f.name for f in dataclasses.fields(DataConfig)}
     d = cfg.to_dict()
     for key, value in overrides.items():
         if value is None:
             continue
+        if "." not in key:
+            key = f"train.{key}" if key in train_keys else f"data.{key}" if key in data_keys else f"model.{key}"
         section, _, name = key.partition(".")
+        if section not in d:
+            raise AekitError(f"override {key!r}: unknown section {section!r}; use train., data. or model.")
         d[section][name] = value
     return RunConfig.from_dict(d, where="overrides")

@@ -6,6 +6,13 @@ The CLI prints it on one line and exits with code 2; internal bugs still raise n
 """
 
 
+def key_text(key: object) -> str:
+    """A key from a user's file as error text: as it is when it is a plain name, else quoted
+    (a key may hold a newline or a control character, and an error stays one line)."""
+    text = str(key)
+    return text if text.isidentifier() else repr(text)
+
+
 class AekitError(Exception):
     """Bad input from the user: the message says what was wrong and how to fix it."""
 

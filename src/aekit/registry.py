@@ -14,7 +14,7 @@ import numbers
 from collections.abc import Callable
 from typing import Any
 
-from aekit.errors import AekitError
+from aekit.errors import AekitError, key_text
 
 _MODELS: dict[str, tuple[type, str]] = {}
 
@@ -96,7 +96,7 @@ def check_options(name: str, options: dict[str, Any]) -> None:
     params = _parameters(name)
     unknown = sorted(set(options) - set(params))
     if unknown:
-        raise AekitError(f"model {name!r} has no option {', '.join(map(str, unknown))}; "
+        raise AekitError(f"model {name!r} has no option {', '.join(map(key_text, unknown))}; "
                          f"its options: {', '.join(params)}")
     for key, value in options.items():
         check_option_type(name, key, value, params[key].annotation)

@@ -19,6 +19,7 @@ changed model or dataset before it writes anything.
 
 from __future__ import annotations
 
+import datetime as _dt
 import fcntl
 import math
 import os
@@ -40,6 +41,20 @@ LOCK = ".lock"
 RESUME_SAFE = {"epochs", "patience", "max_steps", "device", "precision", "eval_batch_size", "log_every",
                "checkpoint_every", "checkpoint_minutes", "data_dir"}
 MAX_SHAPE_VALUES = 1 << 28  # a sample of more values than this is no run aekit wrote
+
+
+@dataclass
+class Run:
+    """A finished training run: its folder, the trained model and the summary figures."""
+
+    dir: Path
+    model: Any
+    summary: dict[str, Any]
+    config: RunConfig
+
+
+def default_run_dir(model_name: str) -> Path:
+    return Path("runs") / f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{model_name}"
 
 
 def version() -> str:
@@ -136,18 +151,6 @@ def classifier_from_config(info: dict[str, Any], encoder_model: Any | None = Non
     return Classifier(ae.encoder, ae.code_size, info["n_classes"], dropout, tuple(ae.input_shape))
 
 
-def load_weights(model: Any, path: Path, tensors: dict[str, Any] | None = None) -> None:
-    """Load the weights file ``path`` (or its ``tensors``, read already) into ``model``, strictly."""
-    from aekit.training.checkpoint import load_tensors
-
-    try:
-        model.load_state_dict(load_tensors(path) if tensors is None else tensors)
-    except RuntimeError as exc:
-        # torch lists every mismatching tensor on its own line; the first says enough.
-        detail = " ".join(str(exc).split("\n\t")[:2]).splitlines()[0]
-        raise AekitError(f"{path}: weights do not fit the model in config.json ({detail})") from None
-
-
 _RUNS: weakref.WeakKeyDictionary[Any, OpenRun] = weakref.WeakKeyDictionary()
 
 
@@ -215,6 +218,8 @@ def _model_of(info: dict[str, Any], weights: Path, tensors: dict[str, Any]) -> A
     import warnings
 
     import torch
+
+    from aekit.training.checkpoint import load_weights
 
     def build() -> Any:
         return classifier_from_config(info) if info["kind"] == "classifier" else model_from_config(info["model"])

@@ -199,3 +199,13 @@ def recover_last(out: Path) -> None:
 
 def tensors_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
     return st_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+
+
+def load_weights(model: Any, path: Path, tensors: dict[str, Any] | None = None) -> None:
+    """Load the weights file ``path`` (or its ``tensors``, read already) into ``model``, strictly."""
+    try:
+        model.load_state_dict(load_tensors(path) if tensors is None else tensors)
+    except RuntimeError as exc:
+        # torch lists every mismatching tensor on its own line; the first says enough.
+        detail = " ".join(str(exc).split("\n\t")[:2]).splitlines()[0]
+        raise AekitError(f"{path}: weights do not fit the model in config.json ({detail})") from None

@@ -353,13 +353,12 @@ class Trainer:
     def restore(self) -> None:
         """Continue from ``out/last``: weights, optimizer, RNG and the loop's place."""
         from aekit.io import read_json_object
-        from aekit.run import load_weights
 
         last = self.out / ckpt.LAST
         state = read_json_object(last / "state.json")
         ckpt.check_state(state, last / "state.json")
         saved = ckpt.load_tensors(last / "optimizer.safetensors")
-        load_weights(self.model, last / "model.safetensors")  # torch's many-line mismatch, as one line
+        ckpt.load_weights(self.model, last / "model.safetensors")  # torch's many-line mismatch, as one line
         try:
             ckpt.restore_optimizer(self.opt, {k: v for k, v in saved.items() if not k.startswith("rng.")},
                                    state["optimizer"])
