@@ -17,8 +17,9 @@ def mnist_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
-    """No test reads or writes the user's real cache or data folder."""
+    """No test reads or writes the user's real cache or data folder, or the checkout's runs/."""
     monkeypatch.setenv("AEKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("AEKIT_RUNS", str(tmp_path / "runs"))
     monkeypatch.delenv("AEKIT_DATA_DIR", raising=False)
 
 

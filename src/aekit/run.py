@@ -54,7 +54,13 @@ class Run:
 
 
 def default_run_dir(model_name: str) -> Path:
-    return Path("runs") / f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{model_name}"
+    """``runs/<time>-<name>`` (``$AEKIT_RUNS`` instead of ``runs``), with a suffix if that one exists."""
+    base = Path(os.environ.get("AEKIT_RUNS") or "runs") / f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{model_name}"
+    out, k = base, 1
+    while out.exists():  # two runs started in the same second
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
 
 
 def version() -> str:
