@@ -156,17 +156,22 @@ def inpaint(model_or_dir: Any, mask: str, iters: int = 20, out: str | Path | Non
                           picture=_picture(o, out, "inpaint.png"), start=start)
 
 
-def anomaly(model_or_dir: Any, out: str | Path | None = None, contamination: float = 0.01,
+def anomaly(model_or_dir: Any, out: str | Path | None = None, contamination: float | None = None,
             maps: str | Path | None = None, data: str | None = None, data_dir: str | None = None,
-            split: str = "test") -> dict[str, Any]:
+            split: str = "test", threshold: Any = None, normal_classes: list[int] | None = None) -> dict[str, Any]:
     """Anomaly scores (reconstruction error) of a split, the threshold from the validation split's
-    scores at the given contamination, and optionally a CSV and a picture of the top error maps."""
-    from aekit.tasks.anomaly import anomaly_report
+    scores (``threshold``: "contamination:0.01", "percentile:99.5" or "fpr:0.01"; ``contamination``
+    is short for the first), and optionally a CSV and a picture of the top error maps. Where the data
+    has labels, normal is the training split's classes (or ``normal_classes``), and the result holds
+    precision, recall, F1 and ROC AUC."""
+    from aekit.tasks.anomaly import anomaly_report, training_classes
 
     o, s = _use(model_or_dir, data, data_dir, split)
     val = o.split("val", data, data_dir)
     ref = val if len(val) else o.split("train", data, data_dir)
-    return anomaly_report(o.model, ref.x, s.x, s.y, contamination, out=out, maps=maps)
+    normal = normal_classes if normal_classes is not None else training_classes(o.split("train", data, data_dir).y)
+    rule = threshold if threshold is not None else (contamination if contamination is not None else 0.01)
+    return anomaly_report(o.model, ref.x, s.x, s.y, rule, out=out, maps=maps, ref_y=ref.y, normal=normal)
 
 
 def pretrain(layers: list[int], mode: str = "greedy", noise: str | list[str] | None = None, data: str = "mnist-mini",

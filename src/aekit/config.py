@@ -28,6 +28,7 @@ FINETUNE_INITS = ("pretrained", "random")
 FINETUNE_SCHEDULES = ("none", "cosine")
 LATENT_METHODS = ("pca", "tsne")
 INPAINT_STARTS = ("mean", "zeros")
+THRESHOLD_KINDS = ("contamination", "percentile", "fpr")  # --threshold KIND:VALUE (tasks/anomaly.py)
 
 
 @dataclass

@@ -15,11 +15,19 @@ to float32: the summation order still varies, but only in the 16th digit, which 
 removes (a value would have to lie within about 1e-16 of a float32 rounding boundary to change,
 and then by one float32 ulp, well inside any tolerance). Running each row alone would be exact
 too, but one forward pass per row is 40 to 100 times slower.
+
+The outlier score is aekit's one anomaly score (:func:`aekit.tasks.anomaly.score_of`: squared error
+summed over features), with the same threshold rules as ``aekit anomaly``.
+
+Persistence: ``pickle``, ``joblib`` and ``clone`` work; a pickle holds the model as its config and
+safetensors bytes, never a pickled module (``__getstate__``). ``est.save(dir)`` writes a run folder
+(``config.json`` + ``model.safetensors``, no pickle at all) and ``Class.load(dir)`` reads it back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -95,9 +103,86 @@ class _AutoencoderBase(BaseEstimator):
                 outs.append(y.reshape(len(t), -1).numpy().astype(np.float32))
         return np.concatenate(outs)
 
-    def _errors(self, X: np.ndarray) -> np.ndarray:
-        rec = self._infer(X, "reconstruct")
-        return np.square(X.astype(np.float64) - rec).mean(1)
+    def _squared_errors(self, X: np.ndarray) -> np.ndarray:
+        return np.square(X.astype(np.float64) - self._infer(X, "reconstruct"))
+
+    # --- persistence: the module travels as config + safetensors bytes, never pickled ------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if "model_" in state:
+            from aekit.training.checkpoint import tensors_bytes
+
+            m = state.pop("model_")
+            state["_model_config"], state["_model_weights"] = m.config(), tensors_bytes(m.state_dict())
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        if "_model_config" in state:
+            state["model_"] = _rebuild(state.pop("_model_config"), state.pop("_model_weights"))
+        self.__dict__.update(state)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the fitted estimator as a run folder: config.json (its parameters and fitted values)
+        and model.safetensors. :meth:`load` reads it back; no pickle is involved."""
+        from sklearn.utils.validation import check_is_fitted
+
+        from aekit.io import write_json
+        from aekit.run import make_config
+        from aekit.training.checkpoint import save_tensors
+
+        check_is_fitted(self, "model_")
+        d = Path(directory)
+        if d.exists() and any(d.iterdir()):
+            from aekit.errors import AekitError
+
+            raise AekitError(f"{d}: not empty; save an estimator into a new folder")
+        d.mkdir(parents=True, exist_ok=True)
+        fitted = {k: _plain(v) for k, v in self.__dict__.items()
+                  if k.endswith("_") and not k.startswith("__") and k != "model_"}
+        est = {"class": type(self).__name__, "params": _plain(self.get_params()), "fitted": fitted,
+               "n_features_out": getattr(self, "_n_features_out", None)}
+        save_tensors(d / "model.safetensors", self.model_.state_dict())
+        write_json(d / "config.json", make_config("autoencoder", self.model_.config(), {}, {}, estimator=est))
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Any:
+        """The estimator :meth:`save` wrote to ``directory``."""
+        from aekit.errors import AekitError
+        from aekit.run import open_run
+
+        o = open_run(directory, ("autoencoder",))
+        est = o.info.get("estimator")
+        if not isinstance(est, dict) or est.get("class") != cls.__name__:
+            raise AekitError(f"{directory}: not a saved {cls.__name__} (no matching 'estimator' table)")
+        obj = cls(**{k: tuple(v) if k == "layers" else v for k, v in est["params"].items()})
+        for k, v in est["fitted"].items():
+            setattr(obj, k, np.asarray(v, dtype=object) if k == "feature_names_in_" else v)
+        if est.get("n_features_out") is not None:
+            obj._n_features_out = est["n_features_out"]
+        obj.model_ = o.model.float().eval()
+        return obj
+
+
+def _plain(v: Any) -> Any:
+    """A value as JSON can hold it (numpy scalars and arrays, tuples)."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, np.ndarray | tuple | list):
+        return [_plain(x) for x in v]
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _rebuild(config: dict[str, Any], weights: bytes) -> Any:
+    from safetensors.torch import load as st_load
+
+    from aekit.run import model_from_config
+
+    model = model_from_config(config)
+    model.load_state_dict(st_load(weights))
+    return model.eval()
 
 
 class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _AutoencoderBase):
@@ -127,33 +212,58 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def score(self, X: Any, y: Any = None) -> float:
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        return -float(self._errors(X).mean())
+        return -float(self._squared_errors(X).mean())
 
 
 class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
-    """Reconstruction error as the outlier score: ``score_samples`` is its negative (lower = more
-    abnormal), ``offset_`` the training scores' ``contamination`` quantile, ``predict`` +1 / -1."""
+    """Reconstruction error as the outlier score: ``score_samples`` is minus aekit's anomaly score
+    (lower = more abnormal), ``offset_`` minus the threshold, ``predict`` +1 / -1.
+
+    ``threshold`` ("contamination:0.01", "percentile:99.5" or "fpr:0.01", as ``aekit anomaly
+    --threshold``) is set on the training rows; when it is None, ``contamination`` sets it. For
+    ``fpr:``, ``fit(X, y)`` takes y = +1 for normal rows and -1 for outliers (scikit-learn's labels);
+    without y every training row counts as normal.
+    """
 
     def __init__(self, code: int = 2, layers: Sequence[int] = (), activation: str = "relu", model: str = "mlp",
                  epochs: int = 100, batch_size: int = 64, lr: float = 1e-2, weight_decay: float = 0.0,
                  noise: str | None = None, contamination: float = 0.1, random_state: int | None = None,
-                 verbose: int = 0) -> None:
+                 verbose: int = 0, threshold: str | None = None) -> None:
         super().__init__(code, layers, activation, model, epochs, batch_size, lr, weight_decay, noise, random_state,
                          verbose)
         self.contamination = contamination
+        self.threshold = threshold
+
+    def _rule(self) -> Any:
+        from aekit.errors import AekitError
+        from aekit.tasks.anomaly import parse_threshold
+
+        try:
+            return parse_threshold(self.threshold if self.threshold is not None else self.contamination)
+        except AekitError as exc:  # scikit-learn expects a ValueError for a bad parameter
+            raise ValueError(str(exc).replace("--threshold ", "threshold ").replace("--", "")) from None
 
     def fit(self, X: Any, y: Any = None) -> AutoencoderOutlierDetector:
-        if not 0 < self.contamination <= 0.5:  # NaN fails too
-            raise ValueError(f"contamination must be in (0, 0.5], got {self.contamination}")
+        from aekit.tasks.anomaly import threshold_value
+
+        rule = self._rule()
         X = validate_data(self, X, dtype=np.float32)
+        normal = None
+        if rule.kind == "fpr":
+            normal = np.ones(len(X), bool) if y is None else np.asarray(y).reshape(-1) != -1
         self._fit_model(X)
-        self.offset_ = float(np.quantile(-self._errors(X), self.contamination))
+        self.offset_ = -threshold_value(rule, -self._scores(X), normal)
         return self
+
+    def _scores(self, X: np.ndarray) -> np.ndarray:
+        from aekit.tasks.anomaly import score_of
+
+        return -score_of(self._squared_errors(X))
 
     def score_samples(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        return -self._errors(X).astype(np.float64)
+        return self._scores(X)
 
     def decision_function(self, X: Any) -> np.ndarray:
         return self.score_samples(X) - self.offset_

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from aekit.cli.common import json_out, progress, reader_flags
+from aekit.cli.common import int_list, json_out, progress, reader_flags
 from aekit.config import INPAINT_STARTS, LATENT_METHODS
+from aekit.errors import AekitError
 
 
 def wrote(args: argparse.Namespace, path: object) -> None:
@@ -134,18 +135,27 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
 def cmd_anomaly(args: argparse.Namespace) -> int:
     from aekit.api import anomaly
-    from aekit.tasks.anomaly import check_contamination, check_outputs
+    from aekit.tasks.anomaly import check_contamination, check_outputs, parse_threshold
 
-    check_contamination(args.contamination)
+    if args.contamination is not None and args.threshold is not None:
+        raise AekitError("give --threshold or --contamination, not both")
+    if args.contamination is not None:
+        check_contamination(args.contamination)
+    if args.threshold is not None:
+        parse_threshold(args.threshold)
     check_outputs(args.out, args.maps)
 
     r = anomaly(args.run, out=args.out, contamination=args.contamination, maps=args.maps, data=args.data,
-                data_dir=args.data_dir, split=args.split)
+                data_dir=args.data_dir, split=args.split, threshold=args.threshold,
+                normal_classes=args.normal_classes)
     if args.json:
         json_out(r)
         return 0
-    print(f"threshold {r['threshold']:.4g} (validation quantile {1 - r['contamination']:.3g}): "
+    print(f"threshold {r['threshold']:.4g} ({r['threshold_rule']} on the validation split): "
           f"{r['flagged']} of {r['n']} samples flagged")
+    if "f1" in r:
+        print(f"normal classes {r['normal_classes']}: precision {r['precision']:.4f}, recall {r['recall']:.4f}, "
+              f"F1 {r['f1']:.4f}, false-positive rate {r['fpr']:.4f}, ROC AUC {r['roc_auc']:.4f}")
     for key in ("scores_csv", "maps"):
         if key in r:
             print(f"wrote {r[key]}")
@@ -210,7 +220,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     an = sub.add_parser("anomaly", help="reconstruction error as an anomaly score, with a threshold")
     an.add_argument("run", metavar="DIR")
     reader_flags(an)
-    an.add_argument("--contamination", type=float, default=0.01, help="expected share of anomalies (0.01)")
+    an.add_argument("--contamination", type=float, help="expected share of anomalies (0.01); short for "
+                    "--threshold contamination:C")
+    an.add_argument("--threshold", metavar="KIND:VALUE",
+                    help="contamination:0.01 | percentile:99.5 | fpr:0.01 (fpr needs labels), on the validation split")
+    an.add_argument("--normal-classes", type=int_list, metavar="0,1",
+                    help="labels of normal data (default: the classes of the training split)")
     an.add_argument("--out", metavar="scores.csv")
     an.add_argument("--maps", metavar="maps.png", help="picture of the top-scored samples' error maps")
     an.set_defaults(func=cmd_anomaly)

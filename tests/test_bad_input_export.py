@@ -1,0 +1,80 @@
+"""The bad-input corpus for thresholds and export: one row per case, each a command line that must end
+in one clear error line (exit 2, no traceback).
+
+A row is (id, build, expect): ``build(ctx)`` returns the argv, using ``ctx.run`` (a tiny mnist-mini
+run, labelled), ``ctx.unlabelled`` (a tiny run on an ``npy:`` file without labels) or ``ctx.tmp``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.badinput import assert_one_line_error
+
+
+@dataclass
+class Ctx:
+    tmp: Path
+    _runs: Callable[[str], Path]
+
+    @property
+    def run(self) -> str:
+        return str(self._runs("mini"))
+
+    @property
+    def unlabelled(self) -> str:
+        return str(self._runs("npy"))
+
+
+def on(which: str, command: str, *flags: str) -> Callable[[Ctx], list[str]]:
+    return lambda c: [command, c.run if which == "mini" else c.unlabelled, *flags]
+
+
+ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
+    ("anomaly-fpr-without-labels", on("npy", "anomaly", "--threshold", "fpr:0.01"), "needs labels"),
+    ("anomaly-percentile-101", on("mini", "anomaly", "--threshold", "percentile:101"),
+     "--threshold percentile must lie in [50, 100]"),
+    ("anomaly-percentile-text", on("mini", "anomaly", "--threshold", "percentile:high"), "expected a number"),
+    ("anomaly-fpr-one", on("mini", "anomaly", "--threshold", "fpr:1"), "--threshold fpr must lie in (0, 1)"),
+    ("anomaly-contamination-0.6", on("mini", "anomaly", "--threshold", "contamination:0.6"), "(0, 0.5]"),
+    ("anomaly-unknown-kind", on("mini", "anomaly", "--threshold", "median:3"), "KIND one of contamination"),
+    ("anomaly-no-colon", on("mini", "anomaly", "--threshold", "0.01"), "KIND:VALUE"),
+    ("anomaly-fpr-no-normal-in-val", on("mini", "anomaly", "--threshold", "fpr:0.01", "--normal-classes", "99"),
+     "no normal samples"),
+    ("anomaly-both-rules", on("mini", "anomaly", "--threshold", "fpr:0.01", "--contamination", "0.1"), "not both"),
+]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """Tiny runs (code 4, one step), each trained the first time a row asks for it."""
+    made: dict[str, Path] = {}
+
+    def get(which: str) -> Path:
+        if which not in made:
+            import aekit
+            from aekit.config import RunConfig
+
+            d = tmp_path_factory.mktemp(f"bad-export-{which}")
+            data = "mnist-mini"
+            if which == "npy":
+                np.save(d / "x.npy", np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32))
+                data = f"npy:{d / 'x.npy'}"
+            cfg = RunConfig.from_dict({"model": {"name": "mlp", "code": 4}, "data": {"name": data},
+                                       "train": {"epochs": 1, "max_steps": 1}})
+            aekit.train(cfg, d / "run", progress=False)
+            made[which] = d / "run"
+        return made[which]
+
+    return get
+
+
+@pytest.mark.parametrize(("case", "build", "expect"), [pytest.param(*r, id=r[0]) for r in ROWS])
+def test_bad_input(case: str, build: Callable[[Ctx], list[str]], expect: str, tmp_path: Path,
+                   runs: Callable[[str], Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert_one_line_error(build(Ctx(tmp_path, runs)), capsys, expect)

@@ -1,0 +1,90 @@
+"""Estimators that persist: pickle, joblib, clone and save/load give back the same outputs, and the
+detector's score is aekit's one anomaly score with the same threshold rules as ``aekit anomaly``."""
+
+from __future__ import annotations
+
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from aekit.estimator import AutoencoderOutlierDetector, AutoencoderTransformer
+
+
+def data() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return (rng.normal(size=(120, 6)) @ rng.normal(size=(6, 6))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[AutoencoderTransformer, AutoencoderOutlierDetector]:
+    X = data()
+    t = AutoencoderTransformer(code=2, layers=(8,), epochs=3, random_state=0).fit(X)
+    d = AutoencoderOutlierDetector(code=2, epochs=3, threshold="percentile:95", random_state=0).fit(X)
+    return t, d
+
+
+def outputs(est: object, X: np.ndarray) -> list[np.ndarray]:
+    if isinstance(est, AutoencoderTransformer):
+        return [est.transform(X), est.inverse_transform(est.transform(X)), np.array(est.score(X))]
+    return [est.score_samples(X), est.decision_function(X), est.predict(X)]
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["transformer", "detector"])
+def test_pickle_joblib_save_load_round_trip(fitted, which, tmp_path):
+    est, X = fitted[which], data()
+    want = outputs(est, X)
+    joblib.dump(est, tmp_path / "e.joblib")
+    copies = [pickle.loads(pickle.dumps(est)), joblib.load(tmp_path / "e.joblib"),
+              type(est).load(est.save(tmp_path / "run"))]
+    for c in copies:
+        for a, b in zip(outputs(c, X), want, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert c.get_params() == est.get_params()
+    assert b"torch.nn" not in pickle.dumps(est)  # the module travels as safetensors bytes
+    assert (tmp_path / "run" / "model.safetensors").is_file() and (tmp_path / "run" / "config.json").is_file()
+
+
+def test_clone_refits_to_the_same_outputs(fitted):
+    for est in fitted:
+        again = clone(est).fit(data())
+        for a, b in zip(outputs(again, data()), outputs(est, data()), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_model_is_exposed_and_load_refuses_other_folders(fitted, tmp_path):
+    from aekit.errors import AekitError
+    from aekit.models.base import Autoencoder
+
+    t, d = fitted
+    assert isinstance(t.model_, Autoencoder) and t.model_.code_size == 2
+    d.save(tmp_path / "det")
+    with pytest.raises(AekitError, match="not a saved AutoencoderTransformer"):
+        AutoencoderTransformer.load(tmp_path / "det")
+    with pytest.raises(AekitError, match="not empty"):
+        d.save(tmp_path / "det")
+
+
+def test_detector_score_is_the_one_anomaly_score(fitted):
+    from aekit.tasks.anomaly import score_of
+
+    _, d = fitted
+    X = data()
+    err = np.square(X.astype(np.float64) - d._infer(X, "reconstruct"))
+    np.testing.assert_allclose(-d.score_samples(X), score_of(err))
+    assert -d.offset_ == pytest.approx(np.quantile(score_of(err), 0.95))
+
+
+@pytest.mark.parametrize("rule", ["percentile:101", "fpr:0", "contamination:0.6", "median:3"])
+def test_detector_refuses_bad_thresholds(rule):
+    with pytest.raises(ValueError, match="threshold"):
+        AutoencoderOutlierDetector(epochs=1, threshold=rule).fit(data())
+
+
+def test_detector_fpr_with_labels():
+    X = data()
+    y = np.r_[np.ones(100), -np.ones(20)]
+    d = AutoencoderOutlierDetector(code=2, epochs=3, threshold="fpr:0.1", random_state=0).fit(X, y)
+    assert (d.predict(X[:100]) == -1).mean() == pytest.approx(0.1, abs=0.02)
