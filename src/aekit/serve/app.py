@@ -1,0 +1,257 @@
+"""The FastAPI app of ``aekit serve``: the page (static files) and the JSON API under ``/api/``.
+
+Handlers are thin: look the run up by id, check and decode the request's images
+(:mod:`aekit.serve.inputs`), call :mod:`aekit.serve.work`, answer. Every bad request is a 4xx:
+an :class:`AekitError` is 422 with its one line, an unknown run 404, a body over 2 MB 413 and a
+missing or wrong token 401, all before the request reaches a handler where they can.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+
+from aekit.errors import AekitError
+from aekit.serve import inputs, work
+from aekit.serve.runs import RunNotFound, RunStore, Served, find_runs
+
+MAX_BODY = 2 * 1024 * 1024
+STATIC = Path(__file__).parent / "static"
+# The page's scripts and styles come from this server only; no eval, no inline script, no frames.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
+
+ImageField = str | list[Any] | None
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)  # no 1.0 or true for an index, no "1" for a number
+
+
+class ImageReq(Strict):
+    image: ImageField = Field(None, description="base64 PNG, or numbers in [0, 1] of the sample shape")
+    index: int | None = Field(None, description="a test image of the run's dataset, instead of `image`")
+    png: bool = Field(False, description="answer images as base64 PNG instead of arrays")
+
+
+class DecodeReq(Strict):
+    code: list[float]
+    png: bool = False
+
+
+class DenoiseReq(ImageReq):
+    noise: Literal["gaussian", "masking", "salt-pepper"] = "gaussian"
+    level: Annotated[float, Field(gt=0, le=2)] = 0.5
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+
+
+class InpaintReq(ImageReq):
+    mask: str | list[Any] = Field("center:14", description="center:S, random:F, rows:A-B or an (H, W) array")
+    iters: Annotated[int, Field(ge=1, le=200)] = 20
+
+
+class BlendReq(Strict):
+    a: ImageField = None
+    b: ImageField = None
+    a_index: int | None = None
+    b_index: int | None = None
+    t: Annotated[float, Field(ge=0, le=1)] = 0.5
+    png: bool = False
+
+
+class PointReq(Strict):
+    x: Annotated[float, Field(ge=-1e6, le=1e6)]
+    y: Annotated[float, Field(ge=-1e6, le=1e6)]
+    png: bool = False
+
+
+def pick(s: Served, image: ImageField, index: int | None, field: str = "image") -> np.ndarray:
+    """The request's image: given inline, or a test image by index."""
+    if image is not None:
+        return inputs.sample(image, s.shape, field)
+    if index is None:
+        raise AekitError(f"{field}: give an image or the index of a test image")
+    if not 0 <= index < len(s.test_x):
+        raise AekitError(f"{field}: index must lie in 0..{len(s.test_x) - 1}")
+    return s.test_x[index]
+
+
+def answer(result: dict[str, Any], png: bool) -> dict[str, Any]:
+    """Images (NumPy arrays) as flat lists rounded to 4 digits with their shape, or as base64 PNG."""
+    out: dict[str, Any] = {}
+    for k, v in result.items():
+        if isinstance(v, np.ndarray) and v.ndim >= 2 and png:
+            out[k] = inputs.png_base64(v if v.ndim == 3 else v[None])
+        elif isinstance(v, np.ndarray):
+            out[k] = {"shape": list(v.shape), "data": np.round(v.astype(np.float64), 4).ravel().tolist()}
+        elif isinstance(v, np.generic):
+            out[k] = v.item()
+        else:
+            out[k] = v
+    return out
+
+
+async def _reply(send: Any, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *SECURITY_HEADERS]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    """ASGI middleware: security headers on every answer, the token on /api/, the body cap (413)."""
+
+    def __init__(self, app: Any, token: str | None) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        if self.token and scope["path"].startswith("/api/"):
+            given = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(given, b"Bearer " + self.token.encode()):
+                return await _reply(send, 401, "a bearer token is required (Authorization: Bearer TOKEN)")
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return await _reply(send, 413, f"request bodies are limited to {MAX_BODY} bytes")
+        body, size, more = [], 0, True
+        while more:  # read whole (capped) before the app parses it: a chunked body has no length
+            msg = await receive()
+            if msg["type"] != "http.request":
+                return None
+            size += len(msg.get("body", b""))
+            if size > MAX_BODY:
+                return await _reply(send, 413, f"request bodies are limited to {MAX_BODY} bytes")
+            body.append(msg.get("body", b""))
+            more = msg.get("more_body", False)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(body), "more_body": False}
+            return await receive()
+
+        async def with_headers(msg: dict[str, Any]) -> None:
+            if msg["type"] == "http.response.start":
+                msg = {**msg, "headers": [*msg.get("headers", []), *SECURITY_HEADERS]}
+            await send(msg)
+
+        return await self.app(scope, replay, with_headers)
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(AekitError)
+    async def bad_input(request: Request, exc: AekitError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc).splitlines()[0] if str(exc) else "bad input"}, status_code=422)
+
+    @app.exception_handler(RunNotFound)
+    async def no_run(request: Request, exc: RunNotFound) -> JSONResponse:
+        return JSONResponse({"detail": "no such run"}, status_code=404)
+
+
+def _use_routes(app: FastAPI, store: RunStore) -> None:
+    @app.get("/api/runs", summary="The runs this server opens")
+    def runs() -> list[dict[str, Any]]:
+        return store.listing()
+
+    @app.get("/api/runs/{rid}/samples", summary="Test images to pick from")
+    def samples(rid: str, start: Annotated[int, Query(ge=0, le=10**6)] = 0, n: Annotated[int, Query(ge=1, le=100)] = 20,
+                png: bool = False) -> dict[str, Any]:
+        s = store.get(rid)
+        x = s.test_x[start:start + n]
+        labels = None if s.test_y is None else [int(v) for v in s.test_y[start:start + n]]
+        return {"start": start, "total": len(s.test_x), "labels": labels,
+                "images": [answer({"i": v}, png)["i"] for v in x]}
+
+    @app.post("/api/runs/{rid}/encode", summary="The code of an image")
+    def encode(rid: str, req: ImageReq) -> dict[str, Any]:
+        s = store.get(rid)
+        with s.lock:
+            return {"code": s.model.encode(pick(s, req.image, req.index)[None])[0].tolist()}
+
+    @app.post("/api/runs/{rid}/decode", summary="The image of a code")
+    def decode(rid: str, req: DecodeReq) -> dict[str, Any]:
+        s = store.get(rid)
+        z = np.asarray(req.code, np.float64)
+        if len(z) != s.model.code_size or not np.isfinite(z).all() or np.abs(z).max() > 1e6:
+            raise AekitError(f"code: expected {s.model.code_size} finite numbers (|z| <= 1e6)")
+        with s.lock:
+            return answer({"image": s.model.decode(z[None].astype(np.float32))[0]}, req.png)
+
+    @app.post("/api/runs/{rid}/reconstruct", summary="Reconstruction, code, error map and anomaly score")
+    def reconstruct(rid: str, req: ImageReq) -> dict[str, Any]:
+        s = store.get(rid)
+        with s.lock:
+            return answer(work.reconstruct(s, pick(s, req.image, req.index)), req.png)
+
+
+def _task_routes(app: FastAPI, store: RunStore) -> None:
+    @app.post("/api/runs/{rid}/denoise", summary="Noisy image, model output and the best classical baseline")
+    def denoise(rid: str, req: DenoiseReq) -> dict[str, Any]:
+        s = store.get(rid)
+        if req.noise != "gaussian" and req.level >= 1:
+            raise AekitError("level: a fraction for masking and salt-pepper noise must lie below 1")
+        with s.lock:
+            return answer(work.denoise(s, pick(s, req.image, req.index), req.noise, req.level, req.seed), req.png)
+
+    @app.post("/api/runs/{rid}/inpaint", summary="Model fill vs mean-image fill of the missing pixels")
+    def inpaint(rid: str, req: InpaintReq) -> dict[str, Any]:
+        s = store.get(rid)
+        if len(s.shape) != 3:
+            raise AekitError("inpainting needs an image model (samples of shape C, H, W)")
+        x = pick(s, req.image, req.index)
+        mask = work.parse_mask(s, req.mask) if isinstance(req.mask, str) else inputs.mask_array(req.mask, s.shape[1:])
+        with s.lock:
+            return answer(work.inpaint(s, x, mask, req.iters), req.png)
+
+    @app.post("/api/runs/{rid}/interpolate", summary="The decoded point at weight t between two codes")
+    def interpolate(rid: str, req: BlendReq) -> dict[str, Any]:
+        s = store.get(rid)
+        a, b = pick(s, req.a, req.a_index, "a"), pick(s, req.b, req.b_index, "b")
+        with s.lock:
+            return answer(work.blend(s, a, b, req.t), req.png)
+
+    @app.get("/api/runs/{rid}/latent", summary="The test images' codes in 2-D, with labels")
+    def latent(rid: str) -> dict[str, Any]:
+        s = store.get(rid)
+        with s.lock:
+            return work.latent(s)
+
+    @app.post("/api/runs/{rid}/latent/decode", summary="Decode a point of a 2-D code's map")
+    def latent_decode(rid: str, req: PointReq) -> dict[str, Any]:
+        s = store.get(rid)
+        with s.lock:
+            return answer({"image": work.decode_point(s, req.x, req.y)}, req.png)
+
+
+def create_app(*runs: str | Path, runs_root: str | Path | None = None, token: str | None = None) -> Any:
+    """The ASGI app serving the given run folders and every run folder directly under ``runs_root``."""
+    store = RunStore(find_runs(list(runs), runs_root))
+    # The Swagger page loads its scripts from a CDN, which the page's policy forbids: /openapi.json
+    # documents the API instead.
+    app = FastAPI(title="aekit serve", docs_url=None, redoc_url=None)
+    app.state.store = store
+    _errors(app)
+    _use_routes(app, store)
+    _task_routes(app, store)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return Guard(app, token)

@@ -1,0 +1,136 @@
+"""The runs a server may open: named by id (the folder's name), never by a path from a request.
+
+Ids are fixed when the server starts, from the folders given on the command line and the run
+folders directly under ``--runs``; a request's id is looked up in that table, so ``..``, ``/`` or
+an unknown name can never reach the file system. A run is opened once, on first use, with what
+the page needs computed beside it (test images, the anomaly threshold, the mean image).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aekit.errors import AekitError
+
+ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+N_TEST = 500  # test images kept per run for picking, the latent map and denoising
+N_REF = 1000  # validation images the anomaly threshold is set on
+CONTAMINATION = 0.01
+
+
+class RunNotFound(Exception):
+    """An id that names no run of this server (answered with 404)."""
+
+
+@dataclass
+class Served:
+    """One opened run and what the page needs of it."""
+
+    id: str
+    opened: Any
+    test_x: np.ndarray
+    test_y: np.ndarray | None
+    train_x: np.ndarray
+    val_x: np.ndarray
+    threshold: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> Any:
+        return self.opened.model
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.model.input_shape)
+
+    @property
+    def mean_image(self) -> np.ndarray:
+        if "mean" not in self.cache:
+            self.cache["mean"] = self.train_x.mean(0)
+        return self.cache["mean"]
+
+
+def _is_run(d: Path) -> bool:
+    return d.is_dir() and (d / "config.json").is_file() and (d / "model.safetensors").is_file()
+
+
+def find_runs(run_dirs: list[str | Path], runs_root: str | Path | None) -> dict[str, Path]:
+    """{id: folder} for the folders given and the run folders directly under ``runs_root``."""
+    found: dict[str, Path] = {}
+
+    def add(d: Path) -> None:
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", d.name).lstrip(".-") or "run"
+        rid, n = base, 2
+        while rid in found:  # two folders of the same name in different places
+            rid, n = f"{base}-{n}", n + 1
+        found[rid] = d.resolve()
+
+    for d in map(Path, run_dirs):
+        if not _is_run(d):
+            raise AekitError(f"{d}: not a run folder (no config.json and model.safetensors)")
+        add(d)
+    root = Path(runs_root) if runs_root is not None else None
+    if root is not None and root.is_dir():
+        for d in sorted(root.iterdir()):
+            if _is_run(d) and d.resolve() not in found.values():
+                add(d)
+    return found
+
+
+def describe(rid: str, d: Path) -> dict[str, Any]:
+    """What the model picker shows, from config.json alone (no weights loaded)."""
+    from aekit.run import read_config
+
+    try:
+        info = read_config(d)
+    except AekitError as exc:
+        return {"id": rid, "error": str(exc)}
+    m, data = info.get("model", {}), info.get("data", {})
+    test = (info.get("metrics") or {}).get("test") or {}
+    return {"id": rid, "kind": info.get("kind"), "family": m.get("name"), "layers": m.get("layers"),
+            "code": m.get("code"), "input_shape": m.get("input_shape"), "dataset": data.get("name"),
+            "sse_per_image": test.get("sse_per_image")}
+
+
+class RunStore:
+    """The id table and the cache of opened runs (one lock: two requests never open a run twice)."""
+
+    def __init__(self, dirs: dict[str, Path]) -> None:
+        self.dirs = dirs
+        self._served: dict[str, Served] = {}
+        self._lock = threading.Lock()
+
+    def listing(self) -> list[dict[str, Any]]:
+        return [describe(rid, d) for rid, d in self.dirs.items()]
+
+    def get(self, rid: str) -> Served:
+        if not ID_RE.fullmatch(rid) or rid not in self.dirs:
+            raise RunNotFound(rid)
+        with self._lock:
+            if rid not in self._served:
+                self._served[rid] = self._open(rid)
+            return self._served[rid]
+
+    def _open(self, rid: str) -> Served:
+        from aekit.metrics import as_float
+        from aekit.run import open_run
+        from aekit.tasks.anomaly import scores, threshold
+
+        o = open_run(self.dirs[rid], ("autoencoder", "pretrain"))
+        ds, cfg = o.dataset()
+        val = ds.split("val", cfg.data.val_fraction, cfg.data.split_seed)
+        if len(val.x) == 0:
+            val = ds.split("train", cfg.data.val_fraction, cfg.data.split_seed)
+        train = ds.split("train", cfg.data.val_fraction, cfg.data.split_seed)
+        val_x = as_float(np.asarray(val.x[:N_REF]))
+        thr = threshold(scores(o.model, val_x)[0], CONTAMINATION)
+        test_y = None if ds.test.y is None else np.asarray(ds.test.y[:N_TEST])
+        return Served(rid, o, as_float(np.asarray(ds.test.x[:N_TEST])), test_y,
+                      as_float(np.asarray(train.x[:2000])), val_x, thr)

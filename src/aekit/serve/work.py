@@ -1,0 +1,136 @@
+"""What each API call computes on one opened run, in NumPy; the app only parses and answers.
+
+Single images go through the same task functions as the commands (:mod:`aekit.tasks`); where a
+baseline needs a setting (the blur's σ, the PCA projection's k) it is chosen on validation images,
+never on the image being shown, and remembered per noise setting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from aekit.errors import AekitError
+from aekit.serve.runs import Served
+
+N_CHOOSE = 200  # validation images a denoising baseline's setting is chosen on
+MASK_KINDS = ("center:", "random:", "rows:")
+
+
+def reconstruct(s: Served, x: np.ndarray) -> dict[str, Any]:
+    """Reconstruction, code, per-pixel error map and the anomaly score against the run's threshold."""
+    recon = s.model.reconstruct(x[None])[0]
+    err = np.square(x - recon)
+    score = float(err.sum())
+    return {"input": x, "recon": recon, "code": s.model.encode(x[None])[0], "error_map": err,
+            "score": score, "threshold": s.threshold, "anomaly": score > s.threshold}
+
+
+def _pca(s: Served) -> Any:
+    from aekit.baselines import PCA
+
+    if "pca" not in s.cache:
+        d = int(np.prod(s.shape))
+        ks = [k for k in (5, 10, 20, 30, 40, 60, 80, 120, 200) if k < d]
+        s.cache["pca"] = PCA(max(ks)).fit(s.train_x.reshape(len(s.train_x), -1)) if ks else None
+    return s.cache["pca"]
+
+
+def _baselines(s: Served) -> dict[str, Any]:
+    """name -> (setting, function of a batch) for every classical denoiser with each of its settings."""
+    from aekit.tasks.denoise import BLUR_SIGMAS, PCA_KS, blur, median3
+
+    out: dict[str, Any] = {}
+    if len(s.shape) == 3:
+        out["median3x3"] = [(None, median3)]
+        out["gaussian_blur"] = [(sg, lambda x, sg=sg: blur(x, sg)) for sg in BLUR_SIGMAS]
+    pca = _pca(s)
+    if pca is not None:
+        def project(x: np.ndarray, k: int) -> np.ndarray:
+            z = pca.transform(x.reshape(len(x), -1))[:, :k]
+            return (z @ pca.components_[:k] + pca.mean_).reshape(x.shape).astype(np.float32)
+
+        out["pca_projection"] = [(k, lambda x, k=k: project(x, k)) for k in PCA_KS if k <= len(pca.components_)]
+    return out
+
+
+def _best_baseline(s: Served, noise: Any) -> tuple[str, Any, Any]:
+    """The classical denoiser with the highest PSNR on validation images for this noise, cached."""
+    from aekit.tasks.denoise import psnr
+
+    key = ("denoise", str(noise))
+    if key not in s.cache:
+        clean = s.val_x[:N_CHOOSE]
+        noisy = noise.apply_numpy(clean, 1)
+        best = max(((name, setting, fn) for name, opts in _baselines(s).items() for setting, fn in opts),
+                   key=lambda c: psnr(clean, np.clip(c[2](noisy), 0, 1)))
+        s.cache[key] = best
+    return s.cache[key]
+
+
+def denoise(s: Served, x: np.ndarray, kind: str, level: float, seed: int) -> dict[str, Any]:
+    from aekit.data.noise import parse_noise
+    from aekit.tasks.denoise import psnr
+
+    noise = parse_noise(f"{kind}:{level!r}")
+    noisy = noise.apply_numpy(x[None], seed)
+    model_out = s.model.reconstruct(noisy)
+    name, setting, fn = _best_baseline(s, noise)
+    base = np.clip(fn(noisy), 0, 1)
+    return {"noise": str(noise), "clean": x, "noisy": noisy[0], "model": model_out[0], "baseline": base[0],
+            "baseline_name": name, "baseline_setting": setting, "psnr_noisy": psnr(x[None], noisy),
+            "psnr_model": psnr(x[None], model_out), "psnr_baseline": psnr(x[None], base)}
+
+
+def parse_mask(s: Served, spec: str) -> np.ndarray:
+    """A mask spec from a request: only the drawn shapes, never a file name (no path reaches the disk)."""
+    from aekit.tasks.inpaint import parse_mask as parse
+
+    if not spec.startswith(MASK_KINDS):
+        raise AekitError(f"mask: unknown mask {spec[:40]!r}; use center:S, random:F, rows:A-B or a painted array")
+    return parse(spec, s.shape[1:])
+
+
+def inpaint(s: Served, x: np.ndarray, mask: np.ndarray, iters: int) -> dict[str, Any]:
+    from aekit.tasks.inpaint import fill, masked_psnr
+
+    mean = s.mean_image
+    ae = fill(s.model, x[None], mask, mean, iters)[0]
+    mean_fill = np.where(np.broadcast_to(mask, x.shape), mean, x)
+    shown = np.where(np.broadcast_to(mask, x.shape), 0.5, x)  # missing pixels grey
+    return {"masked": shown, "model": ae, "mean_fill": mean_fill, "mask": mask.astype(np.float32),
+            "missing_fraction": float(mask.mean()), "iters": iters,
+            "psnr_model": masked_psnr(x[None], ae[None], mask),
+            "psnr_mean": masked_psnr(x[None], mean_fill[None], mask)}
+
+
+def blend(s: Served, a: np.ndarray, b: np.ndarray, t: float) -> dict[str, Any]:
+    """The decoded point at weight ``t`` on the line between the two codes, and the pixel cross-fade."""
+    za, zb = s.model.encode(np.stack([a, b]))
+    z = ((1 - t) * za + t * zb)[None].astype(np.float32)
+    return {"decoded": s.model.decode(z)[0], "fade": ((1 - t) * a + t * b).astype(np.float32), "t": t}
+
+
+def latent(s: Served) -> dict[str, Any]:
+    """The kept test images' codes in 2-D: the code itself when it is 2-D, else its top two PCA axes."""
+    if "latent" not in s.cache:
+        from aekit.baselines import PCA
+
+        codes = s.model.encode(s.test_x).astype(np.float64)
+        if codes.shape[1] == 2:
+            pts, method = codes, "code"
+        elif codes.shape[1] == 1:
+            pts, method = np.column_stack([codes[:, 0], np.zeros(len(codes))]), "code"
+        else:
+            pts, method = PCA(2).fit(codes).transform(codes), "pca"
+        labels = None if s.test_y is None else [int(v) for v in s.test_y]
+        s.cache["latent"] = {"points": np.round(pts, 4).tolist(), "labels": labels, "method": method,
+                             "code_size": int(codes.shape[1])}
+    return s.cache["latent"]
+
+
+def decode_point(s: Served, x: float, y: float) -> np.ndarray:
+    if s.model.code_size != 2:
+        raise AekitError("only a run with a 2-D code decodes a point of the map")
+    return s.model.decode(np.array([[x, y]], np.float32))[0]

@@ -1,0 +1,210 @@
+"""``aekit serve``'s HTTP API through FastAPI's TestClient: answers, ids, limits, token, and a fuzz of bad requests."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import random
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="aekit serve's extra is not installed (pip install 'aekit[serve]')")
+pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
+
+from fastapi.testclient import TestClient
+
+from aekit.serve.app import create_app
+from tests.servehelp import tiny_run
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    tiny_run(root)
+    (tmp_path_factory.getbasetemp() / "secret.txt").write_text("outside")
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(root):
+    with TestClient(create_app(runs_root=root)) as c:
+        yield c
+
+
+def png_b64(w: int, h: int, fill: int = 128) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (w, h), fill).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def png_header_only(w: int, h: int) -> str:
+    """A PNG whose header claims w x h with no pixel data: must be refused from the header alone."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    return base64.b64encode(data).decode()
+
+
+def test_lists_runs_with_what_the_picker_shows(client):
+    (run,) = client.get("/api/runs").json()
+    assert run["id"] == "tiny" and run["family"] == "mlp" and run["layers"] == [64] and run["code"] == 2
+    assert run["dataset"] == "mnist-mini" and run["sse_per_image"] > 0
+
+
+def test_reconstruct_from_index_array_and_png(client):
+    r = client.post("/api/runs/tiny/reconstruct", json={"index": 3}).json()
+    assert r["recon"]["shape"] == [1, 28, 28] and len(r["code"]["data"]) == 2
+    assert r["score"] == pytest.approx(sum(r["error_map"]["data"]), rel=1e-2) and isinstance(r["anomaly"], bool)
+    x = np.array(r["input"]["data"]).reshape(28, 28)
+    r2 = client.post("/api/runs/tiny/reconstruct", json={"image": x.tolist()}).json()
+    assert r2["score"] == pytest.approx(r["score"], rel=1e-3)
+    r3 = client.post("/api/runs/tiny/reconstruct", json={"image": png_b64(280, 280, 0), "png": True})
+    assert r3.status_code == 200 and base64.b64decode(r3.json()["recon"])[:4] == b"\x89PNG"
+    assert "data:" not in r3.json()["recon"]
+
+
+def test_encode_decode_round_trip(client):
+    code = client.post("/api/runs/tiny/encode", json={"index": 0}).json()["code"]
+    img = client.post("/api/runs/tiny/decode", json={"code": code}).json()["image"]
+    assert img["shape"] == [1, 28, 28] and min(img["data"]) >= 0 and max(img["data"]) <= 1
+
+
+def test_denoise_inpaint_blend_latent(client):
+    d = client.post("/api/runs/tiny/denoise", json={"index": 1, "noise": "masking", "level": 0.3}).json()
+    assert d["baseline_name"] in ("median3x3", "gaussian_blur", "pca_projection")
+    assert all(np.isfinite(d[k]) for k in ("psnr_noisy", "psnr_model", "psnr_baseline"))
+    mask = np.zeros((28, 28))
+    mask[10:20, 5:15] = 1
+    for m in ("rows:10-14", "random:0.3", mask.tolist()):
+        r = client.post("/api/runs/tiny/inpaint", json={"index": 2, "mask": m, "iters": 3}).json()
+        assert r["iters"] == 3 and r["psnr_model"] > 0 and r["psnr_mean"] > 0
+    b0 = client.post("/api/runs/tiny/interpolate", json={"a_index": 0, "b_index": 1, "t": 0}).json()
+    b1 = client.post("/api/runs/tiny/interpolate", json={"a_index": 0, "b_index": 1, "t": 1}).json()
+    assert b0["decoded"]["data"] != b1["decoded"]["data"] and b0["fade"]["data"] != b1["fade"]["data"]
+    lat = client.get("/api/runs/tiny/latent").json()
+    assert lat["method"] == "code" and len(lat["points"]) == len(lat["labels"]) == 500
+    p = client.post("/api/runs/tiny/latent/decode", json={"x": 0.1, "y": -0.2})
+    assert p.status_code == 200
+
+
+@pytest.mark.parametrize("rid", ["..", "...", "tiny%2F..", "%2e%2e", "nope", "tiny.", "-x", "a" * 200, "secret.txt"])
+def test_unknown_or_path_like_ids_are_404(client, rid):
+    assert client.get(f"/api/runs/{rid}/latent").status_code == 404
+    assert client.post(f"/api/runs/{rid}/encode", json={"index": 0}).status_code == 404
+
+
+def test_mask_spec_never_names_a_file(client, root):
+    r = client.post("/api/runs/tiny/inpaint", json={"index": 0, "mask": str(root / "tiny" / "reconstructions.png")})
+    assert r.status_code == 422 and "unknown mask" in r.json()["detail"]
+
+
+def test_limits(client):
+    assert client.post("/api/runs/tiny/encode", content=b"{" + b" " * (2 * 1024 * 1024 + 1) + b"}",
+                       headers={"content-type": "application/json"}).status_code == 413
+    r = client.post("/api/runs/tiny/encode", json={"image": png_header_only(5000, 10)})
+    assert r.status_code == 422 and "4096x4096" in r.json()["detail"] and "\n" not in r.json()["detail"]
+    r = client.post("/api/runs/tiny/encode", json={"image": png_header_only(4096, 4096)})
+    assert r.status_code == 422 and "not a readable" in r.json()["detail"]  # header fine, no pixels
+    for body, field in ((b'{"image": [NaN]}', "image"), (b'{"a_index": 0, "b": [2]}', "b")):
+        path = "interpolate" if field == "b" else "encode"
+        r = client.post(f"/api/runs/tiny/{path}", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 422 and r.json()["detail"].startswith(field), r.json()
+    r = client.post("/api/runs/tiny/encode", json={"image": [[1.5] * 28] * 28})
+    assert r.status_code == 422 and r.json()["detail"] == "image: values must lie in [0, 1]"
+
+
+def test_token_and_headers(root):
+    with TestClient(create_app(runs_root=root, token="s3cret")) as c:
+        assert c.get("/api/runs").status_code == 401
+        assert c.get("/api/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert c.get("/api/runs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        page = c.get("/")  # the page itself carries no data; it sends the token it was given
+        assert page.status_code == 200
+        csp = page.headers["content-security-policy"]
+        assert "unsafe-eval" not in csp and "unsafe-inline" not in csp and "script-src 'self'" in csp
+
+
+BASES = {"encode": {"index": 0}, "reconstruct": {"index": 0}, "decode": {"code": [0.0, 0.0]},
+         "denoise": {"index": 0, "noise": "gaussian", "level": 0.3, "seed": 0},
+         "inpaint": {"index": 0, "mask": "center:10", "iters": 2},
+         "interpolate": {"a_index": 0, "b_index": 1, "t": 0.5},
+         "latent/decode": {"x": 0.0, "y": 0.0}}
+
+
+def bad_values() -> dict[str, list]:
+    """Values each field refuses, whatever the other fields hold."""
+    images = [True, 7, "x", "", "====", "aGVsbG8=", png_header_only(99999, 1), png_b64(1, 1)[:60], [], [[]],
+              [1] * 783, [0.5] * 785, [[0.1] * 27] * 28, ["a"] * 784, [None] * 784, [2] * 784, [-0.1] * 784,
+              [[[0.1]]], {"a": 1}, [0.5] * 200_000, "data:image/png;base64,@@", [[0.5] * 28] * 27 + [[0.5] * 29]]
+    indices = [-1, 10**40, 1.5, "x", [], 500, True, {"i": 0}]
+    return {"image": images, "a": images, "b": images, "index": indices, "a_index": indices, "b_index": indices,
+            "code": [[], [0.1], [0.1] * 3, "x", [1e300, 1e300], [None, 1], 5, [[0.1, 0.2]]],
+            "noise": ["block", "", 5, None, "Gaussian"], "level": [0, -1, 3, "x", None, [0.1]],
+            "seed": [-1, 2**40, 1.5, "x"], "mask": ["center:0", "center:99", "random:1", "rows:5-2", "/etc/passwd",
+                                                    "x.png", [], [[0] * 28] * 28, [1] * 10, 5, "center:"],
+            "iters": [0, 1000, "x", 1.5, None], "t": [-0.1, 1.5, "x", None], "x": [1e9, "x", None],
+            "y": [-1e9, [], None], "png": ["maybe", [], {"a": 1}], "extra": [1, "x"]}
+
+
+def malformed(rng: random.Random) -> list[tuple[str, str, dict]]:
+    """(method, path, httpx keyword arguments) for several hundred bad requests."""
+    bad = bad_values()
+    out: list[tuple[str, str, dict]] = []
+    for p, base in BASES.items():
+        out += [("POST", f"/api/runs/tiny/{p}", {"content": c, "headers": {"content-type": t}})
+                for c, t in ((b"", "application/json"), (b"{", "application/json"), (b"null", "application/json"),
+                             (b"[1,2]", "application/json"), (b'"s"', "application/json"),
+                             (b"image=1", "application/x-www-form-urlencoded"), (b"<a/>", "application/xml"),
+                             (b"\xff\xfe", "application/json"), (b'{"index": 0}', "text/plain"),
+                             (b"[" * 5000 + b"]" * 5000, "application/json"))]
+        fields = [*base, "png", "extra"] + (["image"] if "index" in base else [])
+        for _ in range(36):
+            f = rng.choice(fields)
+            body = {k: v for k, v in base.items() if not (f == "image" and k == "index")}
+            body[f] = rng.choice(bad[f])
+            out.append(("POST", f"/api/runs/tiny/{p}", {"json": body}))
+        out.append(("POST", f"/api/runs/tiny/{p}", {"json": {k: v for k, v in base.items() if k not in
+                                                             ("index", "code", "a_index", "x")}}))  # missing
+    out += [("GET", f"/api/runs/{rid}/latent", {}) for rid in ("..", "x", "%00", "tiny%00", ".hidden")]
+    out += [("GET", "/api/runs/tiny/samples", {"params": {"n": v}}) for v in ("0", "-1", "x", "1000", "1e9")]
+    out += [("DELETE", "/api/runs/tiny/encode", {}), ("PUT", "/api/runs", {})]
+    return out
+
+
+def test_fuzz_malformed_requests_get_4xx_and_the_server_keeps_answering(client):
+    reqs = malformed(random.Random(0))
+    assert len(reqs) >= 300
+    for method, path, kw in reqs:
+        r = client.request(method, path, **kw)
+        assert 400 <= r.status_code < 500, (method, path, str(kw)[:200], r.status_code, r.text[:200])
+        if r.headers.get("content-type", "").startswith("application/json"):
+            json.loads(r.text)
+    assert client.get("/api/runs").status_code == 200
+
+
+def test_cli_warns_on_a_public_host_and_trains_the_demo_when_there_is_no_run(tmp_path, monkeypatch, capsys):
+    import uvicorn
+
+    from aekit.cli import main
+    from aekit.cli.serve import ensure_runs
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    ensure_runs([], tmp_path / "runs", epochs=1)  # the CLI's path with a 1-epoch demo
+    assert (tmp_path / "runs" / "demo" / "model.safetensors").is_file()
+    assert main(["serve", "--runs", str(tmp_path / "runs"), "--host", "0.0.0.0", "--port", "8765",
+                 "--token", "t"]) == 0
+    out, err = capsys.readouterr()
+    assert calls == [{"host": "0.0.0.0", "port": 8765, "log_level": "warning"}]
+    assert "anyone on the network can use this server" in err and "http://localhost:8765/#token=t" in out
+    assert main(["serve", "--runs", str(tmp_path / "runs")]) == 0
+    assert "warning" not in capsys.readouterr().err and calls[-1]["host"] == "127.0.0.1"
+    assert main(["serve", str(tmp_path / "nope")]) == 2
