@@ -35,6 +35,26 @@ def on(which: str, command: str, *flags: str) -> Callable[[Ctx], list[str]]:
     return lambda c: [command, c.run if which == "mini" else c.unlabelled, *flags]
 
 
+def corrupt_onnx(c: Ctx) -> str:
+    p = c.tmp / "bad.onnx"
+    p.write_bytes(b"\x08\x07garbage, not a protobuf" * 50)
+    return str(p)
+
+
+def encoder_pt(c: Ctx) -> str:
+    import aekit
+
+    p = c.tmp / "enc.pt"
+    aekit.export(c.run, format="torchscript", part="encoder", out=p, check=False)
+    return str(p)
+
+
+def truncated_pt(c: Ctx) -> str:
+    p = Path(encoder_pt(c))
+    p.write_bytes(p.read_bytes()[:300])
+    return str(p)
+
+
 ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("anomaly-fpr-without-labels", on("npy", "anomaly", "--threshold", "fpr:0.01"), "needs labels"),
     ("anomaly-percentile-101", on("mini", "anomaly", "--threshold", "percentile:101"),
@@ -46,6 +66,24 @@ ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("anomaly-no-colon", on("mini", "anomaly", "--threshold", "0.01"), "KIND:VALUE"),
     ("anomaly-fpr-no-normal-in-val", on("mini", "anomaly", "--threshold", "fpr:0.01", "--normal-classes", "99"),
      "no normal samples"),
+    ("export-missing-run", lambda c: ["export", str(c.tmp / "nope"), "--out", str(c.tmp / "m.onnx")],
+     "no such run directory"),
+    ("export-unknown-format", on("mini", "export", "--format", "tflite", "--out", "m.onnx"), "--format"),
+    ("export-unknown-part", on("mini", "export", "--part", "middle", "--out", "m.onnx"), "--part"),
+    ("export-wrong-suffix", lambda c: ["export", c.run, "--format", "torchscript", "--out", str(c.tmp / "m.onnx")],
+     "name a .pt or .ts file"),
+    ("export-score-without-threshold", lambda c: ["export", c.run, "--part", "score", "--format", "torchscript",
+                                                  "--out", str(c.tmp / "s.pt")], "needs a threshold"),
+    ("export-score-bad-threshold", lambda c: ["export", c.run, "--part", "score", "--threshold", "percentile:101",
+                                              "--out", str(c.tmp / "s.onnx")], "[50, 100]"),
+    ("export-check-corrupt-onnx", lambda c: ["export", c.run, "--check-only", "--out", corrupt_onnx(c)],
+     "cannot run it as onnx"),
+    ("export-check-truncated-torchscript", lambda c: ["export", c.run, "--check-only", "--format", "torchscript",
+                                                      "--out", truncated_pt(c)], "cannot run it as torchscript"),
+    ("export-check-wrong-part", lambda c: ["export", c.run, "--check-only", "--part", "full", "--format",
+                                           "torchscript", "--out", encoder_pt(c)], "was it exported"),
+    ("export-check-missing-file", lambda c: ["export", c.run, "--check-only", "--out", str(c.tmp / "no.onnx")],
+     "no such file"),
     ("anomaly-both-rules", on("mini", "anomaly", "--threshold", "fpr:0.01", "--contamination", "0.1"), "not both"),
 ]
 

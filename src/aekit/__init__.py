@@ -7,6 +7,8 @@ and do not import torch until a function that needs it is called.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -22,6 +24,7 @@ _EXPORTS = {
     "interpolate": "aekit.api",
     "inpaint": "aekit.api",
     "anomaly": "aekit.api",
+    "export": "aekit.api",
     "denoise": "aekit.api",
     "pretrain": "aekit.api",
     "finetune": "aekit.api",
@@ -58,3 +61,18 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+class _Package(types.ModuleType):
+    """``aekit.export`` is the function :func:`aekit.api.export`, and ``aekit/export.py`` a module of
+    the same name: importing that module would set the package attribute to the module (the import
+    system does so for every submodule) and ``aekit.export(...)`` would stop working. The module
+    stays importable (``from aekit.export import ...`` reads ``sys.modules``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "export" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

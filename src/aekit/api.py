@@ -174,6 +174,19 @@ def anomaly(model_or_dir: Any, out: str | Path | None = None, contamination: flo
     return anomaly_report(o.model, ref.x, s.x, s.y, rule, out=out, maps=maps, ref_y=ref.y, normal=normal)
 
 
+def export(model_or_dir: Any, format: str = "onnx", part: str = "full", out: str | Path = "model.onnx",
+           threshold: Any = None, check: bool = True, check_only: bool = False, data: str | None = None,
+           data_dir: str | None = None) -> dict[str, Any]:
+    """Write ``part`` (full, encoder, decoder or score) of a trained autoencoder to ``out`` as ONNX or
+    TorchScript, with its metadata, and check the file against aekit on 1,000 test samples (max abs
+    difference <= 1e-5). ``score`` needs ``threshold`` ("contamination:0.01", ...), chosen on the
+    validation split and stored in the file. ``check_only``: only check an existing ``out``."""
+    from aekit.export import export_run
+
+    return export_run(opened(model_or_dir, ("autoencoder", "pretrain")), format, part, out, threshold=threshold,
+                      check=check, check_only=check_only, data=data, data_dir=data_dir)
+
+
 def pretrain(layers: list[int], mode: str = "greedy", noise: str | list[str] | None = None, data: str = "mnist-mini",
              data_dir: str | None = None, out: str | Path | None = None, activation: str = "sigmoid",
              progress: bool | None = None, dataset: Dataset | None = None, resume: bool = False, **train: Any):

@@ -29,6 +29,8 @@ FINETUNE_SCHEDULES = ("none", "cosine")
 LATENT_METHODS = ("pca", "tsne")
 INPAINT_STARTS = ("mean", "zeros")
 THRESHOLD_KINDS = ("contamination", "percentile", "fpr")  # --threshold KIND:VALUE (tasks/anomaly.py)
+EXPORT_FORMATS = ("onnx", "torchscript")
+EXPORT_PARTS = ("full", "encoder", "decoder", "score")
 
 
 @dataclass

@@ -3,6 +3,7 @@
 - :mod:`aekit.cli.train`: train, evaluate, reconstruct, baseline, demo, datasets, models
 - :mod:`aekit.cli.use`: denoise, encode, probe, latent-map, interpolate, inpaint, anomaly, report
 - :mod:`aekit.cli.pretraining`: pretrain, finetune, classify
+- :mod:`aekit.cli.export`: export (ONNX, TorchScript)
 - :mod:`aekit.cli.serve`: serve (the page and the HTTP API)
 
 Handlers import the heavy modules (torch) only when they run, so ``aekit --help`` is instant.
@@ -20,7 +21,7 @@ from aekit.errors import AekitError, TrainingStopped
 
 def build_parser() -> Parser:
     from aekit import __version__
-    from aekit.cli import pretraining, serve, train, use
+    from aekit.cli import export, pretraining, serve, train, use
 
     p = Parser(prog="aekit", description="Autoencoders on PyTorch: train, evaluate and use them.")
     p.add_argument("--version", action="version", version=f"aekit {__version__}")
@@ -28,6 +29,7 @@ def build_parser() -> Parser:
     train.add_commands(sub)
     use.add_commands(sub)
     pretraining.add_commands(sub)
+    export.add_commands(sub)
     serve.add_commands(sub)
     return p
 

@@ -1,0 +1,232 @@
+"""Export a trained autoencoder as ONNX or TorchScript, with its metadata and a parity check.
+
+Four parts can be exported: ``full`` (input -> reconstruction), ``encoder`` (input -> code),
+``decoder`` (code -> output) and ``score`` (input -> per-sample anomaly score and per-value squared
+error map). Every part takes float32 input already scaled as aekit scales it (the metadata says
+how: uint8 pixels / 255, or the values as they are), with a dynamic batch axis.
+
+The ``score`` part computes aekit's one anomaly score (:func:`aekit.tasks.anomaly.score_of`: the
+squared error summed over all values), summed in float64 as aekit sums it, so its output is the
+number ``aekit anomaly`` writes; the threshold chosen on the validation split and the rule that
+chose it travel in the file's metadata.
+
+After writing, the file is run on up to 1,000 test samples (onnxruntime / ``torch.jit.load``) and
+compared with aekit's own outputs: a difference over 1e-5 is an error, as anomalib users found
+exported scores silently drifting from the checkpoint's.
+
+The ONNX files come from PyTorch's TorchScript-based exporter (``dynamo=False``): the dynamo
+exporter needs onnxscript, one more dependency, and these graphs (linear layers, convolutions,
+upsampling) need nothing it adds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from aekit.errors import AekitError
+from aekit.io import atomic_write_bytes
+
+TOLERANCE = 1e-5  # max abs difference allowed between the exported file and aekit (fp32; see check_parity)
+CHECK_SAMPLES = 1000
+OPSET = 17
+
+
+class _Full(nn.Module):
+    def __init__(self, m: Any) -> None:
+        super().__init__()
+        self.m = m
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.m.decode(self.m.encoder(x))
+
+
+class _Encoder(_Full):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.m.encoder(x)
+
+
+class _Decoder(_Full):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.m.decode(z)
+
+
+class _Score(_Full):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        err = torch.square(x - self.m.decode(self.m.encoder(x)))  # (B, *input_shape)
+        return err.reshape(err.shape[0], -1).double().sum(1), err  # float64 sum, as score_of sums
+
+
+PARTS = {"full": (_Full, ["x"], ["recon"]), "encoder": (_Encoder, ["x"], ["code"]),
+         "decoder": (_Decoder, ["code"], ["recon"]), "score": (_Score, ["x"], ["score", "error_map"])}
+
+
+def check_request(fmt: str, part: str, out: str | Path | None) -> None:
+    """Before any work: a known format and part, and an output file named for the format."""
+    from aekit.config import EXPORT_FORMATS, EXPORT_PARTS
+    from aekit.outputs import check_output_file
+
+    if fmt not in EXPORT_FORMATS:
+        raise AekitError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r:.40}")
+    if part not in EXPORT_PARTS:
+        raise AekitError(f"--part must be one of {', '.join(EXPORT_PARTS)}, got {part!r:.40}")
+    check_output_file(out, (".onnx",) if fmt == "onnx" else (".pt", ".ts"), "--out")
+
+
+def metadata(o: Any, part: str, threshold: dict[str, Any] | None) -> dict[str, str]:
+    """What a user of the file needs, as string key/values (ONNX metadata_props take strings)."""
+    from aekit import __version__
+
+    m, data = o.model, o.info.get("data", {})
+    scaling = "uint8 / 255" if data.get("dtype") == "uint8" else "none (values as in the data)"
+    meta = {"aekit_version": __version__, "part": part, "model": m.family,
+            "input_shape": json.dumps(list(m.input_shape)), "code_size": str(m.code_size),
+            "value_scaling": scaling, "value_range": str(data.get("value_range", "")),
+            "output": m.output, "dataset": str(data.get("name", ""))}
+    if threshold is not None:
+        meta.update({"threshold": repr(threshold["threshold"]), "threshold_rule": threshold["rule"],
+                     "threshold_split": threshold["split"]})
+    return meta
+
+
+def example_input(m: Any, part: str, batch: int = 2) -> torch.Tensor:
+    shape = (batch, m.code_size) if part == "decoder" else (batch, *m.input_shape)
+    return torch.rand(shape, generator=torch.Generator().manual_seed(0))
+
+
+def onnx_bytes(module: nn.Module, x: torch.Tensor, part: str, meta: dict[str, str]) -> bytes:
+    try:
+        import onnx
+    except ImportError:
+        raise AekitError("ONNX export needs the export extra: pip install 'aekit[export]'") from None
+    _, inputs, outputs = PARTS[part]
+    buf = io.BytesIO()
+    with warnings.catch_warnings():  # the TorchScript-based exporter is deprecated, see the module notes
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), buf, dynamo=False, input_names=inputs, output_names=outputs,
+                          opset_version=OPSET, dynamic_axes={n: {0: "batch"} for n in inputs + outputs})
+    proto = onnx.load_from_string(buf.getvalue())
+    for k, v in meta.items():
+        proto.metadata_props.add(key=k, value=v)
+    return proto.SerializeToString()
+
+
+def torchscript_bytes(module: nn.Module, x: torch.Tensor, meta: dict[str, str]) -> bytes:
+    with warnings.catch_warnings():  # tracing warns about Python control flow on shapes, fixed per model
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(module, (x,), check_trace=False)
+    buf = io.BytesIO()
+    torch.jit.save(traced, buf, _extra_files={"aekit.json": json.dumps(meta)})
+    return buf.getvalue()
+
+
+def reference(m: Any, part: str, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(the input the part takes, aekit's own outputs) for scaled float32 samples ``x``."""
+    from aekit.tasks.anomaly import scores
+
+    if part == "encoder":
+        return x, [m.encode(x)]
+    if part == "decoder":
+        z = m.encode(x)
+        return z, [m.decode(z)]
+    if part == "full":
+        return x, [m.reconstruct(x)]
+    s, err = scores(m, x)
+    return x, [s, err]
+
+
+def run_file(path: Path, fmt: str, inp: np.ndarray) -> list[np.ndarray]:
+    """Run an exported file on ``inp`` with the runtime its users will use."""
+    try:
+        if fmt == "onnx":
+            import onnxruntime as ort
+
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            return list(sess.run(None, {sess.get_inputs()[0].name: inp}))
+        mod = torch.jit.load(str(path), map_location="cpu")
+        with torch.no_grad():
+            out = mod(torch.from_numpy(inp))
+        return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+    except ImportError:
+        raise AekitError("checking an ONNX file needs onnxruntime: pip install 'aekit[export]'") from None
+    except Exception as exc:  # the runtimes raise their own types for a corrupt or foreign file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AekitError(f"{path}: cannot run it as {fmt} ({first[:200]})") from None
+
+
+def check_parity(o: Any, path: Path, fmt: str, part: str, x: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+    """Max abs difference of each output between the file and aekit on ``x``, and the same held to
+    the tolerance (relative for a score); an error over 1e-5."""
+    from aekit.metrics import as_float
+
+    inp, want = reference(o.model, part, as_float(x[:CHECK_SAMPLES]))
+    got = run_file(path, fmt, np.ascontiguousarray(inp, dtype=np.float32))
+    names = PARTS[part][2]
+    if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want, strict=False)):
+        raise AekitError(f"{path}: its outputs {[g.shape for g in got]} are not a {part} part's "
+                         f"{[w.shape for w in want]}; was it exported from this run with --part {part}?")
+    diffs, scaled = {}, {}
+    for n, g, w in zip(names, got, want, strict=True):
+        d = np.abs(g.astype(np.float64) - w.astype(np.float64))
+        diffs[n] = float(np.max(d, initial=0.0))
+        # A score sums every value's squared error (784 for MNIST): two runtimes whose float32
+        # reconstructions differ in the last bit give sums that differ by ~1e-7 x 784 in the worst
+        # case, more than 1e-5 for a score of 50, while float32 itself only holds such a score to
+        # ~4e-6. So a score is held to 1e-5 relative to its size where it exceeds 1; every other
+        # output (values of order 1) to 1e-5 absolute.
+        scale = np.maximum(np.abs(w.astype(np.float64)), 1.0) if n == "score" else 1.0
+        scaled[n] = float(np.max(d / scale, initial=0.0))
+    bad = {n: d for n, d in scaled.items() if not d <= TOLERANCE}  # NaN fails too
+    if bad:
+        raise AekitError(f"{path}: the exported {part} differs from aekit by up to "
+                         + ", ".join(f"{diffs[n]:.3g} ({n})" for n in bad) + f", over {TOLERANCE:g}")
+    return diffs, scaled
+
+
+def run_threshold(o: Any, rule: Any, data: str | None, data_dir: str | None) -> dict[str, Any]:
+    """The anomaly threshold for ``score``, chosen on the validation split as ``aekit anomaly`` does."""
+    from aekit.tasks.anomaly import normal_mask, parse_threshold, scores, threshold_value, training_classes
+
+    if rule is None:
+        raise AekitError("--part score needs a threshold and the run has none: "
+                         "add --threshold contamination:0.01 (or percentile:P, fpr:F)")
+    th = parse_threshold(rule)
+    val = o.split("val", data, data_dir)
+    split = "val" if len(val) else "train"
+    ref = val if len(val) else o.split("train", data, data_dir)
+    normal = training_classes(o.split("train", data, data_dir).y)
+    value = threshold_value(th, scores(o.model, ref.x)[0], normal_mask(ref.y, normal))
+    return {"threshold": value, "rule": str(th), "split": split}
+
+
+def export_run(o: Any, fmt: str, part: str, out: str | Path, threshold: Any = None, check: bool = True,
+               check_only: bool = False, data: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
+    """Write ``part`` of the opened run ``o`` to ``out`` as ``fmt`` (unless ``check_only``), then
+    compare the file with aekit on up to 1,000 test samples (unless ``check`` is False)."""
+    check_request(fmt, part, None if check_only else out)
+    path = Path(out)
+    m = o.model.cpu().float().eval()
+    res: dict[str, Any] = {"path": str(path), "format": fmt, "part": part}
+    if not check_only:
+        th = run_threshold(o, threshold, data, data_dir) if part == "score" else None
+        meta = metadata(o, part, th)
+        module, x = PARTS[part][0](m).eval(), example_input(m, part)
+        atomic_write_bytes(path, onnx_bytes(module, x, part, meta) if fmt == "onnx"
+                           else torchscript_bytes(module, x, meta))
+        res["metadata"] = meta
+    elif not path.is_file():
+        raise AekitError(f"{path}: no such file to check")
+    if check or check_only:
+        test = o.split("test", data, data_dir)
+        if len(test) == 0:
+            raise AekitError("no test samples to check the exported file on; use --no-check")
+        res["max_abs_diff"], res["max_checked_diff"] = check_parity(o, path, fmt, part, test.x)
+        res["checked_samples"] = min(len(test), CHECK_SAMPLES)
+    return res
