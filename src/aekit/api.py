@@ -220,7 +220,8 @@ def finetune(pretrained: Any, labels: int | str = "all", stage: str = "both", in
              batch_size: int = 128, lr: float = 1e-3, patience: int | None = 5, seed: int = 0,
              dropout: float = 0.0, shift: int = 0, schedule: str = "none", weight_decay: float = 0.0,
              dataset: Dataset | None = None, device: str = "auto", resume: bool = False,
-             progress: bool | None = None) -> dict[str, Any]:
+             progress: bool | None = None, deterministic: bool = False,
+             tensorboard: str | None = None) -> dict[str, Any]:
     """Turn a pre-trained encoder into a classifier: step 1 trains a new softmax layer on the frozen
     encoder (``stage="top"``), step 2 the whole network (``"all"``); ``"both"`` does one then the other.
     ``init="random"`` trains the same network from scratch with the same budget. Returns the summary
@@ -231,7 +232,8 @@ def finetune(pretrained: Any, labels: int | str = "all", stage: str = "both", in
 
     job = finetuning.FinetuneJob(labels=labels, stage=stage, init=init, epochs=epochs, batch_size=batch_size, lr=lr,
                                  patience=patience, seed=seed, dropout=dropout, shift=shift, schedule=schedule,
-                                 weight_decay=weight_decay, device=device).checked()
+                                 weight_decay=weight_decay, device=device, deterministic=deterministic,
+                                 tensorboard=tensorboard).checked()
     o = opened(pretrained, ("autoencoder", "pretrain"))
     ds = dataset if dataset is not None else o.dataset(data, data_dir)[0]
     plan = job.plan(o, ds)

@@ -63,6 +63,8 @@ class TrainConfig:
     log_every: int = 20  # steps between progress-bar updates (each one reads the loss back from the device)
     checkpoint_every: int | None = None  # also write last/ every this many optimizer steps (preemption)
     checkpoint_minutes: float = 10.0  # ... and at least this often, in minutes of training
+    deterministic: bool = False  # PyTorch's deterministic algorithms (CUDA); kept in config.json
+    tensorboard: str | None = None  # a folder for TensorBoard event files (extra aekit[tensorboard])
 
 
 @dataclass
@@ -180,8 +182,8 @@ def _kind(value: Any) -> str:
 def _type_ok(value: Any, annotation: str) -> bool:
     if value is None:
         return "None" in annotation
-    if isinstance(value, bool):
-        return annotation.startswith("bool")
+    if isinstance(value, bool) or annotation.startswith("bool"):  # 1 or "yes" is no true/false value
+        return isinstance(value, bool) and annotation.startswith("bool")
     if annotation.startswith("int"):
         return isinstance(value, int)
     if annotation.startswith("float"):

@@ -79,3 +79,9 @@ def trainer_flags(p: argparse.ArgumentParser, resume_help: str) -> None:
     p.add_argument("--resume", action="store_true", help=resume_help)
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (stdout holds only JSON)")
+    # store_const with default None: an absent flag leaves a --config file's setting alone
+    p.add_argument("--deterministic", action="store_const", const=True,
+                   help="PyTorch's deterministic algorithms (CUDA; slower); recorded in config.json")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="write TensorBoard logs to DIR: losses, lr, validation metrics, reconstructions "
+                   "(needs aekit[tensorboard])")

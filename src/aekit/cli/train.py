@@ -27,7 +27,8 @@ TRAIN_FLAGS = {  # flag dest -> config key
     "seed": "train.seed", "device": "train.device", "max_steps": "train.max_steps", "noise": "train.noise",
     "precision": "train.precision", "sparse": "model.sparse", "contractive": "model.contractive",
     "code_activation": "model.code_activation", "checkpoint_every": "train.checkpoint_every",
-    "checkpoint_minutes": "train.checkpoint_minutes",
+    "checkpoint_minutes": "train.checkpoint_minutes", "deterministic": "train.deterministic",
+    "tensorboard": "train.tensorboard",
 }
 
 

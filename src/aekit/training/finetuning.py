@@ -50,10 +50,13 @@ class FinetuneJob:
     schedule: str = "none"
     weight_decay: float = 0.0
     device: str = "auto"
+    deterministic: bool = False
+    tensorboard: str | None = None
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
-                           seed=self.seed, weight_decay=self.weight_decay, schedule=self.schedule, device=self.device)
+                           seed=self.seed, weight_decay=self.weight_decay, schedule=self.schedule, device=self.device,
+                           deterministic=self.deterministic, tensorboard=self.tensorboard)
 
     def checked(self) -> FinetuneJob:
         if self.stage not in STAGES:

@@ -44,6 +44,7 @@ from aekit.training import checkpoint as ckpt
 from aekit.training import distributed
 from aekit.training.batches import as_batch, mean_image, pieces_of, take_rows, to_tensor  # noqa: F401
 from aekit.training.infill import Corruption, corruption_for
+from aekit.training.reproducible import make_deterministic
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_mse", "val_sse_per_image", "val_accuracy", "lr",
                   "seconds", "samples_per_s")
@@ -164,6 +165,8 @@ class Trainer:
                  out: Path | None, device: torch.device, objective: Objective, progress: bool | None) -> None:
         self.model, self.cfg, self.out, self.device, self.obj = model, cfg, out, device, objective
         self.rank, self.world = distributed.rank_and_size()
+        if cfg.deterministic:
+            make_deterministic()
         self.writes = out is not None and self.rank == 0  # only rank 0 writes; every rank reads to resume
         self.progress = progress is not False and self.rank == 0
         model.to(device).train()
