@@ -70,6 +70,18 @@ def reader_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON (stdout holds only JSON)")
 
 
+def tensorboard_dir(text: str) -> str:
+    """``--tensorboard DIR``: refused at once (one line, exit 2) when the extra is not installed."""
+    from aekit.errors import AekitError
+    from aekit.training.tensorboard import summary_writer
+
+    try:
+        summary_writer()
+    except AekitError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--tensorboard ")) from None
+    return text
+
+
 def trainer_flags(p: argparse.ArgumentParser, resume_help: str) -> None:
     """What every command that trains takes: --device, --seed, --quiet, --json, --resume."""
     from aekit.config import DEVICES
@@ -82,6 +94,6 @@ def trainer_flags(p: argparse.ArgumentParser, resume_help: str) -> None:
     # store_const with default None: an absent flag leaves a --config file's setting alone
     p.add_argument("--deterministic", action="store_const", const=True,
                    help="PyTorch's deterministic algorithms (CUDA; slower); recorded in config.json")
-    p.add_argument("--tensorboard", metavar="DIR",
+    p.add_argument("--tensorboard", metavar="DIR", type=tensorboard_dir,
                    help="write TensorBoard logs to DIR: losses, lr, validation metrics, reconstructions "
                    "(needs aekit[tensorboard])")

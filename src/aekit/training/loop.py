@@ -45,6 +45,7 @@ from aekit.training import distributed
 from aekit.training.batches import as_batch, mean_image, pieces_of, take_rows, to_tensor  # noqa: F401
 from aekit.training.infill import Corruption, corruption_for
 from aekit.training.reproducible import make_deterministic
+from aekit.training.tensorboard import epoch_callbacks
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_mse", "val_sse_per_image", "val_accuracy", "lr",
                   "seconds", "samples_per_s")
@@ -201,6 +202,7 @@ class Trainer:
         self.perm_state = self.gens["perm"].get_state()  # the perm generator at the current epoch's start
         self.best_state: dict[str, torch.Tensor] | None = None  # kept in memory when no files are written
         self.last_save = time.perf_counter()
+        self.callbacks = epoch_callbacks(cfg, out, self.rank == 0)  # e.g. TensorBoard; see training/tensorboard.py
         self.stop = _Stop()
 
     # --- the schedule of one epoch -------------------------------------------------------------
@@ -301,6 +303,8 @@ class Trainer:
         else:
             self.bad_epochs += 1
         self.res.history.append(row)
+        for cb in self.callbacks:
+            cb.on_epoch(self, row)
         val_txt = f" val {row['val_loss']:.4g}" if "val_loss" in row else ""
         say(f"epoch {self.epoch + 1}/{self.cfg.epochs}: train {train_loss:.4g}{val_txt} ({seconds:.1f}s)",
             self.progress)
@@ -401,6 +405,8 @@ class Trainer:
                 self.end_epoch(seconds)
                 if self.cfg.max_steps is not None and self.res.steps >= self.cfg.max_steps:
                     break
+        for cb in self.callbacks:
+            cb.close()
         self.res.seconds = time.perf_counter() - t_start
         self.load_best()
         return self.res
