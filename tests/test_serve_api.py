@@ -24,7 +24,7 @@ from tests.servehelp import tiny_run
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    tiny_run(root)
+    tiny_run(root, tmp_path_factory)
     (tmp_path_factory.getbasetemp() / "secret.txt").write_text("outside")
     return root
 

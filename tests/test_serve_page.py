@@ -45,7 +45,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    run = tiny_run(root)
+    run = tiny_run(root, tmp_path_factory)
     evil = root / "evil"  # the same weights, with markup in the config values the picker shows
     shutil.copytree(run, evil)
     info = json.loads((evil / "config.json").read_text())
@@ -166,3 +166,12 @@ def test_phone_width(browser, server, tmp_path):
     assert pg.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     shot(pg, "page-phone.png", tmp_path)
     ctx.close()
+
+
+def test_train_panel_streams_the_loss_and_adds_the_run(page):
+    page.locator("#epochs").fill("1")
+    page.locator("#train").click()
+    page.wait_for_function("() => document.getElementById('job-status').textContent.includes('done')", timeout=60000)
+    page.wait_for_function("() => document.querySelectorAll('#run option').length === 3")
+    assert "epoch 1/1" in page.locator("#job-status").inner_text()
+    assert not page.errors, page.errors

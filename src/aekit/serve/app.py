@@ -8,19 +8,22 @@ missing or wrong token 401, all before the request reaches a handler where they 
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from aekit.errors import AekitError
 from aekit.serve import inputs, work
+from aekit.serve.jobs import PRESETS, JobQueue
 from aekit.serve.runs import RunNotFound, RunStore, Served, find_runs
 
 MAX_BODY = 2 * 1024 * 1024
@@ -67,6 +70,12 @@ class BlendReq(Strict):
     b_index: int | None = None
     t: Annotated[float, Field(ge=0, le=1)] = 0.5
     png: bool = False
+
+
+class JobReq(Strict):
+    preset: str = "simplest"
+    data: str = "mnist-mini"
+    epochs: Annotated[int, Field(ge=1, le=200)] = 5
 
 
 class PointReq(Strict):
@@ -238,16 +247,64 @@ def _task_routes(app: FastAPI, store: RunStore) -> None:
             return answer({"image": work.decode_point(s, req.x, req.y)}, req.png)
 
 
+def _events(queue: JobQueue, jid: int) -> Any:
+    """Server-sent events: the job's status and finished epochs, whenever they change, until it ends."""
+    job, last, deadline = queue.get(jid), None, time.monotonic() + 24 * 3600
+    while time.monotonic() < deadline:
+        now = {**job.public(), "metrics": job.metrics()}
+        if now != last:
+            yield f"data: {json.dumps(now)}\n\n"
+            last = now
+        if job.status in ("done", "failed", "cancelled"):
+            return
+        time.sleep(0.3)
+
+
+def _job_routes(app: FastAPI, queue: JobQueue) -> None:
+    def job_of(jid: int) -> Any:
+        try:
+            return queue.get(jid)
+        except KeyError:
+            raise RunNotFound(str(jid)) from None
+
+    @app.get("/api/jobs", summary="Training jobs (one runs at a time, the others wait) and the presets")
+    def jobs() -> dict[str, Any]:
+        return {"presets": list(PRESETS), "jobs": [j.public() for j in list(queue.jobs.values())]}
+
+    @app.post("/api/jobs", summary="Queue an `aekit train` run of a preset")
+    def start(req: JobReq) -> dict[str, Any]:
+        return queue.submit(req.preset, req.data, req.epochs).public()
+
+    @app.post("/api/jobs/{jid}/cancel", summary="Cancel a queued job, or stop a running one (resumable)")
+    def cancel(jid: int) -> dict[str, Any]:
+        job_of(jid)
+        return queue.cancel(jid).public()
+
+    @app.get("/api/jobs/{jid}/events", summary="Server-sent events: status and losses per epoch")
+    def events(jid: int) -> StreamingResponse:
+        job_of(jid)
+        return StreamingResponse(_events(queue, jid), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+
 def create_app(*runs: str | Path, runs_root: str | Path | None = None, token: str | None = None) -> Any:
     """The ASGI app serving the given run folders and every run folder directly under ``runs_root``."""
     store = RunStore(find_runs(list(runs), runs_root))
+    queue = JobQueue(Path(runs_root) if runs_root is not None else None, store.add)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        yield
+        queue.shutdown()  # a running job is checkpointed, so `aekit train --resume` continues it
+
     # The Swagger page loads its scripts from a CDN, which the page's policy forbids: /openapi.json
     # documents the API instead.
-    app = FastAPI(title="aekit serve", docs_url=None, redoc_url=None)
-    app.state.store = store
+    app = FastAPI(title="aekit serve", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.store, app.state.queue = store, queue
     _errors(app)
     _use_routes(app, store)
     _task_routes(app, store)
+    _job_routes(app, queue)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -107,8 +107,21 @@ class RunStore:
         self._served: dict[str, Served] = {}
         self._lock = threading.Lock()
 
+    def add(self, d: Path) -> str:
+        """Register a run folder made while serving (a finished training job); returns its id."""
+        with self._lock:
+            for rid, known in self.dirs.items():
+                if known == d.resolve():
+                    return rid
+            rid = next(iter(find_runs([d], None)))
+            base, n = rid, 2
+            while rid in self.dirs:
+                rid, n = f"{base}-{n}", n + 1
+            self.dirs[rid] = d.resolve()
+            return rid
+
     def listing(self) -> list[dict[str, Any]]:
-        return [describe(rid, d) for rid, d in self.dirs.items()]
+        return [describe(rid, d) for rid, d in list(self.dirs.items())]  # a job may add one meanwhile
 
     def get(self, rid: str) -> Served:
         if not ID_RE.fullmatch(rid) or rid not in self.dirs:

@@ -14,7 +14,7 @@ import numpy as np
 from aekit.errors import AekitError
 from aekit.serve.runs import Served
 
-N_CHOOSE = 200  # validation images a denoising baseline's setting is chosen on
+N_CHOOSE = 100  # validation images a denoising baseline's setting is chosen on
 MASK_KINDS = ("center:", "random:", "rows:")
 
 

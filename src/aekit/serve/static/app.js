@@ -68,7 +68,7 @@ function drawBars(canvas, code) {
 }
 
 // --- model picker -------------------------------------------------------------------------
-async function loadRuns() {
+async function loadRuns(keep) {
   const runs = await api("runs");
   const sel = $("run");
   sel.replaceChildren();
@@ -82,6 +82,7 @@ async function loadRuns() {
     sel.append(o);
   }
   sel.runs = runs;
+  if (keep && runs.some((r) => r.id === keep)) sel.value = keep;
   if (runs.length) await chooseRun(sel.value);
   else setStatus("no runs to show", true);
 }
@@ -301,6 +302,78 @@ function latentEvents() {
   });
 }
 
+// --- train ------------------------------------------------------------------------------
+function drawLoss(metrics) {
+  const c = $("loss"), ctx = c.getContext("2d"), W = c.width, H = c.height;
+  ctx.clearRect(0, 0, W, H);
+  const vals = metrics.flatMap((m) => [m.train_loss, m.val_loss]).filter((v) => typeof v === "number");
+  if (!vals.length) return;
+  const lo = Math.min(...vals), hi = Math.max(...vals), n = Math.max(2, metrics.length);
+  const px = (i, v) => [8 + i / (n - 1) * (W - 16), H - 8 - (v - lo) / (hi - lo || 1) * (H - 16)];
+  for (const [key, colour] of [["train_loss", "#3465a4"], ["val_loss", "#cc0000"]]) {
+    ctx.strokeStyle = colour; ctx.fillStyle = colour; ctx.beginPath();
+    metrics.forEach((m, i) => { if (typeof m[key] === "number") ctx.lineTo(...px(i, m[key])); });
+    ctx.stroke();
+    metrics.forEach((m, i) => { if (typeof m[key] === "number") { const [x, y] = px(i, m[key]); ctx.fillRect(x - 2, y - 2, 4, 4); } });
+  }
+}
+
+async function showJobs() {
+  const { presets, jobs } = await api("jobs");
+  const sel = $("preset");
+  if (!sel.options.length) for (const p of presets) {
+    const o = document.createElement("option"); o.value = p; o.textContent = p; sel.append(o);
+  }
+  const ul = $("jobs");
+  ul.replaceChildren();
+  for (const j of jobs.slice(-6)) {
+    const li = document.createElement("li"), text = document.createElement("span");
+    text.textContent = `#${j.id} ${j.preset}, ${j.epochs} epochs: ${j.status}` + (j.error ? " (" + j.error + ")" : "");
+    li.append(text);
+    if (j.status === "queued" || j.status === "running") {
+      const b = document.createElement("button");
+      b.type = "button"; b.textContent = "Cancel"; b.className = "cancel";
+      b.addEventListener("click", () => api(`jobs/${j.id}/cancel`, {}).then(showJobs).catch((e) => setStatus(e.message, true)));
+      li.append(b);
+    }
+    ul.append(li);
+  }
+}
+
+// Server-sent events read with fetch (EventSource cannot send the token header).
+async function follow(id) {
+  const headers = token ? { Authorization: "Bearer " + token } : {};
+  const r = await fetch(`/api/jobs/${id}/events`, { headers });
+  if (!r.ok) throw new Error("could not follow job " + id);
+  const reader = r.body.getReader(), dec = new TextDecoder();
+  let buf = "", last = null;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += dec.decode(value, { stream: true });
+    let k;
+    while ((k = buf.indexOf("\n\n")) >= 0) {
+      const line = buf.slice(0, k); buf = buf.slice(k + 2);
+      if (!line.startsWith("data: ")) continue;
+      last = JSON.parse(line.slice(6));
+      drawLoss(last.metrics);
+      const ep = last.metrics.length ? last.metrics[last.metrics.length - 1] : null;
+      $("job-status").textContent = `job #${last.id}: ${last.status}` +
+        (ep ? `, epoch ${ep.epoch}/${last.epochs}, train ${ep.train_loss.toFixed(4)}` : "");
+      showJobs();
+    }
+  }
+  if (last && last.status === "done") {
+    await loadRuns(state.run);  // the new run joins the picker; the one shown stays
+  }
+}
+
+async function startJob() {
+  const job = await api("jobs", { preset: $("preset").value, epochs: Number($("epochs").value) || 5 });
+  await showJobs();
+  await follow(job.id);
+}
+
 function wire() {
   const guard = (fn) => async (...a) => { try { await fn(...a); } catch (e) { setStatus(e.message, true); } };
   $("run").addEventListener("change", guard((e) => chooseRun(e.target.value)));
@@ -310,9 +383,10 @@ function wire() {
   for (const id of ["noise-kind", "noise-level"]) $(id).addEventListener("input", runDenoise);
   for (const id of ["mask-kind", "iters"]) $(id).addEventListener("input", runInfill);
   for (const id of ["blend-a", "blend-b", "blend-t"]) $(id).addEventListener("input", runBlend);
+  $("train").addEventListener("click", guard(startJob));
   strokes(); painting(); latentEvents();
 }
 
 clearPad();
 wire();
-loadRuns().catch((e) => setStatus(e.message, true));
+loadRuns().then(showJobs).catch((e) => setStatus(e.message, true));

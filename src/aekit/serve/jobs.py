@@ -1,0 +1,149 @@
+"""Training jobs of ``aekit serve``: one at a time, the others wait in a visible queue.
+
+A job is a regular ``aekit train`` process (the one loop, a run folder that ``--resume`` continues),
+started with a preset's flags on a named dataset, never a path from the request. Its progress is
+read from the run folder's ``metrics.csv``, which the loop appends to after every epoch. Cancelling
+a running job sends SIGTERM, which makes the loop write a checkpoint and stop (resumable).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aekit.errors import AekitError
+
+PRESETS: dict[str, list[str]] = {
+    "simplest": ["--code", "32", "--layers", ""],
+    "deep": ["--layers", "1000,500,250", "--code", "30"],
+    "conv": ["--model", "conv", "--code", "32"],
+    "denoising": ["--layers", "256", "--code", "32", "--noise", "gaussian:0.3"],
+}
+DATASETS = ("mnist-mini",)  # shipped with aekit: a job never reads a path a request names
+MAX_QUEUE = 8
+
+
+@dataclass
+class Job:
+    id: int
+    preset: str
+    data: str
+    epochs: int
+    out: Path
+    status: str = "queued"  # queued, running, done, failed, cancelled
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+    error: str = ""
+    run_id: str | None = None
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """The epochs finished so far (train and validation loss), from the run folder."""
+        try:
+            text = (self.out / "metrics.csv").read_text()
+        except OSError:
+            return []
+        rows = []
+        for r in csv.DictReader(io.StringIO(text)):
+            try:
+                rows.append({"epoch": int(r["epoch"]), "train_loss": float(r["train_loss"]),
+                             "val_loss": float(r["val_loss"]) if r.get("val_loss") else None})
+            except (KeyError, TypeError, ValueError):  # a row being written
+                break
+        return rows
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "preset": self.preset, "data": self.data, "epochs": self.epochs,
+                "status": self.status, "error": self.error, "run_id": self.run_id}
+
+
+class JobQueue:
+    """The queue and its one worker thread; ``on_done(path)`` registers a finished run with the server."""
+
+    def __init__(self, root: Path | None, on_done: Any) -> None:
+        self.root, self.on_done = root, on_done
+        self.jobs: dict[int, Job] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    def submit(self, preset: str, data: str, epochs: int) -> Job:
+        if self.root is None:
+            raise AekitError("this server has no runs folder to train into; start it with --runs DIR")
+        if preset not in PRESETS:
+            raise AekitError(f"preset: unknown {preset[:40]!r}; use {', '.join(PRESETS)}")
+        if data not in DATASETS:
+            raise AekitError(f"data: unknown {data[:40]!r}; use {', '.join(DATASETS)}")
+        with self._lock:
+            if sum(j.status in ("queued", "running") for j in self.jobs.values()) >= MAX_QUEUE:
+                raise AekitError(f"the queue is full ({MAX_QUEUE} jobs); wait or cancel one")
+            jid = next(self._ids)
+            out = self.root / f"serve-{preset}-{time.strftime('%Y%m%d-%H%M%S')}-{jid}"
+            job = self.jobs[jid] = Job(jid, preset, data, epochs, out)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, daemon=True, name="aekit-serve-jobs")
+                self._worker.start()
+        self._wake.set()
+        return job
+
+    def get(self, jid: int) -> Job:
+        if jid not in self.jobs:
+            raise KeyError(jid)
+        return self.jobs[jid]
+
+    def cancel(self, jid: int) -> Job:
+        job = self.get(jid)
+        with self._lock:
+            if job.status == "queued":
+                job.status = "cancelled"
+            elif job.status == "running" and job.proc is not None:
+                job.status = "cancelled"
+                job.proc.send_signal(signal.SIGTERM)  # the loop checkpoints and exits: resumable
+        return job
+
+    def _next(self) -> Job | None:
+        with self._lock:
+            job = next((j for j in self.jobs.values() if j.status == "queued"), None)
+            if job is not None:
+                job.status = "running"
+                cmd = [sys.executable, "-m", "aekit", "train", "--data", job.data, *PRESETS[job.preset],
+                       "--epochs", str(job.epochs), "--out", str(job.out), "--quiet"]
+                job.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            return job
+
+    def _work(self) -> None:
+        while True:
+            self._wake.clear()
+            job = self._next()
+            if job is None:
+                if self._wake.wait(30):
+                    continue
+                with self._lock:  # idle: end, unless a job came in meanwhile (submit checks under this lock)
+                    if not any(j.status == "queued" for j in self.jobs.values()):
+                        self._worker = None
+                        return
+                continue
+            _, err = job.proc.communicate()
+            if job.status == "cancelled":
+                continue
+            if job.proc.returncode == 0:
+                job.run_id = self.on_done(job.out)
+                job.status = "done"
+            else:
+                job.status = "failed"
+                job.error = (err.strip().splitlines() or [f"exit code {job.proc.returncode}"])[-1][:300]
+
+    def shutdown(self) -> None:
+        """Stop a running job (checkpointed, resumable) when the server stops."""
+        for job in self.jobs.values():
+            if job.status == "running" and job.proc is not None and job.proc.poll() is None:
+                job.proc.send_signal(signal.SIGTERM)
+                job.proc.wait(30)
