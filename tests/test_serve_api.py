@@ -71,6 +71,12 @@ def test_reconstruct_from_index_array_and_png(client):
     assert "data:" not in r3.json()["recon"]
 
 
+def test_anomaly_score(client):
+    r = client.post("/api/runs/tiny/anomaly", json={"index": 3}).json()
+    full = client.post("/api/runs/tiny/reconstruct", json={"index": 3}).json()
+    assert r == {"score": full["score"], "threshold": full["threshold"], "anomaly": full["anomaly"]}
+
+
 def test_encode_decode_round_trip(client):
     code = client.post("/api/runs/tiny/encode", json={"index": 0}).json()["code"]
     img = client.post("/api/runs/tiny/decode", json={"code": code}).json()["image"]
@@ -132,7 +138,7 @@ def test_token_and_headers(root):
         assert "unsafe-eval" not in csp and "unsafe-inline" not in csp and "script-src 'self'" in csp
 
 
-BASES = {"encode": {"index": 0}, "reconstruct": {"index": 0}, "decode": {"code": [0.0, 0.0]},
+BASES = {"encode": {"index": 0}, "reconstruct": {"index": 0}, "anomaly": {"index": 0}, "decode": {"code": [0.0, 0.0]},
          "denoise": {"index": 0, "noise": "gaussian", "level": 0.3, "seed": 0},
          "inpaint": {"index": 0, "mask": "center:10", "iters": 2},
          "interpolate": {"a_index": 0, "b_index": 1, "t": 0.5},

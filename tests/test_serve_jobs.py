@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,10 +16,14 @@ from fastapi.testclient import TestClient
 
 from aekit.serve.app import create_app
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    with TestClient(create_app(runs_root=tmp_path_factory.mktemp("runs"))) as c:
+    configs = tmp_path_factory.mktemp("configs")
+    shutil.copy(ROOT / "configs" / "simplest.toml", configs)
+    with TestClient(create_app(runs_root=tmp_path_factory.mktemp("runs"), configs=configs)) as c:
         yield c
 
 
@@ -32,7 +38,9 @@ def wait_for(client, jid: int, statuses: tuple[str, ...], timeout: float = 60) -
 
 
 def test_a_job_streams_its_losses_and_its_run_appears(client):
-    job = client.post("/api/jobs", json={"preset": "simplest", "epochs": 2}).json()
+    assert client.get("/api/jobs").json()["presets"] == ["simplest", "deep", "conv", "denoising",
+                                                         "recipe:simplest.toml"]
+    job = client.post("/api/jobs", json={"preset": "recipe:simplest.toml", "epochs": 2}).json()
     assert job["status"] in ("queued", "running")
     events = []
     with client.stream("GET", f"/api/jobs/{job['id']}/events") as r:
@@ -45,6 +53,8 @@ def test_a_job_streams_its_losses_and_its_run_appears(client):
     rid = events[-1]["run_id"]
     assert rid in [r["id"] for r in client.get("/api/runs").json()]
     assert client.post(f"/api/runs/{rid}/reconstruct", json={"index": 0}).status_code == 200
+    (run,) = [r for r in client.get("/api/runs").json() if r["id"] == rid]
+    assert run["layers"] == [] and run["code"] == 32 and run["dataset"] == "mnist-mini"  # the recipe, on mnist-mini
 
 
 def test_one_job_at_a_time_queue_and_cancel(client):
@@ -60,7 +70,8 @@ def test_one_job_at_a_time_queue_and_cancel(client):
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("body", [{"preset": "nope"}, {"data": "npy:/etc/passwd"}, {"data": "mnist"}, {"epochs": 0},
+@pytest.mark.parametrize("body", [{"preset": "nope"}, {"preset": "recipe:../x.toml"},
+                                  {"data": "npy:/etc/passwd"}, {"data": "mnist"}, {"epochs": 0},
                                   {"epochs": "5"}, {"preset": 1}, {"other": 1}])
 def test_bad_jobs_are_refused(client, body):
     assert client.post("/api/jobs", json=body).status_code == 422

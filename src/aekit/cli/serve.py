@@ -36,7 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise AekitError(f"--port must lie in 1..65535, got {args.port}")
     root = Path(args.runs or os.environ.get("AEKIT_RUNS") or "runs")
     ensure_runs(args.run, root)
-    app = create_app(*args.run, runs_root=root, token=args.token)
+    app = create_app(*args.run, runs_root=root, token=args.token, configs=args.configs)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"aekit: warning: serving on {args.host}: anyone on the network can use this server"
               + ("" if args.token else " (add --token to require a token)"), file=sys.stderr)
@@ -54,4 +54,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every API call")
+    s.add_argument("--configs", default="configs", metavar="DIR",
+                   help="recipes (*.toml) the Train panel offers, besides its presets (default configs/)")
     s.set_defaults(func=cmd_serve)

@@ -201,6 +201,13 @@ def _use_routes(app: FastAPI, store: RunStore) -> None:
         with s.lock:
             return answer({"image": s.model.decode(z[None].astype(np.float32))[0]}, req.png)
 
+    @app.post("/api/runs/{rid}/anomaly", summary="Anomaly score (squared error) against the run's threshold")
+    def anomaly(rid: str, req: ImageReq) -> dict[str, Any]:
+        s = store.get(rid)
+        with s.lock:
+            r = work.reconstruct(s, pick(s, req.image, req.index))
+        return {"score": r["score"], "threshold": r["threshold"], "anomaly": bool(r["anomaly"])}
+
     @app.post("/api/runs/{rid}/reconstruct", summary="Reconstruction, code, error map and anomaly score")
     def reconstruct(rid: str, req: ImageReq) -> dict[str, Any]:
         s = store.get(rid)
@@ -269,7 +276,7 @@ def _job_routes(app: FastAPI, queue: JobQueue) -> None:
 
     @app.get("/api/jobs", summary="Training jobs (one runs at a time, the others wait) and the presets")
     def jobs() -> dict[str, Any]:
-        return {"presets": list(PRESETS), "jobs": [j.public() for j in list(queue.jobs.values())]}
+        return {"presets": [*PRESETS, *queue.recipes], "jobs": [j.public() for j in list(queue.jobs.values())]}
 
     @app.post("/api/jobs", summary="Queue an `aekit train` run of a preset")
     def start(req: JobReq) -> dict[str, Any]:
@@ -287,10 +294,13 @@ def _job_routes(app: FastAPI, queue: JobQueue) -> None:
                                  headers={"Cache-Control": "no-cache"})
 
 
-def create_app(*runs: str | Path, runs_root: str | Path | None = None, token: str | None = None) -> Any:
-    """The ASGI app serving the given run folders and every run folder directly under ``runs_root``."""
+def create_app(*runs: str | Path, runs_root: str | Path | None = None, token: str | None = None,
+               configs: str | Path | None = None) -> Any:
+    """The ASGI app serving the given run folders and every run folder directly under ``runs_root``;
+    training jobs go under ``runs_root`` and may use the recipes (``*.toml``) in ``configs``."""
     store = RunStore(find_runs(list(runs), runs_root))
-    queue = JobQueue(Path(runs_root) if runs_root is not None else None, store.add)
+    queue = JobQueue(Path(runs_root) if runs_root is not None else None, store.add,
+                     Path(configs) if configs is not None else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:

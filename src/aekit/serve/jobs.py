@@ -28,6 +28,7 @@ PRESETS: dict[str, list[str]] = {
     "conv": ["--model", "conv", "--code", "32"],
     "denoising": ["--layers", "256", "--code", "32", "--noise", "gaussian:0.3"],
 }
+RECIPE = "recipe:"  # a preset "recipe:NAME.toml" is a recipe of the server's configs folder
 DATASETS = ("mnist-mini",)  # shipped with aekit: a job never reads a path a request names
 MAX_QUEUE = 8
 
@@ -67,8 +68,11 @@ class Job:
 class JobQueue:
     """The queue and its one worker thread; ``on_done(path)`` registers a finished run with the server."""
 
-    def __init__(self, root: Path | None, on_done: Any) -> None:
+    def __init__(self, root: Path | None, on_done: Any, configs: Path | None = None) -> None:
         self.root, self.on_done = root, on_done
+        # Recipes are listed once, at start: a request picks one by name, never by path.
+        self.recipes = {f"{RECIPE}{p.name}": p.resolve() for p in sorted(configs.glob("*.toml"))} \
+            if configs is not None and configs.is_dir() else {}
         self.jobs: dict[int, Job] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -78,15 +82,16 @@ class JobQueue:
     def submit(self, preset: str, data: str, epochs: int) -> Job:
         if self.root is None:
             raise AekitError("this server has no runs folder to train into; start it with --runs DIR")
-        if preset not in PRESETS:
-            raise AekitError(f"preset: unknown {preset[:40]!r}; use {', '.join(PRESETS)}")
+        if preset not in PRESETS and preset not in self.recipes:
+            raise AekitError(f"preset: unknown {preset[:40]!r}; use {', '.join([*PRESETS, *self.recipes])}")
         if data not in DATASETS:
             raise AekitError(f"data: unknown {data[:40]!r}; use {', '.join(DATASETS)}")
         with self._lock:
             if sum(j.status in ("queued", "running") for j in self.jobs.values()) >= MAX_QUEUE:
                 raise AekitError(f"the queue is full ({MAX_QUEUE} jobs); wait or cancel one")
             jid = next(self._ids)
-            out = self.root / f"serve-{preset}-{time.strftime('%Y%m%d-%H%M%S')}-{jid}"
+            name = preset.removeprefix(RECIPE).removesuffix(".toml")
+            out = self.root / f"serve-{name}-{time.strftime('%Y%m%d-%H%M%S')}-{jid}"
             job = self.jobs[jid] = Job(jid, preset, data, epochs, out)
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, daemon=True, name="aekit-serve-jobs")
@@ -114,7 +119,9 @@ class JobQueue:
             job = next((j for j in self.jobs.values() if j.status == "queued"), None)
             if job is not None:
                 job.status = "running"
-                cmd = [sys.executable, "-m", "aekit", "train", "--data", job.data, *PRESETS[job.preset],
+                flags = ["--config", str(self.recipes[job.preset])] if job.preset in self.recipes \
+                    else PRESETS[job.preset]
+                cmd = [sys.executable, "-m", "aekit", "train", *flags, "--data", job.data,
                        "--epochs", str(job.epochs), "--out", str(job.out), "--quiet"]
                 job.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             return job
