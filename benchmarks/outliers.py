@@ -1,0 +1,149 @@
+"""Outlier detection against the library people use for it: aekit's ``AutoencoderOutlierDetector``,
+PyOD's ``AutoEncoder`` and ``VAE`` (their defaults, as a user would call them) and scikit-learn's
+``IsolationForest``, in one run on the same splits. ROC AUC and average precision (outliers as the
+positive class) per task, their mean per data family, and the total fit time.
+
+Data (no download): MNIST one-class (each digit normal, the other digits outliers: the Deep SVDD
+protocol of Ruff et al. 2018, train on that digit's training images, score the 10,000 test images);
+scikit-learn's ``load_digits`` one-class (each digit normal; a fixed stratified 70/30 split, train on
+the normal training rows); ``load_breast_cancer`` (benign normal; malignant rows subsampled to 10% of
+the test set as outliers; train on 60% of the benign rows; 5 seeds).
+
+PyOD is installed for this script only, never as an aekit dependency:
+
+    pip install -c constraints.txt --target /tmp/pyod-lib pyod==3.6.7
+    PYTHONPATH=/tmp/pyod-only python benchmarks/outliers.py [--quick]   # /tmp/pyod-only: pyod, numba, llvmlite, ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from aekit.estimator import AutoencoderOutlierDetector
+
+ROOT = Path(__file__).resolve().parents[1]
+Task = tuple[str, np.ndarray, np.ndarray, np.ndarray]  # (name, normal training rows, test rows, test is-outlier)
+
+
+def mnist_tasks(data_dir: str, digits: list[int]) -> Iterator[Task]:
+    from aekit.data.sources import load_dataset
+    from aekit.metrics import as_float
+
+    ds = load_dataset("mnist", data_dir)
+    xtr, xte = as_float(ds.train.x).reshape(len(ds.train.x), -1), as_float(ds.test.x).reshape(len(ds.test.x), -1)
+    for d in digits:
+        yield f"digit {d}", xtr[ds.train.y == d], xte, (ds.test.y != d).astype(int)
+
+
+def sk_digits_tasks(digits: list[int]) -> Iterator[Task]:
+    x, y = load_digits(return_X_y=True)
+    x = x / 16.0  # pixel values 0..16 to [0, 1]
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.3, stratify=y, random_state=0)
+    for d in digits:
+        yield f"digit {d}", xtr[ytr == d], xte, (yte != d).astype(int)
+
+
+def breast_cancer_tasks(seeds: int) -> Iterator[Task]:
+    x, y = load_breast_cancer(return_X_y=True)  # y: 0 malignant, 1 benign
+    benign, malignant = x[y == 1], x[y == 0]
+    for s in range(seeds):
+        rng = np.random.default_rng(s)
+        order = rng.permutation(len(benign))
+        n_tr = int(0.6 * len(benign))
+        tr, te_normal = benign[order[:n_tr]], benign[order[n_tr:]]
+        n_out = round(len(te_normal) / 9)  # outliers are 10% of the test set
+        out = malignant[rng.choice(len(malignant), n_out, replace=False)]
+        scaler = StandardScaler().fit(tr)  # fitted on the training rows only
+        te = np.concatenate([te_normal, out])
+        yield f"seed {s}", scaler.transform(tr), scaler.transform(te), np.r_[np.zeros(len(te_normal)), np.ones(n_out)]
+
+
+def detectors(family: str, n_features: int) -> dict[str, Callable[[], Any]]:
+    from pyod.models.auto_encoder import AutoEncoder
+    from pyod.models.vae import VAE
+
+    if family == "mnist":
+        ours = dict(code=32, layers=(512, 128), activation="elu", epochs=20, batch_size=128, lr=1e-3)
+    elif family == "sklearn digits":
+        ours = dict(code=8, layers=(32,), activation="elu", epochs=100, batch_size=32, lr=1e-3)
+    else:
+        ours = dict(code=4, layers=(16,), activation="elu", epochs=100, batch_size=32, lr=3e-3, weight_decay=1e-4)
+    return {
+        "aekit": lambda: AutoencoderOutlierDetector(**ours, random_state=0),
+        "PyOD AutoEncoder": lambda: AutoEncoder(random_state=0, verbose=0),
+        "PyOD VAE": lambda: VAE(random_state=0, verbose=0),
+        "IsolationForest": lambda: IsolationForest(random_state=0),
+    }
+
+
+def outlier_scores(det: Any, x: np.ndarray) -> np.ndarray:
+    """Higher = more abnormal, whatever the library's sign convention."""
+    if hasattr(det, "decision_scores_"):  # PyOD: decision_function is already "higher is abnormal"
+        return det.decision_function(x)
+    return -det.score_samples(x)  # scikit-learn's convention, which aekit follows
+
+
+def run_family(family: str, tasks: Iterator[Task]) -> list[dict[str, Any]]:
+    rows = []
+    for name, xtr, xte, is_out in tasks:
+        for method, make in detectors(family, xtr.shape[1]).items():
+            det = make()
+            t0 = time.perf_counter()
+            det.fit(xtr.astype(np.float32))
+            fit_s = time.perf_counter() - t0
+            s = outlier_scores(det, xte.astype(np.float32))
+            rows.append({"family": family, "task": name, "method": method, "auroc": float(roc_auc_score(is_out, s)),
+                         "ap": float(average_precision_score(is_out, s)), "fit_seconds": round(fit_s, 2)})
+            print(f"{family:<15} {name:<9} {method:<17} AUROC {rows[-1]['auroc']:.4f}  AP {rows[-1]['ap']:.4f}  "
+                  f"fit {fit_s:.1f}s", flush=True)
+    return rows
+
+
+def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for family in dict.fromkeys(r["family"] for r in rows):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            rs = [r for r in rows if r["family"] == family and r["method"] == method]
+            out.append({"family": family, "method": method, "mean_auroc": float(np.mean([r["auroc"] for r in rs])),
+                        "mean_ap": float(np.mean([r["ap"] for r in rs])),
+                        "fit_seconds": round(sum(r["fit_seconds"] for r in rs), 1), "tasks": len(rs)})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared/datasets/mnist"))
+    ap.add_argument("--quick", action="store_true", help="MNIST digits 0 and 1 only, sklearn digits 0-2, 2 seeds")
+    ap.add_argument("--out", default="benchmarks/results/outliers.json")
+    args = ap.parse_args()
+    mnist_digits, sk_digits, seeds = ([0, 1], [0, 1, 2], 2) if args.quick else (list(range(10)), list(range(10)), 5)
+    t0 = time.perf_counter()
+    rows = run_family("mnist", mnist_tasks(args.data_dir, mnist_digits))
+    rows += run_family("sklearn digits", sk_digits_tasks(sk_digits))
+    rows += run_family("breast cancer", breast_cancer_tasks(seeds))
+    table = summary(rows)
+    print(f"\n{'family':<15} {'method':<17} {'mean AUROC':>10} {'mean AP':>8} {'fit s':>7}")
+    for r in table:
+        print(f"{r['family']:<15} {r['method']:<17} {r['mean_auroc']:>10.4f} {r['mean_ap']:>8.4f} "
+              f"{r['fit_seconds']:>7.1f}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"config": vars(args), "summary": table, "rows": rows,
+                               "seconds": round(time.perf_counter() - t0, 1)}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
