@@ -42,6 +42,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start(app) -> tuple[uvicorn.Server, threading.Thread, str]:
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline and t.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    return srv, t, f"http://127.0.0.1:{port}/"
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
@@ -51,15 +63,8 @@ def server(tmp_path_factory):
     info = json.loads((evil / "config.json").read_text())
     info["data"]["name"] = XSS
     (evil / "config.json").write_text(json.dumps(info))
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(runs_root=root), host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline and t.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
+    srv, t, url = start(create_app(runs_root=root))
+    yield url
     srv.should_exit = True
     t.join(10)
 
@@ -175,3 +180,21 @@ def test_train_panel_streams_the_loss_and_adds_the_run(page):
     page.wait_for_function("() => document.querySelectorAll('#run option').length === 3")
     assert "epoch 1/1" in page.locator("#job-status").inner_text()
     assert not page.errors, page.errors
+
+
+def test_the_page_sends_the_token_from_its_url(browser, tmp_path_factory):
+    root = tmp_path_factory.mktemp("token-runs")
+    tiny_run(root, tmp_path_factory)
+    srv, t, url = start(create_app(runs_root=root, token="s3cret"))
+    try:
+        ctx = browser.new_context()
+        pg = ctx.new_page()
+        pg.goto(url)  # no token: the page says what is missing
+        pg.wait_for_function("() => document.getElementById('status').textContent.includes('bearer token')")
+        pg.goto(url + "#token=s3cret")
+        pg.reload()
+        pg.wait_for_function("() => document.getElementById('score').textContent.length > 0", timeout=20000)
+        ctx.close()
+    finally:
+        srv.should_exit = True
+        t.join(10)
