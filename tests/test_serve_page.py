@@ -179,6 +179,7 @@ def test_train_panel_streams_the_loss_and_adds_the_run(page):
     page.wait_for_function("() => document.getElementById('job-status').textContent.includes('done')", timeout=60000)
     page.wait_for_function("() => document.querySelectorAll('#run option').length === 3")
     assert "epoch 1/1" in page.locator("#job-status").inner_text()
+    assert page.locator("#job-preview canvas").count() == 12  # 6 test images above their reconstructions
     assert not page.errors, page.errors
 
 

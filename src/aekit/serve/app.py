@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aekit.errors import AekitError
 from aekit.serve import inputs, work
-from aekit.serve.jobs import PRESETS, JobQueue
+from aekit.serve.jobs import PRESETS, JobQueue, preview
 from aekit.serve.runs import RunNotFound, RunStore, Served, find_runs
 
 MAX_BODY = 2 * 1024 * 1024
@@ -257,8 +257,13 @@ def _task_routes(app: FastAPI, store: RunStore) -> None:
 def _events(queue: JobQueue, jid: int) -> Any:
     """Server-sent events: the job's status and finished epochs, whenever they change, until it ends."""
     job, last, deadline = queue.get(jid), None, time.monotonic() + 24 * 3600
+    shown: tuple[int, Any] = (-1, None)  # (epochs, preview): reconstructions only when an epoch ends
     while time.monotonic() < deadline:
         now = {**job.public(), "metrics": job.metrics()}
+        if len(now["metrics"]) != shown[0] and (now["metrics"] or job.status == "done"):
+            p = preview(job.out)
+            shown = (len(now["metrics"]), None if p is None else answer(p, False))
+        now["preview"] = shown[1]
         if now != last:
             yield f"data: {json.dumps(now)}\n\n"
             last = now

@@ -31,6 +31,22 @@ PRESETS: dict[str, list[str]] = {
 RECIPE = "recipe:"  # a preset "recipe:NAME.toml" is a recipe of the server's configs folder
 DATASETS = ("mnist-mini",)  # shipped with aekit: a job never reads a path a request names
 MAX_QUEUE = 8
+N_PREVIEW = 6
+
+
+def preview(out: Path, n: int = N_PREVIEW) -> dict[str, Any] | None:
+    """The first test images and their reconstructions by the best weights so far (None before any)."""
+    import numpy as np
+
+    from aekit.metrics import as_float
+    from aekit.run import open_run
+
+    try:
+        o = open_run(out, ("autoencoder",))  # the weights file is replaced atomically: never half-read
+        x = as_float(np.asarray(o.split("test").x[:n]))
+    except (AekitError, OSError):
+        return None
+    return {"originals": x, "recons": o.model.reconstruct(x)}
 
 
 @dataclass

@@ -318,6 +318,17 @@ function drawLoss(metrics) {
   }
 }
 
+// Originals above reconstructions by the best weights so far, one small canvas per image.
+function drawPreview(p) {
+  const box = $("job-preview"), [n, ...shape] = p.originals.shape, size = shape.reduce((a, b) => a * b, 1);
+  box.replaceChildren();
+  for (const batch of [p.originals, p.recons]) for (let i = 0; i < n; i++) {
+    const c = document.createElement("canvas");
+    drawImage(c, { shape, data: batch.data.slice(i * size, (i + 1) * size) });
+    box.append(c);
+  }
+}
+
 async function showJobs() {
   const { presets, jobs } = await api("jobs");
   const sel = $("preset");
@@ -357,6 +368,7 @@ async function follow(id) {
       if (!line.startsWith("data: ")) continue;
       last = JSON.parse(line.slice(6));
       drawLoss(last.metrics);
+      if (last.preview) drawPreview(last.preview);
       const ep = last.metrics.length ? last.metrics[last.metrics.length - 1] : null;
       $("job-status").textContent = `job #${last.id}: ${last.status}` +
         (ep ? `, epoch ${ep.epoch}/${last.epochs}, train ${ep.train_loss.toFixed(4)}` : "");
