@@ -58,3 +58,17 @@ def test_deterministic_must_be_true_or_false(value, tmp_path, capsys):
     cfg.write_text(f"[train]\ndeterministic = {json.dumps(value)}\n")
     assert_one_line_error(["train", "--config", cfg, "--epochs", "1", "--max-steps", "1", "--quiet",
                            "--out", tmp_path / "r"], capsys, "deterministic")
+
+
+def test_runs_from_before_deterministic_still_resume(tmp_path, capsys):
+    d = tmp_path / "old"
+    rc, _, err = run_cli(["train", *FLAGS, "--epochs", "1", "--device", "cpu", "--out", d], capsys)
+    assert rc == 0, err
+    cfg = json.loads((d / "config.json").read_text())
+    del cfg["run"]["train"]["deterministic"], cfg["run"]["train"]["tensorboard"]  # as an older aekit wrote it
+    (d / "config.json").write_text(json.dumps(cfg))
+    rc, _, err = run_cli(["train", *FLAGS, "--device", "cpu", "--out", d, "--resume"], capsys)
+    assert rc == 0, err
+    rc, _, err = run_cli(["train", *FLAGS, "--epochs", "3", "--device", "cpu", "--out", d, "--resume",
+                          "--deterministic"], capsys)
+    assert rc == 2 and "deterministic" in err

@@ -281,6 +281,8 @@ def _differences(saved: Any, new: Any, prefix: str) -> list[str]:
         for k in sorted(set(saved) | set(new)):
             if k in RESUME_SAFE:
                 continue
+            if k not in saved and new.get(k) in (None, False):  # a setting added since, left at its default
+                continue
             out += _differences(saved.get(k), new.get(k), f"{prefix}{k}.")
         return out
     if isinstance(saved, list | tuple) and isinstance(new, list | tuple):
