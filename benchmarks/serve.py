@@ -1,10 +1,17 @@
 """Latency and throughput of ``aekit serve`` over real HTTP (uvicorn on 127.0.0.1, httpx clients).
 
     python benchmarks/serve.py RUN_DIR [--n 50] [--clients 4] [--out benchmarks/results/serve.json]
+    python benchmarks/serve.py RUN_DIR --load 2000 --concurrency 16 [--out benchmarks/results/serve-load.json]
 
 Each API call is timed ``--n`` times after one warm-up call (the first call of a run opens it and,
 for denoise, picks the baseline's setting; that cost is reported on its own); then ``--clients``
 threads send reconstruct requests for a few seconds to measure requests per second.
+
+``--load N``: the load test. ``aekit serve RUN_DIR`` runs in a process of its own (so its memory is
+its own and the clients do not share its interpreter); ``--concurrency`` asyncio clients send N
+reconstruct requests between them, each a drawn-digit-sized array of 784 numbers; the table gives
+p50/p95/p99 latency, requests/s over the whole run, errors and the server's peak resident memory
+(VmHWM). Goal (issue 13): >= 400 requests/s, p95 <= 25 ms, 0 errors, RSS <= 600 MB.
 """
 
 from __future__ import annotations
@@ -68,13 +75,92 @@ def throughput(base: str, clients: int, seconds: float = 5.0) -> float:
     return sum(counts) / seconds
 
 
+def load_test(run: str, total: int, concurrency: int) -> dict:
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "aekit", "serve", run, "--port", str(port), "--runs",
+                               str(Path(run).parent)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    base = f"http://127.0.0.1:{port}/api/runs/{Path(run).name}/reconstruct"
+    rng = __import__("random").Random(0)
+    bodies = [{"image": [round(rng.random(), 3) for _ in range(784)]} for _ in range(16)]
+    try:
+        deadline = time.time() + 120
+        while True:  # wait until it answers, then warm up (the first call opens the run)
+            try:
+                httpx.post(base, json=bodies[0], timeout=60).raise_for_status()
+                break
+            except httpx.TransportError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise SystemExit("aekit serve did not start") from None
+                time.sleep(0.2)
+        latencies: list[float] = []
+        errors = 0
+
+        async def client(k: int, n: int, c: httpx.AsyncClient) -> None:
+            nonlocal errors
+            for i in range(n):
+                t = time.perf_counter()
+                r = await c.post(base, json=bodies[(k + i) % len(bodies)])
+                latencies.append(time.perf_counter() - t)
+                errors += r.status_code != 200
+
+        async def run_all() -> float:
+            limits = httpx.Limits(max_connections=concurrency)
+            async with httpx.AsyncClient(timeout=60, limits=limits) as c:
+                t = time.perf_counter()
+                share = [total // concurrency + (k < total % concurrency) for k in range(concurrency)]
+                await asyncio.gather(*(client(k, share[k], c) for k in range(concurrency)))
+                return time.perf_counter() - t
+
+        cpu0 = _cpu_seconds(server.pid)
+        wall = asyncio.run(run_all())
+        server_cpu = _cpu_seconds(server.pid) - cpu0
+        status = Path(f"/proc/{server.pid}/status").read_text()
+        rss_mb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
+    finally:
+        server.terminate()
+        server.wait(30)
+    lat = sorted(latencies)
+    pct = {f"p{q}_ms": lat[min(len(lat) - 1, int(q / 100 * len(lat)))] * 1e3 for q in (50, 95, 99)}
+    return {"run": run, "requests": total, "concurrency": concurrency, "errors": errors,
+            "requests_per_s": total / wall, **pct, "server_peak_rss_mb": rss_mb, "cpus": os.cpu_count(),
+            "server_cpu_ms_per_request": server_cpu / total * 1e3, "wall_s": wall}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (to tell the server's share of the machine)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run")
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--clients", type=int, default=4)
-    ap.add_argument("--out", default="benchmarks/results/serve.json")
+    ap.add_argument("--out", default=None, help="JSON file (default benchmarks/results/serve[-load].json)")
+    ap.add_argument("--load", type=int, metavar="N", help="the load test: N reconstruct requests (see above)")
+    ap.add_argument("--concurrency", type=int, default=16)
     a = ap.parse_args()
+    if a.load:
+        r = load_test(a.run, a.load, a.concurrency)
+        print(f"{r['requests']} reconstruct requests, {r['concurrency']} at a time: {r['requests_per_s']:.0f} "
+              f"requests/s, p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+              f"{r['errors']} errors, server peak RSS {r['server_peak_rss_mb']:.0f} MB, "
+              f"server CPU {r['server_cpu_ms_per_request']:.2f} ms a request")
+        out = Path(a.out or "benchmarks/results/serve-load.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(r, indent=2) + "\n")
+        print(f"wrote {out}")
+        return
     srv, base = start(a.run)
     rows = {}
     with httpx.Client(timeout=120) as c:
@@ -88,7 +174,7 @@ def main() -> None:
     rps = throughput(base, a.clients)
     print(f"reconstruct, {a.clients} clients: {rps:.0f} requests/s")
     srv.should_exit = True
-    out = Path(a.out)
+    out = Path(a.out or "benchmarks/results/serve.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"run": a.run, "n": a.n, "calls": rows, "clients": a.clients,
                                "reconstruct_requests_per_s": rps}, indent=2) + "\n")

@@ -95,6 +95,12 @@ def pick(s: Served, image: ImageField, index: int | None, field: str = "image") 
     return s.test_x[index]
 
 
+def reply(content: dict[str, Any]) -> JSONResponse:
+    """The answer as JSON, serialised once: handing FastAPI a dict of 2,000-number lists makes it
+    walk every number through ``jsonable_encoder`` first (2.4 ms of a 4.5 ms call)."""
+    return JSONResponse(content)
+
+
 def answer(result: dict[str, Any], png: bool) -> dict[str, Any]:
     """Images (NumPy arrays) as flat lists rounded to 4 digits with their shape, or as base64 PNG."""
     out: dict[str, Any] = {}
@@ -199,7 +205,7 @@ def _use_routes(app: FastAPI, store: RunStore) -> None:
         if len(z) != s.model.code_size or not np.isfinite(z).all() or np.abs(z).max() > 1e6:
             raise AekitError(f"code: expected {s.model.code_size} finite numbers (|z| <= 1e6)")
         with s.lock:
-            return answer({"image": s.model.decode(z[None].astype(np.float32))[0]}, req.png)
+            return reply(answer({"image": s.model.decode(z[None].astype(np.float32))[0]}, req.png))
 
     @app.post("/api/runs/{rid}/anomaly", summary="Anomaly score (squared error) against the run's threshold")
     def anomaly(rid: str, req: ImageReq) -> dict[str, Any]:
@@ -211,8 +217,9 @@ def _use_routes(app: FastAPI, store: RunStore) -> None:
     @app.post("/api/runs/{rid}/reconstruct", summary="Reconstruction, code, error map and anomaly score")
     def reconstruct(rid: str, req: ImageReq) -> dict[str, Any]:
         s = store.get(rid)
-        with s.lock:
-            return answer(work.reconstruct(s, pick(s, req.image, req.index)), req.png)
+        with s.lock:  # the model and its caches are shared; the answer is serialised outside the lock
+            r = work.reconstruct(s, pick(s, req.image, req.index))
+        return reply(answer(r, req.png))
 
 
 def _task_routes(app: FastAPI, store: RunStore) -> None:
@@ -222,7 +229,8 @@ def _task_routes(app: FastAPI, store: RunStore) -> None:
         if req.noise != "gaussian" and req.level >= 1:
             raise AekitError("level: a fraction for masking and salt-pepper noise must lie below 1")
         with s.lock:
-            return answer(work.denoise(s, pick(s, req.image, req.index), req.noise, req.level, req.seed), req.png)
+            r = work.denoise(s, pick(s, req.image, req.index), req.noise, req.level, req.seed)
+        return reply(answer(r, req.png))
 
     @app.post("/api/runs/{rid}/inpaint", summary="Model fill vs mean-image fill of the missing pixels")
     def inpaint(rid: str, req: InpaintReq) -> dict[str, Any]:
@@ -232,14 +240,14 @@ def _task_routes(app: FastAPI, store: RunStore) -> None:
         x = pick(s, req.image, req.index)
         mask = work.parse_mask(s, req.mask) if isinstance(req.mask, str) else inputs.mask_array(req.mask, s.shape[1:])
         with s.lock:
-            return answer(work.inpaint(s, x, mask, req.iters), req.png)
+            return reply(answer(work.inpaint(s, x, mask, req.iters), req.png))
 
     @app.post("/api/runs/{rid}/interpolate", summary="The decoded point at weight t between two codes")
     def interpolate(rid: str, req: BlendReq) -> dict[str, Any]:
         s = store.get(rid)
         a, b = pick(s, req.a, req.a_index, "a"), pick(s, req.b, req.b_index, "b")
         with s.lock:
-            return answer(work.blend(s, a, b, req.t), req.png)
+            return reply(answer(work.blend(s, a, b, req.t), req.png))
 
     @app.get("/api/runs/{rid}/latent", summary="The test images' codes in 2-D, with labels")
     def latent(rid: str) -> dict[str, Any]:
@@ -251,7 +259,7 @@ def _task_routes(app: FastAPI, store: RunStore) -> None:
     def latent_decode(rid: str, req: PointReq) -> dict[str, Any]:
         s = store.get(rid)
         with s.lock:
-            return answer({"image": work.decode_point(s, req.x, req.y)}, req.png)
+            return reply(answer({"image": work.decode_point(s, req.x, req.y)}, req.png))
 
 
 def _events(queue: JobQueue, jid: int) -> Any:

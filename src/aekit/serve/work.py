@@ -20,10 +20,14 @@ MASK_KINDS = ("center:", "random:", "rows:")
 
 def reconstruct(s: Served, x: np.ndarray) -> dict[str, Any]:
     """Reconstruction, code, per-pixel error map and the anomaly score against the run's threshold."""
-    recon = s.model.reconstruct(x[None])[0]
+    import torch
+
+    with torch.inference_mode():  # one pass gives both the code and the reconstruction
+        out = s.model(torch.from_numpy(np.ascontiguousarray(x[None], dtype=np.float32)))
+    recon, code = out.recon[0].float().numpy(), out.code[0].float().numpy()
     err = np.square(x - recon)
     score = float(err.sum())
-    return {"input": x, "recon": recon, "code": s.model.encode(x[None])[0], "error_map": err,
+    return {"input": x, "recon": recon, "code": code, "error_map": err,
             "score": score, "threshold": s.threshold, "anomaly": score > s.threshold}
 
 
