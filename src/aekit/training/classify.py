@@ -80,8 +80,9 @@ def random_shift(x: torch.Tensor, s: int, generator: torch.Generator) -> torch.T
     """Each image of (B, C, H, W) moved by its own integer offset in [-s, s] both ways, zero-filled."""
     b, _, h, w = x.shape
     xp = F.pad(x, (s, s, s, s))
-    oy = torch.randint(0, 2 * s + 1, (b, 1), generator=generator).to(x.device)
-    ox = torch.randint(0, 2 * s + 1, (b, 1), generator=generator).to(x.device)
+    # Drawn where the generator lives (the loop's augmentation generator is on the training device).
+    oy = torch.randint(0, 2 * s + 1, (b, 1), generator=generator, device=generator.device).to(x.device)
+    ox = torch.randint(0, 2 * s + 1, (b, 1), generator=generator, device=generator.device).to(x.device)
     rows = oy + torch.arange(h, device=x.device)  # (B, H)
     cols = ox + torch.arange(w, device=x.device)  # (B, W)
     bi = torch.arange(b, device=x.device)[:, None, None]

@@ -46,7 +46,8 @@ def own_guesses(model: Autoencoder, noise: Noise, xb: torch.Tensor,
     ``xb`` with the model's first pass in the square.
     """
     filled, mask = noise.block(xb, generator)
-    passes = GUESS_PASSES[int(torch.randint(len(GUESS_PASSES), (1,), generator=generator))]
+    # device=: on CUDA the noise generator is a CUDA one, and randint refuses a generator elsewhere.
+    passes = GUESS_PASSES[int(torch.randint(len(GUESS_PASSES), (1,), generator=generator, device=generator.device))]
     cur = first = torch.where(mask, model(filled).recon.to(xb.dtype), xb)
     for _ in range(passes - 1):
         cur = torch.where(mask, model(cur).recon.to(xb.dtype), xb)
