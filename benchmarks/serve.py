@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
-import uvicorn
 
 from aekit.serve.app import create_app
+from aekit.serve.background import free_port, serve_in_thread
 
 CALLS = {
     "reconstruct (index)": ("POST", "reconstruct", {"index": 0}),
@@ -39,15 +39,9 @@ CALLS = {
 }
 
 
-def start(run: str) -> tuple[uvicorn.Server, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(run), host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=srv.run, daemon=True).start()
-    while not srv.started:
-        time.sleep(0.05)
-    return srv, f"http://127.0.0.1:{port}/api/runs/{Path(run).name}/"
+def start(run: str) -> tuple[Any, str]:
+    srv, _, url = serve_in_thread(create_app(run))
+    return srv, f"{url}api/runs/{Path(run).name}/"
 
 
 def timed(c: httpx.Client, method: str, url: str, body: dict | None) -> float:
@@ -81,9 +75,7 @@ def load_test(run: str, total: int, concurrency: int) -> dict:
     import subprocess
     import sys
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "aekit", "serve", run, "--port", str(port), "--runs",
                                str(Path(run).parent)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     base = f"http://127.0.0.1:{port}/api/runs/{Path(run).name}/reconstruct"

@@ -9,29 +9,21 @@ Playwright (no browser download); draws a stroke so the panels show a drawn digi
 from __future__ import annotations
 
 import argparse
-import socket
-import threading
-import time
 from pathlib import Path
+from typing import Any
 
-import uvicorn
 from playwright.sync_api import sync_playwright
 
 from aekit.serve.app import create_app
+from aekit.serve.background import serve_in_thread
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 
 
-def serve(run: str) -> tuple[uvicorn.Server, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(run), host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=srv.run, daemon=True).start()
-    while not srv.started:
-        time.sleep(0.05)
-    return srv, f"http://127.0.0.1:{port}/"
+def serve(run: str) -> tuple[Any, str]:
+    srv, _, url = serve_in_thread(create_app(run))
+    return srv, url
 
 
 def settle(page) -> None:

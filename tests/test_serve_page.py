@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import threading
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,31 +26,17 @@ if not os.access(CHROMIUM, os.X_OK):
     pytest.skip(f"no browser at {CHROMIUM}: install Debian's chromium (apt-get install chromium) to run the page "
                 "tests", allow_module_level=True)
 
-import uvicorn  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from aekit.serve.app import create_app  # noqa: E402
+from aekit.serve.background import serve_in_thread  # noqa: E402
 from tests.servehelp import tiny_run  # noqa: E402
 
 XSS = "<img src=x id=pwned onerror=alert(1)><script>alert(2)</script>"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(app) -> tuple[uvicorn.Server, threading.Thread, str]:
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline and t.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    return srv, t, f"http://127.0.0.1:{port}/"
+def start(app) -> tuple[Any, threading.Thread, str]:
+    return serve_in_thread(app)
 
 
 @pytest.fixture(scope="module")
