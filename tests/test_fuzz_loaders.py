@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from aekit.config import load_config
 from aekit.errors import AekitError
 from aekit.run import open_run, read_config
-from tests.test_fuzz_readers import SLACK, mutate, read_bounded
+from tests.test_fuzz_readers import SLACK, mutate, mutated_or_random, read_bounded
 
 # AEKIT_FUZZ_EXAMPLES=5000 for a deeper run by hand; CI keeps 150 per test (a few seconds in all).
 FUZZ = settings(max_examples=int(os.environ.get("AEKIT_FUZZ_EXAMPLES", "150")), derandomize=True, database=None,
@@ -134,10 +134,7 @@ TOML_ALPHABET = st.sampled_from([*b"[]{}=.,\"'#\n \t-+_01239eEinfatrulsdmoc", 0,
 @FUZZ
 @given(seed=st.sampled_from(TOML_SEEDS), data=st.data())
 def test_toml_config_text_and_bytes(workdir: Path, seed: bytes, data: st.DataObject) -> None:
-    if data.draw(st.booleans()):
-        body = mutate(seed, data.draw, len(seed))
-    else:
-        body = bytes(data.draw(st.lists(TOML_ALPHABET, max_size=200)))
+    body = mutated_or_random(seed, TOML_ALPHABET, data.draw)
     path = workdir / "c.toml"
     path.write_bytes(body)
     # tomllib builds strings, lists and dicts from the text: a few hundred bytes per character at most

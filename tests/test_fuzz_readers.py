@@ -61,6 +61,13 @@ def mutate(data: bytes, draw: Callable[..., Any], hot: int) -> bytes:
     return bytes(b)
 
 
+def mutated_or_random(seed: bytes, alphabet: st.SearchStrategy[int], draw: Callable[..., Any]) -> bytes:
+    """A text file's bytes: ``seed`` mutated, or up to 200 bytes drawn from ``alphabet``."""
+    if draw(st.booleans()):
+        return mutate(seed, draw, len(seed))
+    return bytes(draw(st.lists(alphabet, max_size=200)))
+
+
 def read_bounded(read: Callable[[], Any], limit: int) -> Any:
     """``read()`` under tracemalloc: AekitError or a result, and a traced peak under ``limit`` bytes."""
     tracemalloc.start()
@@ -122,10 +129,7 @@ CSV_ALPHABET = st.sampled_from([*b"0123456789.,;-+eE\n\r\t \"'abnifINF", 0, 0xC3
 @FUZZ
 @given(seed=st.sampled_from(CSV_SEEDS), data=st.data())
 def test_csv_reader(workdir: Path, seed: bytes, data: st.DataObject) -> None:
-    if data.draw(st.booleans()):
-        body = mutate(seed, data.draw, len(seed))
-    else:
-        body = bytes(data.draw(st.lists(CSV_ALPHABET, max_size=200)))
+    body = mutated_or_random(seed, CSV_ALPHABET, data.draw)
     path = workdir / "x.csv"
     path.write_bytes(body)
     # Python's csv module holds a row as strings (~60 bytes a cell): transient, a multiple of the row.
