@@ -19,6 +19,7 @@ final weights equal an uninterrupted run's.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -113,6 +114,7 @@ class Objective:
     """What the loop trains for. This one: reconstruct the clean batch from its corrupted copy."""
 
     min_steps_per_epoch = 1  # small labelled sets are cycled to make epochs of at least this many steps
+    uses_labels = False  # whether batches carry their labels (``yb`` in :meth:`inputs`)
 
     def __init__(self, corruption: Corruption | None = None) -> None:
         self.corruption = corruption
@@ -174,7 +176,12 @@ class Trainer:
         # A memory-mapped split stays on disk: batches are read from the file (aekit.data.mapped.RowReader).
         self.x = mapped.RowReader(train.x) if mapped.is_mapped(train.x) else to_tensor(train.x, device)
         self.n_rows = len(train.x)
-        self.y = to_tensor(train.y.astype(np.int64), device) if getattr(objective, "uses_labels", False) else None
+        # The schedule of every epoch: batches of `batch` rows, `per_pass` of them in one pass over
+        # the data, `epoch_steps` in an epoch (several passes where the objective wants more steps).
+        self.batch = min(cfg.batch_size, self.n_rows)
+        self.per_pass = math.ceil(self.n_rows / self.batch)
+        self.epoch_steps = max(self.per_pass, objective.min_steps_per_epoch)
+        self.y = to_tensor(train.y.astype(np.int64), device) if objective.uses_labels else None
         self.x_val = self.y_val = None
         if val is not None and len(val):
             self.x_val = val.x if mapped.is_mapped(val.x) else to_tensor(val.x, device)
@@ -206,24 +213,15 @@ class Trainer:
         self.stop = _Stop()
 
     # --- the schedule of one epoch -------------------------------------------------------------
-    def steps_per_epoch(self) -> tuple[int, int]:
-        """(steps in an epoch, batches in one pass over the data)."""
-        bs = min(self.cfg.batch_size, self.n_rows)
-        per_pass = math.ceil(self.n_rows / bs)
-        return max(per_pass, self.obj.min_steps_per_epoch), per_pass
-
     def epoch_order(self) -> torch.Tensor:
         """Enough permutations of the rows for one epoch's steps (one, unless the data is small)."""
-        steps, per_pass = self.steps_per_epoch()
         self.perm_state = self.gens["perm"].get_state()
-        n = self.n_rows
-        return torch.cat([torch.randperm(n, generator=self.gens["perm"])
-                          for _ in range(math.ceil(steps / per_pass))]).to(self.device)
+        return torch.cat([torch.randperm(self.n_rows, generator=self.gens["perm"])
+                          for _ in range(math.ceil(self.epoch_steps / self.per_pass))]).to(self.device)
 
     def batch_rows(self, perm: torch.Tensor, i: int) -> torch.Tensor:
-        _, per_pass = self.steps_per_epoch()
-        n, bs = self.n_rows, min(self.cfg.batch_size, self.n_rows)
-        rep, j = divmod(i, per_pass)  # batch j of permutation number rep
+        n, bs = self.n_rows, self.batch
+        rep, j = divmod(i, self.per_pass)  # batch j of permutation number rep
         return perm[rep * n + j * bs : rep * n + min((j + 1) * bs, n)]
 
     # --- one step and one epoch ----------------------------------------------------------------
@@ -262,7 +260,7 @@ class Trainer:
         if self.step_in_epoch:  # resumed mid-epoch: the same permutation as the interrupted run
             self.gens["perm"].set_state(self.perm_state)
         perm = self.epoch_order()
-        steps, _ = self.steps_per_epoch()
+        steps = self.epoch_steps
         bar = Progress(steps, f"epoch {self.epoch + 1}/{cfg.epochs}", self.progress)
         bar.update(self.step_in_epoch)
         while self.step_in_epoch < steps:
@@ -399,7 +397,8 @@ class Trainer:
         t_start = time.perf_counter()
         if resume:
             self.restore()
-        with self.stop if self.writes and self.world == 1 else _NoStop():
+        # Where no checkpoint can be written (no run folder, another rank), signals keep their default.
+        with self.stop if self.writes and self.world == 1 else contextlib.nullcontext():
             while self.epoch < self.cfg.epochs and not self.res.stopped_early:
                 seconds = self.train_epoch()
                 self.end_epoch(seconds)
@@ -416,18 +415,6 @@ class Trainer:
             self.model.load_state_dict(self.best_state)
         elif self.out is not None and (self.out / "model.safetensors").is_file():
             self.model.load_state_dict(ckpt.load_tensors(self.out / "model.safetensors"))
-
-
-class _NoStop:
-    """Where no checkpoint can be written (no run folder, another rank), signals keep their default."""
-
-    signum = None
-
-    def __enter__(self) -> _NoStop:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def fit(
