@@ -239,10 +239,11 @@ def finetune(pretrained: Any, labels: int | str = "all", stage: str = "both", in
     plan = job.plan(o, ds)
     if out is None:
         return job.run(plan, None, resume=False, progress=progress)
+    info = make_config("classifier", **plan.tables)
     with RunWriter(out, "classifier", resume, quiet=progress is False) as w:
-        w.begin(plan.info)
+        w.begin(info)
         summary = job.run(plan, Path(out), resume=w.resuming, progress=progress)
-        w.finish(plan.info)
+        w.finish(info)
     return summary
 
 

@@ -26,9 +26,10 @@ from aekit.training.classify import INITS, STAGES, accuracy, finetune_stages, la
 
 @dataclass
 class Plan:
-    """What a fine-tuning run trains: the classifier, its data, and the config.json to write."""
+    """What a fine-tuning run trains: the classifier, its data, and the tables of its config.json
+    (``model``, ``run``, ``data``, ``n_classes``, ``finetune``; :func:`aekit.run.make_config` adds the rest)."""
 
-    info: dict[str, Any]
+    tables: dict[str, Any]
     model: Classifier
     train: Split
     val: Split
@@ -92,12 +93,9 @@ class FinetuneJob:
             mc = ae.config()
             ae = create_model(mc.pop("name"), tuple(mc.pop("input_shape")), **mc)
         model = Classifier(ae.encoder, ae.code_size, n_classes, self.dropout, tuple(ae.input_shape)).to(device)
-        from aekit import __version__
-
-        info = {"format": 1, "kind": "classifier", "aekit_version": __version__, "model": ae.config(),
-                "run": pretrained.info.get("run", {}), "data": ds.describe(), "n_classes": n_classes,
-                "finetune": {**asdict(self), "pretrained": str(pretrained.dir)}}
-        return Plan(info, model, tr, va, ds.test)
+        tables = {"model": ae.config(), "run": pretrained.info.get("run", {}), "data": ds.describe(),
+                  "n_classes": n_classes, "finetune": {**asdict(self), "pretrained": str(pretrained.dir)}}
+        return Plan(tables, model, tr, va, ds.test)
 
     def run(self, plan: Plan, out: Path | None, *, resume: bool, progress: bool | None) -> dict[str, Any]:
         stages = ["top", "all"] if self.stage == "both" else [self.stage]
@@ -105,7 +103,7 @@ class FinetuneJob:
                                   shift=self.shift, resume=resume, progress=progress)
         test_acc = accuracy(plan.model, plan.test.x, plan.test.y)
         summary = {"labels": len(plan.train), "n_val": len(plan.val), "stage": self.stage, "init": self.init,
-                   "n_classes": plan.info["n_classes"], "stages": [asdict(r) for r in results],
+                   "n_classes": plan.tables["n_classes"], "stages": [asdict(r) for r in results],
                    "test_accuracy": test_acc, "test_error_percent": 100 * (1 - test_acc),
                    "seconds": round(sum(r.seconds for r in results), 2)}
         if out is not None:
