@@ -20,9 +20,13 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from aekit.errors import AekitError
-
-# read_json and write_json are re-exported for the training loop and older callers.
-from aekit.io import atomic_write_bytes, dumps, fsync_dir, open_plain, read_json, write_json  # noqa: F401
+from aekit.io import (
+    atomic_write_bytes,
+    dumps,
+    fsync_dir,
+    open_plain,
+    write_json,  # noqa: F401  (importable from here, as before aekit.io existed)
+)
 
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
