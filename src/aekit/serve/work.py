@@ -13,6 +13,7 @@ import numpy as np
 
 from aekit.errors import AekitError
 from aekit.serve.runs import Served
+from aekit.tasks.anomaly import score_of
 
 N_CHOOSE = 100  # validation images a denoising baseline's setting is chosen on
 MASK_KINDS = ("center:", "random:", "rows:")
@@ -26,7 +27,7 @@ def reconstruct(s: Served, x: np.ndarray) -> dict[str, Any]:
         out = s.model(torch.from_numpy(np.ascontiguousarray(x[None], dtype=np.float32)))
     recon, code = out.recon[0].float().numpy(), out.code[0].float().numpy()
     err = np.square(x - recon)
-    score = float(err.sum())
+    score = float(score_of(err[None])[0])  # the one definition, as `aekit anomaly` and the threshold use
     return {"input": x, "recon": recon, "code": code, "error_map": err,
             "score": score, "threshold": s.threshold, "anomaly": score > s.threshold}
 
