@@ -43,7 +43,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     shown = "localhost" if args.host in ("0.0.0.0", "::") else args.host
     print(f"aekit serve: http://{shown}:{args.port}/" + (f"#token={args.token}" if args.token else "")
           + "  (Ctrl-C stops it)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    import torch
+
+    if args.threads < 1:
+        raise AekitError(f"--threads must be at least 1, got {args.threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        torch.set_num_threads(before)  # for a caller in the same process (the tests)
     return 0
 
 
@@ -54,6 +63,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every API call")
+    s.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch threads for the model (default 1: a pass over one image, or the few that arrive "
+                        "together, is fastest on one, and the other cores are left to the requests' parsing)")
     s.add_argument("--configs", default="configs", metavar="DIR",
                    help="recipes (*.toml) the Train panel offers, besides its presets (default configs/)")
     s.set_defaults(func=cmd_serve)

@@ -123,9 +123,14 @@ class RunStore:
     def listing(self) -> list[dict[str, Any]]:
         return [describe(rid, d) for rid, d in list(self.dirs.items())]  # a job may add one meanwhile
 
-    def get(self, rid: str) -> Served:
+    def opened(self, rid: str) -> Served | None:
+        """The run if it is open already, None if it is not yet (opening it takes seconds)."""
         if not ID_RE.fullmatch(rid) or rid not in self.dirs:
             raise RunNotFound(rid)
+        return self._served.get(rid)
+
+    def get(self, rid: str) -> Served:
+        self.opened(rid)
         with self._lock:
             if rid not in self._served:
                 self._served[rid] = self._open(rid)

@@ -1,0 +1,120 @@
+"""The API's JSON in and out, without a walk of the framework's over every number.
+
+In: a body is parsed once with :func:`json.loads` and its fields checked here (:func:`fields`), with
+the strictness of a pydantic model in strict mode (no ``1.0`` or ``true`` for an integer, no ``"1"``
+for a number, no unknown field), each refusal an :class:`AekitError` naming the field (422).
+Validating a 784-number list through a model took longer than the model's forward pass.
+
+Out: :func:`dumps` writes an answer (images as ``{"shape", "data"}`` rounded to 4 digits, or base64
+PNG) as the same bytes ``json.dumps`` would, but each number in [-1, 1] comes from a table of the
+20,001 four-digit strings instead of being formatted: 25 µs instead of 300 µs for 784 numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from aekit.errors import AekitError
+from aekit.serve import inputs
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_STEPS = 10**4  # 4 decimal digits
+# repr(k / 10**4) for k in -10**4..10**4: the text json.dumps gives np.round(v, 4) for v in [-1, 1]
+# (np.round computes rint(v * 10**4) / 10**4, and k / 10**4 is the correctly rounded quotient too).
+_TABLE = np.array([repr(k / _STEPS) for k in range(-_STEPS, _STEPS + 1)], dtype=object)
+
+
+def numbers(v: np.ndarray) -> str:
+    """``json.dumps(np.round(v.astype(np.float64), 4).ravel().tolist())``, compact, via the table."""
+    k = np.rint(v.astype(np.float64).ravel() * _STEPS)
+    if not np.isfinite(k).all():
+        raise ValueError("Out of range float values are not JSON compliant")  # as json.dumps(allow_nan=False)
+    odd = (np.abs(k) > _STEPS) | ((k == 0) & np.signbit(k))  # outside [-1, 1], or -0.0
+    words = _TABLE[np.where(odd, 0, k).astype(np.intp) + _STEPS]
+    if odd.any():  # a linear code, an unbounded output: formatted one by one, as json.dumps does
+        words[odd] = [repr(z) for z in (k[odd] / _STEPS).tolist()]
+    return "[" + ",".join(words.tolist()) + "]"
+
+
+def _png(v: np.ndarray) -> str:
+    return inputs.png_base64(v if v.ndim == 3 else v[None])
+
+
+def answer(result: dict[str, Any], png: bool) -> dict[str, Any]:
+    """An answer as a dict for the framework to serialise (what :func:`dumps` writes directly)."""
+    out: dict[str, Any] = {}
+    for k, v in result.items():
+        if isinstance(v, np.ndarray) and v.ndim >= 2 and png:
+            out[k] = _png(v)
+        elif isinstance(v, np.ndarray):
+            out[k] = {"shape": list(v.shape), "data": np.round(v.astype(np.float64), 4).ravel().tolist()}
+        else:
+            out[k] = v.item() if isinstance(v, np.generic) else v
+    return out
+
+
+def _value(v: Any, png: bool) -> str:
+    if isinstance(v, np.ndarray) and v.ndim >= 2 and png:
+        return _ENCODE(_png(v))
+    if isinstance(v, np.ndarray):
+        return '{"shape":' + _ENCODE(list(v.shape)) + ',"data":' + numbers(v) + "}"
+    return _ENCODE(v.item() if isinstance(v, np.generic) else v)
+
+
+def dumps(result: dict[str, Any], png: bool = False) -> bytes:
+    """An answer as compact JSON: arrays as flat lists rounded to 4 digits with their shape (or, with
+    ``png``, images as base64 PNG), NumPy scalars as numbers, everything else as :func:`json.dumps`."""
+    return ("{" + ",".join(_ENCODE(k) + ":" + _value(v, png) for k, v in result.items()) + "}").encode()
+
+
+# -- request bodies ---------------------------------------------------------------------------------
+def _image(v: Any) -> bool:
+    return v is None or isinstance(v, str | list)
+
+
+def _index(v: Any) -> bool:
+    return v is None or (isinstance(v, int) and not isinstance(v, bool))
+
+
+def _flag(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _numbers(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(z, int | float) and not isinstance(z, bool) for z in v)
+
+
+# field -> (check, default, what the field takes); a default of ... marks a required field
+Spec = dict[str, tuple[Callable[[Any], bool], Any, str]]
+IMAGE: Spec = {"image": (_image, None, "a base64 PNG, an array of numbers or null"),
+               "index": (_index, None, "an integer or null"),
+               "png": (_flag, False, "true or false")}
+CODE: Spec = {"code": (_numbers, ..., "a list of numbers"), "png": (_flag, False, "true or false")}
+
+
+def fields(body: bytes, content_type: str | None, spec: Spec) -> dict[str, Any]:
+    """The request's fields, checked against ``spec``, with the defaults filled in."""
+    media = (content_type or "application/json").split(";")[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise AekitError("body: expected JSON (Content-Type: application/json)")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise AekitError("body: not valid JSON") from None
+    if not isinstance(data, dict):
+        raise AekitError("body: expected a JSON object")
+    for name in data:
+        if name not in spec:
+            raise AekitError(f"{name}: unknown field; the fields are {', '.join(spec)}")
+    out = {}
+    for name, (ok, default, what) in spec.items():
+        if name not in data and default is ...:
+            raise AekitError(f"{name}: required")
+        out[name] = data.get(name, default)
+        if not ok(out[name]):
+            raise AekitError(f"{name}: expected {what}")
+    return out
