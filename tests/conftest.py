@@ -1,11 +1,37 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", default=os.environ.get("AEKIT_TEST_DEVICE", "cpu"), choices=("cpu", "cuda", "mps"),
+                     help="where the tests train and infer (default $AEKIT_TEST_DEVICE, else cpu): every "
+                     "command that would pick its device itself gets this one")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    name = config.getoption("--device")
+    if name == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise pytest.UsageError("--device cuda: no CUDA GPU is visible to torch here")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"aekit test device: {config.getoption('--device')}"
+
+
+@pytest.fixture(scope="session")
+def device(pytestconfig: pytest.Config) -> str:
+    """The device named by ``--device`` / ``$AEKIT_TEST_DEVICE`` (cpu unless asked)."""
+    return pytestconfig.getoption("--device")
 
 
 @pytest.fixture(scope="session")
@@ -16,8 +42,10 @@ def mnist_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    """No test reads or writes the user's real cache or data folder, or the checkout's runs/."""
+def isolated_cache(tmp_path, monkeypatch, device):
+    """No test reads or writes the user's real cache or data folder, or the checkout's runs/; and
+    ``--device auto`` (every command's default) means the device the suite runs on."""
+    monkeypatch.setenv("AEKIT_DEVICE", device)
     monkeypatch.setenv("AEKIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("AEKIT_RUNS", str(tmp_path / "runs"))
     monkeypatch.delenv("AEKIT_DATA_DIR", raising=False)

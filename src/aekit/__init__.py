@@ -21,6 +21,7 @@ _EXPORTS = {
     "baseline_pca": "aekit.api",
     "encode": "aekit.api",
     "probe": "aekit.api",
+    "latent_map": "aekit.api",
     "interpolate": "aekit.api",
     "inpaint": "aekit.api",
     "anomaly": "aekit.api",

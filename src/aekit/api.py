@@ -47,7 +47,10 @@ def train(config: RunConfig | None = None, out: str | Path | None = None, *, res
                                                    progress=progress)
         if summary:
             w.finish({**info, "metrics": summary["metrics"]})
-    attach(model, OpenRun(out, info, model))
+    o = OpenRun(out, info, model)
+    if dataset is not None:  # the returned model keeps working on the arrays it was trained on
+        o._datasets[(None, None)] = (dataset, cfg)
+    attach(model, o)
     return Run(out, model, summary, cfg)
 
 
@@ -221,19 +224,20 @@ def finetune(pretrained: Any, labels: int | str = "all", stage: str = "both", in
              dropout: float = 0.0, shift: int = 0, schedule: str = "none", weight_decay: float = 0.0,
              dataset: Dataset | None = None, device: str = "auto", resume: bool = False,
              progress: bool | None = None, deterministic: bool = False,
-             tensorboard: str | None = None) -> dict[str, Any]:
+             tensorboard: str | None = None, precision: str = "fp32", compile: str = "off") -> dict[str, Any]:
     """Turn a pre-trained encoder into a classifier: step 1 trains a new softmax layer on the frozen
     encoder (``stage="top"``), step 2 the whole network (``"all"``); ``"both"`` does one then the other.
     ``init="random"`` trains the same network from scratch with the same budget. Returns the summary
     (test error in %), and writes a run directory if ``out`` is given (``resume`` continues it).
     ``dropout``, ``shift`` (random translations of training images by up to that many pixels),
-    ``schedule`` ("cosine") and ``weight_decay`` regularise long fine-tuning on many labels."""
+    ``schedule`` ("cosine") and ``weight_decay`` regularise long fine-tuning on many labels.
+    ``precision`` and ``compile`` choose how the step runs, as ``[train]`` does for :func:`train`."""
     from aekit.training import finetuning
 
     job = finetuning.FinetuneJob(labels=labels, stage=stage, init=init, epochs=epochs, batch_size=batch_size, lr=lr,
                                  patience=patience, seed=seed, dropout=dropout, shift=shift, schedule=schedule,
                                  weight_decay=weight_decay, device=device, deterministic=deterministic,
-                                 tensorboard=tensorboard).checked()
+                                 tensorboard=tensorboard, precision=precision, compile=compile).checked()
     o = opened(pretrained, ("autoencoder", "pretrain"))
     ds = dataset if dataset is not None else o.dataset(data, data_dir)[0]
     plan = job.plan(o, ds)

@@ -20,6 +20,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "step")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+COMPILE_MODES = ("off", "on")  # --compile: torch.compile of the training step (training/speed.py)
 LOSSES = ("mse", "bce")
 SPLITS = ("train", "val", "test")  # what a command that reads a run may read (--split)
 PRETRAIN_MODES = ("greedy", "end-to-end")
@@ -55,6 +56,7 @@ class TrainConfig:
     patience: int | None = None  # early stopping: epochs without a better validation loss
     clip_grad: float | None = None
     precision: str = "fp32"  # fp32 | bf16 | fp16 | auto: autocast for the forward pass, fp32 master weights
+    compile: str = "off"  # off | on: torch.compile of the step (inductor; CUDA graphs on CUDA)
     noise: str | None = None  # denoising: gaussian:σ | masking:ν | salt-pepper:ν, fresh for every batch
     seed: int = 0
     device: str = "auto"
@@ -109,7 +111,7 @@ class RunConfig:
                 _check_range(f"{section}.{f.name}", getattr(obj, f.name), _RANGES.get(f"{section}.{f.name}"))
         t = self.train
         for key, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES),
-                             ("precision", PRECISIONS)):
+                             ("precision", PRECISIONS), ("compile", COMPILE_MODES)):
             if getattr(t, key) not in allowed:
                 raise AekitError(f"unknown {key} {getattr(t, key)!r}; use one of {', '.join(allowed)}")
         if t.noise is not None:

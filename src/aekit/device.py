@@ -1,7 +1,9 @@
-"""Choosing where tensors live: ``auto`` picks CUDA, then Apple's MPS, then the CPU."""
+"""Choosing where tensors live: ``auto`` picks ``$AEKIT_DEVICE`` where it is set, else CUDA, then
+Apple's MPS, then the CPU (so ``AEKIT_DEVICE=cpu`` keeps a whole session, or a test suite, off the GPU)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -32,6 +34,11 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto" and os.environ.get("AEKIT_DEVICE", "auto") != "auto":
+        chosen = os.environ["AEKIT_DEVICE"]
+        if chosen not in ("cpu", "cuda", "mps"):
+            raise AekitError(f"AEKIT_DEVICE={chosen!r:.40} is no device; use auto, cpu, cuda or mps")
+        return resolve_device(chosen)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

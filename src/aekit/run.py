@@ -38,7 +38,7 @@ FORMAT = 1
 KINDS = ("autoencoder", "pretrain", "classifier")
 LOCK = ".lock"
 # Settings that may change on --resume: how long to train and how to watch it, not what is trained.
-RESUME_SAFE = {"epochs", "patience", "max_steps", "device", "precision", "eval_batch_size", "log_every",
+RESUME_SAFE = {"epochs", "patience", "max_steps", "device", "precision", "compile", "eval_batch_size", "log_every",
                "checkpoint_every", "checkpoint_minutes", "data_dir", "tensorboard"}
 MAX_SHAPE_VALUES = 1 << 28  # a sample of more values than this is no run aekit wrote
 

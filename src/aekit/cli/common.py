@@ -84,9 +84,16 @@ def tensorboard_dir(text: str) -> str:
 
 def trainer_flags(p: argparse.ArgumentParser, resume_help: str) -> None:
     """What every command that trains takes: --device, --seed, --quiet, --json, --resume."""
-    from aekit.config import DEVICES
+    from aekit.config import COMPILE_MODES, DEVICES, PRECISIONS
 
-    p.add_argument("--device", choices=DEVICES, help="where to train (default auto: cuda, mps, else cpu)")
+    p.add_argument("--device", choices=DEVICES,
+                   help="where to train (default auto: $AEKIT_DEVICE if set, else cuda, mps, cpu)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="autocast precision of the forward pass, fp32 master weights (default fp32; auto "
+                   "times bf16 against fp32 and keeps the faster)")
+    p.add_argument("--compile", choices=COMPILE_MODES, nargs="?", const="on",
+                   help="torch.compile the training step: inductor on the CPU, CUDA graphs on CUDA "
+                   "(--compile alone means on; default off)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help=resume_help)
     p.add_argument("--quiet", action="store_true", help="no progress output")

@@ -13,7 +13,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
     train = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                                "seed": args.seed, "device": args.device, "deterministic": args.deterministic,
-                               "tensorboard": args.tensorboard}.items() if v is not None}
+                               "tensorboard": args.tensorboard, "precision": args.precision,
+                               "compile": args.compile}.items() if v is not None}
     _, s = pretrain(args.layers, args.mode, args.noise, data=args.data, data_dir=args.data_dir, out=args.out,
                     activation=args.activation, progress=progress(args), resume=args.resume, **train)
     if args.json:
@@ -41,7 +42,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                  patience=args.patience, seed=args.seed if args.seed is not None else 0, dropout=args.dropout,
                  shift=args.shift, schedule=args.schedule, weight_decay=args.weight_decay,
                  device=args.device or "auto", resume=args.resume, progress=progress(args),
-                 deterministic=bool(args.deterministic), tensorboard=args.tensorboard)
+                 deterministic=bool(args.deterministic), tensorboard=args.tensorboard,
+                 precision=args.precision or "fp32", compile=args.compile or "off")
     if args.json:
         json_out(s)
         return 0

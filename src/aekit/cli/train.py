@@ -15,7 +15,7 @@ from aekit.cli.common import (
     split_flag,
     trainer_flags,
 )
-from aekit.config import LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES
+from aekit.config import LOSSES, OPTIMIZERS, SCHEDULES
 from aekit.errors import AekitError
 
 TRAIN_FLAGS = {  # flag dest -> config key
@@ -28,7 +28,7 @@ TRAIN_FLAGS = {  # flag dest -> config key
     "precision": "train.precision", "sparse": "model.sparse", "contractive": "model.contractive",
     "code_activation": "model.code_activation", "checkpoint_every": "train.checkpoint_every",
     "checkpoint_minutes": "train.checkpoint_minutes", "deterministic": "train.deterministic",
-    "tensorboard": "train.tensorboard",
+    "tensorboard": "train.tensorboard", "compile": "train.compile",
 }
 
 
@@ -197,8 +197,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--weight-decay", type=float)
     t.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement")
     t.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    t.add_argument("--precision", choices=PRECISIONS,
-                   help="autocast precision of the forward pass (fp32 master weights; default fp32)")
     t.add_argument("--out", metavar="DIR", help="run directory (default runs/<time>-<model>)")
     trainer_flags(t, "continue the run in --out from its last checkpoint (start it if there is none)")
     t.add_argument("--checkpoint-every", type=int, metavar="STEPS",

@@ -83,9 +83,12 @@ def train_autoencoder(model: Any, ds: Dataset, cfg: RunConfig, out: Path, *, dev
         "steps": res.steps,
         "train_seconds": round(sum(h["seconds"] for h in res.history), 2),
         "stopped_early": res.stopped_early,
+        "precision": res.precision,  # what --precision auto picked
+        "compiled": res.compiled,  # False where --compile fell back to eager
         "n_parameters": model.n_parameters(),
     }
     write_json(out / "summary.json", summary)
+    keep_threshold(model, out, train_split, val_split, ds.name)
     from aekit import plots
 
     plots.loss_curve(res.history, out / "loss.png", title=f"{model.family} on {ds.name}")

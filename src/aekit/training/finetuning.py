@@ -53,11 +53,14 @@ class FinetuneJob:
     device: str = "auto"
     deterministic: bool = False
     tensorboard: str | None = None
+    precision: str = "fp32"
+    compile: str = "off"
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
                            seed=self.seed, weight_decay=self.weight_decay, schedule=self.schedule, device=self.device,
-                           deterministic=self.deterministic, tensorboard=self.tensorboard)
+                           deterministic=self.deterministic, tensorboard=self.tensorboard,
+                           precision=self.precision, compile=self.compile)
 
     def checked(self) -> FinetuneJob:
         if self.stage not in STAGES:

@@ -24,6 +24,7 @@ image at random strengths (10.28 dB); a code of 256 instead of 64 (no better).
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from typing import Any
 
 import torch
@@ -46,12 +47,23 @@ def own_guesses(model: Autoencoder, noise: Noise, xb: torch.Tensor,
     ``xb`` with the model's first pass in the square.
     """
     filled, mask = noise.block(xb, generator)
-    # device=: on CUDA the noise generator is a CUDA one, and randint refuses a generator elsewhere.
-    passes = GUESS_PASSES[int(torch.randint(len(GUESS_PASSES), (1,), generator=generator, device=generator.device))]
+    passes = guess_passes(generator)
     cur = first = torch.where(mask, model(filled).recon.to(xb.dtype), xb)
     for _ in range(passes - 1):
         cur = torch.where(mask, model(cur).recon.to(xb.dtype), xb)
     return cur, first
+
+
+def guess_passes(generator: torch.Generator) -> int:
+    """How many passes a guess batch gets, chosen on the host from the noise generator's state.
+
+    Drawing it with ``torch.randint`` on a CUDA generator and reading the number back would stop
+    the device every other step. The state (seed and offset on CUDA, the Mersenne twister on the
+    CPU) is host memory and changes with every draw, and it is checkpointed, so a resumed run
+    makes the same choices.
+    """
+    state = generator.get_state().numpy().tobytes()
+    return GUESS_PASSES[zlib.crc32(state) % len(GUESS_PASSES)]
 
 
 class Corruption:

@@ -46,6 +46,7 @@ from aekit.training import distributed
 from aekit.training.batches import as_batch, mean_image, pieces_of, take_rows, to_tensor  # noqa: F401
 from aekit.training.infill import Corruption, corruption_for
 from aekit.training.reproducible import make_deterministic
+from aekit.training.speed import LossReadout, StepRunner, choose_amp
 from aekit.training.tensorboard import epoch_callbacks
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_mse", "val_sse_per_image", "val_accuracy", "lr",
@@ -60,6 +61,8 @@ class FitResult:
     steps: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
+    precision: str = "fp32"  # what the forward pass ran in (``--precision auto`` decides at the start)
+    compiled: bool = False  # whether the step ran through torch.compile to the end
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -200,10 +203,13 @@ class Trainer:
 
             self.step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                       else None)
-        self.amp = autocast_dtype(cfg.precision, device)
+        self.amp = choose_amp(autocast_dtype(cfg.precision, device), cfg.precision, model, self.probe_batch,
+                              objective.loss, device, self.progress)
         # fp16 needs loss scaling to keep small gradients from flushing to zero; bf16 has fp32's range.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
-        self.res = FitResult()
+        self.res = FitResult(precision={torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.amp, "fp32"))
+        self.runner = StepRunner(self.step_model, device, cfg.compile == "on", self.progress)
+        self.readout = LossReadout(device)
         self.epoch = self.step_in_epoch = self.bad_epochs = 0
         self.loss_sum, self.done = torch.zeros((), device=device), 0
         self.perm_state = self.gens["perm"].get_state()  # the perm generator at the current epoch's start
@@ -224,6 +230,14 @@ class Trainer:
         rep, j = divmod(i, self.per_pass)  # batch j of permutation number rep
         return perm[rep * n + j * bs : rep * n + min((j + 1) * bs, n)]
 
+    def probe_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A clean batch and its target, for timing the precisions (no random draw)."""
+        idx = torch.arange(self.batch, device=self.device)
+        xb = as_batch(take_rows(self.x, idx, self.device))
+        if self.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        return xb, (self.y.index_select(0, idx) if self.y is not None else xb)
+
     # --- one step and one epoch ----------------------------------------------------------------
     def step(self, idx: torch.Tensor, i: int) -> None:
         xb = as_batch(take_rows(self.x, idx, self.device))
@@ -238,10 +252,15 @@ class Trainer:
             # DDP averages the ranks' gradients; weighting each rank's mean by its share of the
             # global batch makes that average the global batch's mean, even for uneven slices.
             scale = len(inp) * self.world / n_global
-        with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
-            loss = self.obj.loss(self.step_model, inp, target)
+
+        def forward_backward(model: torch.nn.Module) -> torch.Tensor:
+            with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
+                loss = self.obj.loss(model, inp, target)
+            self.scaler.scale(loss * scale if scale != 1.0 else loss).backward()
+            return loss
+
         self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss * scale if scale != 1.0 else loss).backward()
+        loss = self.runner.run(forward_backward, lambda: self.opt.zero_grad(set_to_none=True))
         if self.cfg.clip_grad:
             self.scaler.unscale_(self.opt)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
@@ -269,8 +288,8 @@ class Trainer:
             if self.world > 1 and len(idx) < self.world:  # too small to give every rank a row: skipped by all
                 continue
             self.step(idx, self.step_in_epoch - 1)
-            if self.progress and self.step_in_epoch % cfg.log_every == 0:  # reading the loss syncs the device
-                bar.update(cfg.log_every, loss=f"{float(self.loss_sum) / max(self.done, 1):.4g}")
+            if self.progress and self.step_in_epoch % cfg.log_every == 0:
+                bar.update(cfg.log_every, loss=f"{self.readout.read(self.loss_sum, self.done):.4g}")
             self.maybe_checkpoint()
             if cfg.max_steps is not None and self.res.steps >= cfg.max_steps:
                 break
@@ -407,6 +426,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.close()
         self.res.seconds = time.perf_counter() - t_start
+        self.res.compiled = self.runner.compiled
         self.load_best()
         return self.res
 

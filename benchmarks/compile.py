@@ -1,0 +1,119 @@
+"""``--compile`` against eager fp32 for aekit's own loop: speed, and the same loss after 200 steps.
+
+For each model (default: the deep 784-1000-500-250-30 relu mlp), aekit's loop trains for a fixed
+number of steps (batch 256, Adam, MSE on sigmoid outputs) on MNIST, eagerly and with
+``compile="on"``, interleaved round after round in alternating order after a warm-up that also
+compiles; the table gives the median samples/s and the median per-round ratio. Then both train
+200 steps from the same initial weights and seed, and the script reports the mean training loss
+over those steps and the test MSE after them for each, and their differences (goal: below 1e-4).
+
+    python benchmarks/compile.py [--device cpu] [--data-dir ../shared/datasets/mnist] [--rounds 5]
+        [--models deep,small,conv] [--out benchmarks/results/compile.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from aekit.config import TrainConfig
+from aekit.data.dataset import Split
+from aekit.data.sources import load_dataset
+from aekit.metrics import evaluate_model
+from aekit.registry import create_model
+from aekit.training.loop import fit
+
+MODELS = {  # key -> (label, family, options, steps per measurement)
+    "deep": ("mlp 784-1000-500-250-30", "mlp", {"layers": [1000, 500, 250], "code": 30, "activation": "relu"}, 40),
+    "small": ("mlp 784-32", "mlp", {"layers": [], "code": 32, "activation": "relu"}, 200),
+    "conv": ("conv 32,64 code 32", "conv", {"channels": [32, 64], "code": 32}, 12),
+}
+BATCH = 256
+PARITY_STEPS = 200
+
+
+def timed_fit(model: torch.nn.Module, train: Split, steps: int, compile: str, device: torch.device) -> float:
+    cfg = TrainConfig(epochs=1, batch_size=BATCH, max_steps=steps, compile=compile)
+    t0 = time.perf_counter()
+    res = fit(model, train, None, cfg, progress=False, device=device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    assert res.steps == steps and res.compiled == (compile == "on"), "the measurement must fit in one epoch"
+    return steps * BATCH / (time.perf_counter() - t0)
+
+
+def parity(family: str, options: dict, train: Split, test_x, device: torch.device) -> dict:
+    """Both modes for PARITY_STEPS steps from the same weights and seed."""
+    torch.manual_seed(0)
+    start = create_model(family, (1, 28, 28), **options)
+    start.resolve_output("unit")
+    out = {}
+    for mode in ("off", "on"):
+        m = copy.deepcopy(start)
+        cfg = TrainConfig(epochs=1, batch_size=BATCH, max_steps=PARITY_STEPS, compile=mode, seed=1)
+        res = fit(m, train, None, cfg, progress=False, device=device)
+        out[mode] = {"train_loss": res.history[-1]["train_loss"], "test_mse": evaluate_model(m, test_x)["mse"]}
+    out["train_loss_diff"] = abs(out["on"]["train_loss"] - out["off"]["train_loss"])
+    out["test_mse_diff"] = abs(out["on"]["test_mse"] - out["off"]["test_mse"])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared/datasets/mnist"))
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--models", default="deep")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default="benchmarks/results/compile.json")
+    args = ap.parse_args()
+    from aekit.device import resolve_device
+
+    device = resolve_device(args.device)
+    ds = load_dataset("mnist", args.data_dir)
+    train, test_x = Split(ds.train.x), ds.test.x
+    results = []
+    for key in args.models.split(","):
+        label, family, options, steps = MODELS[key]
+        models = {}
+        for mode in ("off", "on"):
+            torch.manual_seed(0)
+            models[mode] = create_model(family, (1, 28, 28), **options)
+            models[mode].resolve_output("unit")
+        t = time.perf_counter()
+        for mode, m in models.items():  # warm-up; "on" compiles here
+            timed_fit(m, train, steps, mode, device)
+        warm = time.perf_counter() - t
+        speeds: dict[str, list[float]] = {"off": [], "on": []}
+        for r in range(args.rounds):
+            for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
+                speeds[mode].append(timed_fit(models[mode], train, steps, mode, device))
+            print(f"{label}: round {r + 1}/{args.rounds}", flush=True)
+        ratio = statistics.median(a / b for a, b in zip(speeds["on"], speeds["off"], strict=True))
+        row = {"model": label, "device": str(device), "batch_size": BATCH, "steps": steps, "rounds": args.rounds,
+               "eager_samples_per_s": round(statistics.median(speeds["off"])),
+               "compiled_samples_per_s": round(statistics.median(speeds["on"])), "ratio": round(ratio, 3),
+               "warmup_and_compile_seconds": round(warm, 1),
+               "all": {k: [round(x) for x in v] for k, v in speeds.items()},
+               "parity_200_steps": parity(family, options, train, test_x, device)}
+        results.append(row)
+    print(f"\n{'model':<26} {'eager':>9} {'compiled':>9} {'ratio':>6} {'|Δ train loss|':>15} {'|Δ test mse|':>13}")
+    for r in results:
+        p = r["parity_200_steps"]
+        print(f"{r['model']:<26} {r['eager_samples_per_s']:>9,} {r['compiled_samples_per_s']:>9,} {r['ratio']:>5.2f}x "
+              f"{p['train_loss_diff']:>15.2e} {p['test_mse_diff']:>13.2e}")
+    print("(samples/s, median of the rounds; goal on the CPU for the deep mlp: >= 1.15x, differences < 1e-4)")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device)}
+    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

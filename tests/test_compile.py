@@ -1,0 +1,167 @@
+"""``--compile``, ``--precision auto`` and a step without host synchronisation (training/speed.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from aekit.config import TrainConfig
+from aekit.data.dataset import Split
+from aekit.registry import create_model
+from aekit.training import loop
+from aekit.training.classify import Classification
+from tests.badinput import run_cli
+
+FAST = ["--data", "mnist-mini", "--layers", "32", "--code", "8", "--batch-size", "100", "--quiet"]
+
+
+def tiny(seed: int = 0):
+    torch.manual_seed(seed)
+    m = create_model("mlp", (1, 28, 28), layers=[32], code=8)
+    m.resolve_output("unit")
+    return m
+
+
+def test_compile_on_cpu_matches_eager_and_is_recorded_and_resumes(tmp_path, capsys, device):
+    runs = {}
+    for mode in ("off", "on"):
+        out = tmp_path / mode
+        rc, _, err = run_cli(["train", *FAST, "--epochs", "1", "--max-steps", "12", "--compile", mode,
+                              "--device", device, "--out", out], capsys)
+        assert rc == 0, err
+        runs[mode] = out
+    on = json.loads((runs["on"] / "config.json").read_text())
+    assert on["run"]["train"]["compile"] == "on"
+    summary = json.loads((runs["on"] / "summary.json").read_text())
+    assert summary["compiled"] is True
+    eager = json.loads((runs["off"] / "summary.json").read_text())
+    assert eager["compiled"] is False
+    # Fused kernels add in another order: the same training to float32 rounding, not bit for bit.
+    a, b = (json.loads((runs[m] / "summary.json").read_text())["metrics"]["test"]["mse"] for m in ("off", "on"))
+    assert abs(a - b) < 1e-4 * max(a, 1e-3)
+    # --resume of a compiled run (a setting --resume allows to change: it does not change the model)
+    rc, _, err = run_cli(["train", *FAST, "--epochs", "2", "--max-steps", "24", "--compile", "on",
+                          "--device", device, "--out", runs["on"], "--resume"], capsys)
+    assert rc == 0, err
+    assert json.loads((runs["on"] / "summary.json").read_text())["epochs_run"] == 2
+
+
+def test_compile_without_a_compiler_says_so_in_one_line_and_trains_eagerly(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-c++"))
+    rc, out, err = run_cli(["train", *FAST, "--epochs", "1", "--max-steps", "3", "--compile", "--device", "cpu",
+                            "--out", tmp_path / "r", "--json"], capsys)
+    assert rc == 0, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("--compile:")]
+    assert len(lines) == 1 and "C++ compiler" in lines[0] and "eagerly" in lines[0], err
+    assert json.loads(out)["compiled"] is False
+
+
+def test_a_compiler_failure_falls_back_to_the_same_eager_result(monkeypatch, small_images, capsys):
+    from aekit.training import speed
+
+    class Broken(torch.nn.Module):
+        def forward(self, *a, **k):
+            raise RuntimeError("backend compiler failed\nwith a long trace")
+
+    monkeypatch.setattr(speed, "compiler_missing", lambda device: None)
+    monkeypatch.setattr(speed, "compile_model", lambda model, device: Broken())
+    results = []
+    for mode in ("on", "off"):
+        m = tiny()
+        res = loop.fit(m, small_images.train, None, TrainConfig(epochs=1, max_steps=5, compile=mode, seed=3),
+                       progress=False, device=torch.device("cpu"))
+        results.append((res, m.state_dict()))
+    err = capsys.readouterr().err
+    assert err.count("--compile: torch.compile failed") == 1 and "long trace" not in err, err
+    assert results[0][0].compiled is False
+    for k, v in results[0][1].items():
+        assert torch.equal(v, results[1][1][k]), k
+
+
+@pytest.mark.parametrize("value", ["maybe", "yes", ""])
+def test_bad_compile_values_are_one_line(value, capsys, tmp_path):
+    rc, _, err = run_cli(["train", *FAST, "--compile", value, "--out", tmp_path / "x"], capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--compile" in err, err
+
+
+# --- no host synchronisation inside an epoch ------------------------------------------------------
+SYNCS = ("item", "__float__", "__int__", "__bool__", "__index__", "tolist", "cpu")
+
+
+@pytest.fixture
+def sync_counter(monkeypatch):
+    """Counts the calls that read a tensor back to the host, made inside ``Trainer.step``."""
+    counts: dict[str, int] = {}
+    inside = [False]
+    for name in SYNCS:
+        orig = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _orig=orig, _name=name, **k):
+            if inside[0]:
+                counts[_name] = counts.get(_name, 0) + 1
+            return _orig(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    step = loop.Trainer.step
+
+    def watched(self, idx, i):
+        inside[0] = True
+        try:
+            return step(self, idx, i)
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(loop.Trainer, "step", watched)
+    return counts
+
+
+@pytest.mark.parametrize("noise", [None, "gaussian:0.3", "masking:0.3", "salt-pepper:0.2", "block:8"])
+def test_a_step_reads_nothing_back_from_the_device(noise, sync_counter, small_images, device):
+    cfg = TrainConfig(epochs=1, max_steps=8, noise=noise, clip_grad=1.0, batch_size=64)
+    res = loop.fit(tiny(), small_images.train, None, cfg, progress=False, device=torch.device(device))
+    assert res.steps == 8
+    assert sync_counter == {}, f"host reads per 8 steps: {sync_counter}"
+
+
+def test_a_classifier_step_reads_nothing_back(sync_counter, small_images, device):
+    from aekit.models.classifier import Classifier
+
+    m = tiny()
+    clf = Classifier(m.encoder, m.code_size, 10)
+    cfg = TrainConfig(epochs=1, max_steps=6, batch_size=64)
+    labelled = Split(small_images.train.x, small_images.train.y)
+    res = loop.fit(clf, labelled, None, cfg, objective=Classification(shift=2), progress=False,
+                   device=torch.device(device))
+    assert res.steps == 6 and sync_counter == {}, sync_counter
+
+
+def test_precision_auto_is_fp32_on_a_cpu_without_bf16_units(monkeypatch, small_images, capsys):
+    from aekit.training import speed
+
+    monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: False)
+    res = loop.fit(tiny(), small_images.train, None, TrainConfig(epochs=1, max_steps=2, precision="auto"),
+                   progress=True, device=torch.device("cpu"))
+    assert res.precision == "fp32" and "--precision auto" not in capsys.readouterr().err
+
+
+def test_precision_auto_times_both_where_bf16_is_native_and_keeps_the_run_rng(monkeypatch, small_images, capsys):
+    """Pretend the CPU has bf16 units: auto then measures both; the probe must not move the run's
+    random draws, so the weights equal a run told the precision the probe picked."""
+    from aekit.training import speed
+
+    monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr("aekit.device.cpu_has_fast_bf16", lambda: True)
+    cfg = dict(epochs=1, max_steps=3, noise="gaussian:0.2", seed=5)
+    auto_model = tiny()
+    res = loop.fit(auto_model, small_images.train, None, TrainConfig(precision="auto", **cfg), progress=True,
+                   device=torch.device("cpu"))
+    err = capsys.readouterr().err
+    assert "--precision auto: fp32" in err and f"training in {res.precision}" in err
+    same = tiny()
+    loop.fit(same, small_images.train, None, TrainConfig(precision=res.precision, **cfg), progress=False,
+             device=torch.device("cpu"))
+    for k, v in auto_model.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), same.state_dict()[k].numpy(), err_msg=k)
