@@ -42,7 +42,7 @@ def test_numbers_are_json_dumps_of_the_rounded_values(dtype):
     rng = np.random.default_rng(0)
     for v in (rng.random(5000), rng.standard_normal(5000) * 3, rng.standard_normal(50) * 1e-4, np.array(EDGES),
               np.zeros(0), rng.random((2, 3, 4))):
-        assert wire.numbers(v.astype(dtype)) == reference(v.astype(dtype))
+        assert wire.numbers(v.astype(dtype)).decode() == reference(v.astype(dtype))
     with pytest.raises(ValueError):  # as json.dumps(allow_nan=False): never invalid JSON
         wire.numbers(np.array([0.5, np.nan]))
 
@@ -139,3 +139,14 @@ def test_a_held_lock_makes_the_fast_path_wait_in_a_thread_not_in_the_event_loop(
 
     out, ticks, took = asyncio.run(both())
     assert out == "ran" and took >= 0.25 and ticks >= 5  # the loop went on while the call waited
+
+
+def test_the_app_without_the_guard_answers_the_hot_calls_alike(root):
+    guarded = create_app(runs_root=root)
+    with TestClient(guarded) as c, TestClient(guarded.app) as bare:
+        for call, body in (("reconstruct", {"index": 2}), ("encode", {"index": 2}), ("anomaly", {"index": 2}),
+                           ("decode", {"code": [0.1, -0.2]}), ("reconstruct", {"index": 2, "png": True}),
+                           ("reconstruct", {"index": 2.0}), ("decode", {"code": [0.1]})):
+            a, b = c.post(f"/api/runs/tiny/{call}", json=body), bare.post(f"/api/runs/tiny/{call}", json=body)
+            assert a.status_code == b.status_code and a.json() == b.json(), call
+        assert bare.post("/api/runs/nope/encode", json={"index": 0}).status_code == 404

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from pathlib import Path
@@ -49,6 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise AekitError(f"--threads must be at least 1, got {args.threads}")
     before = torch.get_num_threads()
     torch.set_num_threads(args.threads)
+    gc.freeze()  # the objects of the imports live as long as the server: no collection walks them again
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:

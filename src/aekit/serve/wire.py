@@ -6,8 +6,9 @@ for a number, no unknown field), each refusal an :class:`AekitError` naming the 
 Validating a 784-number list through a model took longer than the model's forward pass.
 
 Out: :func:`dumps` writes an answer (images as ``{"shape", "data"}`` rounded to 4 digits, or base64
-PNG) as the same bytes ``json.dumps`` would, but each number in [-1, 1] comes from a table of the
-20,001 four-digit strings instead of being formatted: 25 µs instead of 300 µs for 784 numbers.
+PNG) as the same bytes ``json.dumps`` would, but each number in [-1, 1] is a row of a table of the
+20,001 four-digit texts (160 kB of bytes, no Python objects to chase, so it stays in cache beside
+the model's weights) instead of being formatted: about 30 µs instead of 300 µs for 784 numbers.
 """
 
 from __future__ import annotations
@@ -23,21 +24,33 @@ from aekit.serve import inputs
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 _STEPS = 10**4  # 4 decimal digits
-# repr(k / 10**4) for k in -10**4..10**4: the text json.dumps gives np.round(v, 4) for v in [-1, 1]
-# (np.round computes rint(v * 10**4) / 10**4, and k / 10**4 is the correctly rounded quotient too).
-_TABLE = np.array([repr(k / _STEPS) for k in range(-_STEPS, _STEPS + 1)], dtype=object)
+_WIDTH = 8  # "-0.1234," is the longest row
 
 
-def numbers(v: np.ndarray) -> str:
-    """``json.dumps(np.round(v.astype(np.float64), 4).ravel().tolist())``, compact, via the table."""
+def _rows() -> np.ndarray:
+    """Row k + 10**4: repr(k / 10**4) and a comma, padded with zero bytes, as one 8-byte word. That is
+    the text json.dumps gives np.round(v, 4) for v in [-1, 1]: np.round computes
+    rint(v * 10**4) / 10**4, and k / 10**4 is the same correctly rounded quotient."""
+    rows = np.zeros((2 * _STEPS + 1, _WIDTH), np.uint8)
+    for i, k in enumerate(range(-_STEPS, _STEPS + 1)):
+        text = (repr(k / _STEPS) + ",").encode()
+        rows[i, :len(text)] = np.frombuffer(text, np.uint8)
+    return rows.view(np.uint64).ravel()
+
+
+_ROWS = _rows()
+
+
+def numbers(v: np.ndarray) -> bytes:
+    """``json.dumps(np.round(v.astype(np.float64), 4).ravel().tolist())``, compact, as bytes."""
     k = np.rint(v.astype(np.float64).ravel() * _STEPS)
+    if k.size == 0:
+        return b"[]"
+    if np.abs(k).max() <= _STEPS and not np.signbit(k[k == 0]).any():  # in [-1, 1] (so not NaN), no -0.0
+        return b"[" + _ROWS[k.astype(np.intp) + _STEPS].tobytes().translate(None, b"\0")[:-1] + b"]"
     if not np.isfinite(k).all():
         raise ValueError("Out of range float values are not JSON compliant")  # as json.dumps(allow_nan=False)
-    odd = (np.abs(k) > _STEPS) | ((k == 0) & np.signbit(k))  # outside [-1, 1], or -0.0
-    words = _TABLE[np.where(odd, 0, k).astype(np.intp) + _STEPS]
-    if odd.any():  # a linear code, an unbounded output: formatted one by one, as json.dumps does
-        words[odd] = [repr(z) for z in (k[odd] / _STEPS).tolist()]
-    return "[" + ",".join(words.tolist()) + "]"
+    return ("[" + ",".join(map(repr, (k / _STEPS).tolist())) + "]").encode()  # as json.dumps formats them
 
 
 def _png(v: np.ndarray) -> str:
@@ -57,18 +70,23 @@ def answer(result: dict[str, Any], png: bool) -> dict[str, Any]:
     return out
 
 
-def _value(v: Any, png: bool) -> str:
-    if isinstance(v, np.ndarray) and v.ndim >= 2 and png:
-        return _ENCODE(_png(v))
-    if isinstance(v, np.ndarray):
-        return '{"shape":' + _ENCODE(list(v.shape)) + ',"data":' + numbers(v) + "}"
-    return _ENCODE(v.item() if isinstance(v, np.generic) else v)
+def _scalar(v: Any) -> bytes:
+    return _ENCODE(v.item() if isinstance(v, np.generic) else v).encode()
 
 
 def dumps(result: dict[str, Any], png: bool = False) -> bytes:
     """An answer as compact JSON: arrays as flat lists rounded to 4 digits with their shape (or, with
     ``png``, images as base64 PNG), NumPy scalars as numbers, everything else as :func:`json.dumps`."""
-    return ("{" + ",".join(_ENCODE(k) + ":" + _value(v, png) for k, v in result.items()) + "}").encode()
+    parts = []
+    for k, v in result.items():
+        if isinstance(v, np.ndarray) and v.ndim >= 2 and png:
+            text = _scalar(_png(v))
+        elif isinstance(v, np.ndarray):
+            text = b'{"shape":' + _scalar(list(v.shape)) + b',"data":' + numbers(v) + b"}"
+        else:
+            text = _scalar(v)
+        parts.append(_scalar(k) + b":" + text)
+    return b"{" + b",".join(parts) + b"}"
 
 
 # -- request bodies ---------------------------------------------------------------------------------

@@ -23,12 +23,13 @@ T = TypeVar("T")
 
 
 def forward(s: Served, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reconstructions and codes of a batch of samples, from one pass."""
+    """Reconstructions and codes of a batch of samples, from one pass (no loss computed)."""
     import torch
 
     with torch.inference_mode():
-        out = s.model(torch.from_numpy(np.ascontiguousarray(xs, dtype=np.float32)))
-    return out.recon.float().numpy(), out.code.float().numpy()
+        code = s.model.encode(torch.from_numpy(np.ascontiguousarray(xs, dtype=np.float32)))
+        recon = s.model.decode(code)
+    return recon.float().numpy(), code.float().numpy()
 
 
 def scored(s: Served, x: np.ndarray, recon: np.ndarray, code: np.ndarray) -> dict[str, Any]:
