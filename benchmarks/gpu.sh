@@ -1,23 +1,116 @@
 #!/usr/bin/env bash
-# The GPU figures in one short run (about 5 minutes on one recent card): the speed table on CUDA
-# and the Hinton & Salakhutdinov 2006 recipe in bf16. Writes JSON under benchmarks/results/gpu/.
-#   bash benchmarks/gpu.sh [MNIST_DIR]
-set -euo pipefail
+# The GPU figures in one short run (at most about 6 minutes on one H100/H200), no install step: it
+# uses the machine's python and torch, and PYTHONPATH=src where aekit is not installed.
+#   bash benchmarks/gpu.sh [--dry-run] [MNIST_DIR]
+# Each step runs under its own timeout, so one failure or hang does not hide the rest; each writes
+# JSON (or a log) under benchmarks/results/gpu/, and the end prints one summary table, also saved
+# as benchmarks/results/gpu/summary.md. --dry-run lists the steps and checks that their scripts
+# and recipes exist, without a GPU. Without CUDA, a real run stops at once with one line, exit 2.
+set -uo pipefail
 cd "$(dirname "$0")/.."
+DRY=0
+if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 M=${1:-../shared/datasets/mnist}
 OUT=benchmarks/results/gpu
-PY=${PYTHON:-.venv/bin/python}
+if [ -n "${PYTHON:-}" ]; then PY=$PYTHON; elif [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
+if ! "$PY" -c "import aekit" 2>/dev/null; then export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}"; fi
+
+# name | timeout (s) | command. The timeouts add up to 6 minutes.
+STEPS=(
+  "tests on cuda|85|$PY -m pytest -q -p no:cacheprovider --device cuda tests/test_on_device.py tests/test_compile.py tests/test_training.py"
+  "throughput|60|$PY benchmarks/throughput.py --device cuda --data-dir $M --rounds 3 --compile --out $OUT/throughput.json"
+  "hinton2006 fp32 compiled|40|$PY -m aekit train --config configs/hinton2006.toml --data-dir $M --device cuda --precision fp32 --compile --out $OUT/hinton2006-fp32 --quiet --json"
+  "hinton2006 bf16 compiled|40|$PY -m aekit train --config configs/hinton2006.toml --data-dir $M --device cuda --precision bf16 --compile --out $OUT/hinton2006-bf16 --quiet --json"
+  "pretraining best|80|$PY benchmarks/pretraining.py --part best --data-dir $M --device cuda --compile on --out $OUT/pretraining"
+  "infilling block:14|55|$PY -m aekit train --data mnist --data-dir $M --layers 1000,500 --code 64 --epochs 60 --schedule cosine --noise block:14 --device cuda --compile --out $OUT/inpaint-block14 --quiet --json"
+)
+
+if [ "$DRY" = 1 ]; then
+  ok=0
+  for s in "${STEPS[@]}"; do
+    IFS='|' read -r name limit cmd <<<"$s"
+    printf '%-26s %4ss  %s\n' "$name" "$limit" "$cmd"
+    for f in $cmd; do
+      case "$f" in
+        *.py|*.toml) [ -f "$f" ] || { echo "gpu.sh: $name: $f is missing" >&2; ok=2; } ;;
+      esac
+    done
+  done
+  exit $ok
+fi
+
+if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+  echo "gpu.sh: error: no CUDA GPU visible to torch here; nothing measured (--dry-run lists the steps)" >&2
+  exit 2
+fi
 mkdir -p "$OUT"
-"$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA GPU visible')"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/card.txt"
-"$PY" benchmarks/throughput.py --device cuda --data-dir "$M" --rounds 5 --out "$OUT/throughput.json"
-rm -rf "$OUT/hinton2006-bf16"
-"$PY" -m aekit train --config configs/hinton2006.toml --data-dir "$M" --device cuda --precision bf16 \
-    --out "$OUT/hinton2006-bf16" --quiet --json > "$OUT/hinton2006-bf16.json"
-"$PY" - "$OUT" <<'PY'
-import json, sys
-out = sys.argv[1]
-s = json.load(open(f"{out}/hinton2006-bf16.json"))
-print(f"hinton2006 bf16 on CUDA: test sse_per_image {s['metrics']['test']['sse_per_image']:.3f}, "
-      f"{s['train_seconds']:.0f}s of training")
+rm -rf "$OUT"/hinton2006-* "$OUT"/inpaint-block14 "$OUT"/pretraining/runs
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/card.txt"
+"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/card.txt"
+
+declare -A RC SECS
+T0=$(date +%s)
+for s in "${STEPS[@]}"; do
+  IFS='|' read -r name limit cmd <<<"$s"
+  slug=$(echo "$name" | tr ' :' '--')
+  echo "== $name (timeout ${limit}s)"
+  t=$(date +%s)
+  # shellcheck disable=SC2086  # the command is a word list on purpose
+  timeout --signal=TERM --kill-after=10 "$limit" $cmd >"$OUT/$slug.out" 2>"$OUT/$slug.err"
+  RC[$name]=$?
+  SECS[$name]=$(( $(date +%s) - t ))
+  tail -n 3 "$OUT/$slug.err" | sed 's/^/   /'
+done
+echo "total $(( $(date +%s) - T0 ))s"
+
+# One table from the JSON each step wrote.
+export OUT
+for s in "${STEPS[@]}"; do IFS='|' read -r name _ _ <<<"$s"; echo "$name|${RC[$name]}|${SECS[$name]}"; done | "$PY" - <<'PY'
+import json, os, re, sys
+from pathlib import Path
+out = Path(os.environ["OUT"])
+
+def state(rc):
+    return "ok" if rc == "0" else "TIMEOUT" if rc in ("124", "137") else f"failed (exit {rc})"
+
+def read(p):
+    try:
+        return json.loads(Path(p).read_text())
+    except (OSError, ValueError):
+        return None
+
+rows = []
+for line in sys.stdin:
+    name, rc, secs = line.rstrip("\n").split("|")
+    slug = name.replace(" ", "-").replace(":", "-")
+    figure, goal = "", ""
+    if name.startswith("tests"):
+        m = re.search(r"(\d+ passed[^\n=]*)", (out / f"{slug}.out").read_text(errors="replace"))
+        figure, goal = (m.group(1).strip() if m else "see tests-on-cuda.out"), "all pass"
+    elif name == "throughput":
+        d = read(out / "throughput.json") or {"results": []}
+        parts = [f"{r['model'].split(' ')[-1] if 'conv' not in r['model'] else 'conv'} {r['contender'][6:]}: "
+                 f"{r['ratio_to_minimal']:.2f}x" for r in d["results"] if "ratio_to_minimal" in r
+                 and r["contender"].startswith("aekit")]
+        figure, goal = "; ".join(parts), ">= 3x deep & 784-32, >= 1.5x conv (compiled); bf16 >= fp32"
+    elif name.startswith("hinton"):
+        d = read(out / f"{slug}.out")
+        if d:
+            figure = f"test sse {d['metrics']['test']['sse_per_image']:.3f}, {d['train_seconds']:.0f}s training"
+        goal = "<= 20 s process start to summary, test <= 3.00"
+    elif name.startswith("pretraining"):
+        d = read(out / "pretraining" / "pretraining-best.json")
+        if d:
+            figure = f"test error {d['test_error_percent']:.2f}%, {d['total_seconds']:.0f}s"
+        goal = "<= 90 s, <= 1.10%"
+    elif name.startswith("infilling"):
+        d = read(out / f"{slug}.out")
+        if d:
+            figure = f"test sse {d['metrics']['test']['sse_per_image']:.3f}, {d['train_seconds']:.0f}s training"
+        goal = "<= 60 s (then: aekit inpaint ... --mask center:14, +3 dB)"
+    rows.append((name, state(rc), f"{secs}s", figure, goal))
+head = ("step", "state", "wall", "figure", "goal")
+lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+print("\n".join(lines))
+(out / "summary.md").write_text("\n".join(lines) + "\n")
 PY

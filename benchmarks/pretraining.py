@@ -53,6 +53,9 @@ def main() -> None:
     ap.add_argument("--best-finetune-epochs", type=int, default=40,
                     help="epochs per fine-tuning stage, for --part best")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--device", default="auto", help="for --part best: where to train")
+    ap.add_argument("--compile", default="off", choices=["off", "on"], help="for --part best: torch.compile the step")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"], help="for --part best")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +119,8 @@ def best(args: argparse.Namespace, ds: Any, layers: list[int], out: Path) -> Non
     pre = out / "runs" / "best-greedy-dae"
     if pre.exists():
         shutil.rmtree(pre)
-    aekit.pretrain(layers, "greedy", "masking:0.25", out=pre, dataset=ds, epochs=pe, batch_size=128, lr=1e-3)
+    how = {"device": args.device, "compile": args.compile, "precision": args.precision}
+    aekit.pretrain(layers, "greedy", "masking:0.25", out=pre, dataset=ds, epochs=pe, batch_size=128, lr=1e-3, **how)
     t_pre = time.perf_counter() - t0
     print(f"pre-trained {'-'.join(map(str, layers))} (greedy, masking:0.25, {pe} epochs a layer) in {t_pre:.0f}s",
           flush=True)
@@ -124,13 +128,14 @@ def best(args: argparse.Namespace, ds: Any, layers: list[int], out: Path) -> Non
     if ft.exists():
         shutil.rmtree(ft)
     s = aekit.finetune(pre, labels="all", stage="both", epochs=fe, batch_size=128, lr=1e-3, patience=10, seed=0,
-                       dropout=0.2, shift=2, schedule="cosine", dataset=ds, out=ft)
+                       dropout=0.2, shift=2, schedule="cosine", dataset=ds, out=ft, **how)
     total = time.perf_counter() - t0
     res = {"test_error_percent": s["test_error_percent"], "pretrain_seconds": round(t_pre, 1),
            "finetune_seconds": s["seconds"], "total_seconds": round(total, 1), "stages": s["stages"],
            "labels": s["labels"], "recipe": {"layers": layers, "pretrain": "greedy masking:0.25",
                                              "pretrain_epochs": pe, "finetune_epochs": fe, "dropout": 0.2,
-                                             "shift": 2, "schedule": "cosine", "lr": 1e-3, "batch_size": 128}}
+                                             "shift": 2, "schedule": "cosine", "lr": 1e-3, "batch_size": 128},
+           **how}
     print(f"\nall {s['labels']} labels: test error {s['test_error_percent']:.2f}% in {total / 60:.1f} min "
           f"(pre-training {t_pre:.0f}s, fine-tuning {s['seconds']:.0f}s)")
     for text, err in ANCHORS:

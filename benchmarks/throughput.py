@@ -10,7 +10,11 @@ measurements taken back to back). The minimal loop gets its data already as floa
 aekit keeps uint8 and converts each batch, as it does in use. MLPRegressor (one hidden layer of
 32 ReLUs, identity output, Adam, batch 256) learns the same map with ``partial_fit``.
 
+With ``--compile`` aekit also runs with ``compile="on"`` in each precision (torch.compile of the
+step: inductor on the CPU, CUDA graphs on CUDA; the warm-up round pays for the compilation).
+
     python benchmarks/throughput.py [--data-dir ../shared/datasets/mnist] [--rounds 7] [--models deep,small,conv]
+        [--device cpu|cuda] [--compile]
 """
 
 from __future__ import annotations
@@ -72,8 +76,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def run_aekit(model: nn.Module, train: Split, steps: int, precision: str, device: torch.device) -> float:
-    cfg = TrainConfig(epochs=1, batch_size=BATCH, lr=1e-3, max_steps=steps, precision=precision)
+def run_aekit(model: nn.Module, train: Split, steps: int, precision: str, device: torch.device,
+              compile: str = "off") -> float:
+    cfg = TrainConfig(epochs=1, batch_size=BATCH, lr=1e-3, max_steps=steps, precision=precision, compile=compile)
     t0 = time.perf_counter()
     res = fit(model, train, None, cfg, progress=False, device=device)
     sync(device)
@@ -108,6 +113,8 @@ def main() -> None:
     ap.add_argument("--models", default="deep,small,conv")
     ap.add_argument("--precisions", default="fp32,bf16", help="aekit's precisions to measure")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--compile", action="store_true",
+                    help="also aekit with --compile in each precision (the warm-up round compiles)")
     ap.add_argument("--out", default="benchmarks/results/throughput.json")
     args = ap.parse_args()
     from aekit.device import resolve_device
@@ -125,7 +132,8 @@ def main() -> None:
     results = []
     for key in args.models.split(","):
         label, family, options, steps = MODELS[key]
-        models = {p: create_model(family, (1, 28, 28), **options) for p in precisions}
+        modes = [(p, c) for p in precisions for c in (("off", "on") if args.compile else ("off",))]
+        models = {m: create_model(family, (1, 28, 28), **options) for m in modes}
         for m in models.values():
             m.resolve_output("unit")
         if family == "conv":
@@ -134,7 +142,8 @@ def main() -> None:
             net, x_min = minimal_net(options["layers"], options["code"]), x_flat
         net.to(device)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        runners = {f"aekit {p}": partial(run_aekit, models[p], train, steps, p, device) for p in precisions}
+        runners = {f"aekit {p}{' compiled' if c == 'on' else ''}": partial(run_aekit, models[p, c], train, steps, p,
+                                                                          device, c) for p, c in modes}
         runners["minimal fp32"] = partial(run_minimal, net, opt, x_min, steps)
         if key == "small" and device.type == "cpu":
             reg = MLPRegressor(hidden_layer_sizes=(options["code"],), batch_size=BATCH, learning_rate_init=1e-3,
@@ -161,10 +170,10 @@ def main() -> None:
                 v = speeds[f"aekit {p}"]
                 results.append({"model": label, "contender": f"aekit {p} / MLPRegressor", "ratio": round(
                     statistics.median(a / b for a, b in zip(v, speeds["MLPRegressor"], strict=True)), 3)})
-    print(f"\n{'model':<26} {'contender':<16} {'samples/s':>10} {'vs minimal fp32':>16}")
+    print(f"\n{'model':<26} {'contender':<21} {'samples/s':>10} {'vs minimal fp32':>16}")
     for r in results:
         if "samples_per_s" in r:
-            print(f"{r['model']:<26} {r['contender']:<16} {r['samples_per_s']:>10,} {r['ratio_to_minimal']:>15.2f}x")
+            print(f"{r['model']:<26} {r['contender']:<21} {r['samples_per_s']:>10,} {r['ratio_to_minimal']:>15.2f}x")
         else:
             print(f"{r['model']:<26} {r['contender']:<30} {r['ratio']:>6.2f}x")
     out = Path(args.out)
