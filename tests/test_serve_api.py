@@ -138,6 +138,22 @@ def test_token_and_headers(root):
         assert "unsafe-eval" not in csp and "unsafe-inline" not in csp and "script-src 'self'" in csp
 
 
+def test_a_local_server_answers_only_requests_naming_a_loopback_host(root):
+    """DNS rebinding: a page of evil.example, its name made to resolve to 127.0.0.1, must not reach the API."""
+    with TestClient(create_app(runs_root=root, local_only=True), base_url="http://localhost:8000") as c:
+        for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000", "LOCALHOST", "127.0.0.1"):
+            assert c.get("/api/runs", headers={"host": host}).status_code == 200, host
+            assert c.post("/api/runs/tiny/reconstruct", json={"index": 0}, headers={"host": host}).status_code == 200
+        for host in ("evil.example", "evil.example:8000", "localhost.evil.example", "127.0.0.1.nip.io:8000",
+                     "[::1", "[::2]:8000", "", "0.0.0.0:8000"):
+            for r in (c.get("/api/runs", headers={"host": host}), c.get("/", headers={"host": host}),
+                      c.post("/api/runs/tiny/reconstruct", json={"index": 0}, headers={"host": host})):
+                assert r.status_code == 400 and "Host header" in r.json()["detail"], host
+                assert r.headers["x-frame-options"] == "DENY"
+    with TestClient(create_app(runs_root=root)) as c:  # bound to the network, any name reaches it
+        assert c.get("/api/runs", headers={"host": "evil.example"}).status_code == 200
+
+
 BASES = {"encode": {"index": 0}, "reconstruct": {"index": 0}, "anomaly": {"index": 0}, "decode": {"code": [0.0, 0.0]},
          "denoise": {"index": 0, "noise": "gaussian", "level": 0.3, "seed": 0},
          "inpaint": {"index": 0, "mask": "center:10", "iters": 2},
@@ -202,8 +218,8 @@ def test_cli_warns_on_a_public_host_and_trains_the_demo_when_there_is_no_run(tmp
     from aekit.cli import main
     from aekit.cli.serve import ensure_runs
 
-    calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    calls, apps = [], []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: (calls.append(kw), apps.append(app)))
     ensure_runs([], tmp_path / "runs", epochs=1)  # the CLI's path with a 1-epoch demo
     assert (tmp_path / "runs" / "demo" / "model.safetensors").is_file()
     assert main(["serve", "--runs", str(tmp_path / "runs"), "--host", "0.0.0.0", "--port", "8765",
@@ -213,4 +229,5 @@ def test_cli_warns_on_a_public_host_and_trains_the_demo_when_there_is_no_run(tmp
     assert "anyone on the network can use this server" in err and "http://localhost:8765/#token=t" in out
     assert main(["serve", "--runs", str(tmp_path / "runs")]) == 0
     assert "warning" not in capsys.readouterr().err and calls[-1]["host"] == "127.0.0.1"
+    assert [a.local_only for a in apps] == [False, True]  # the Host check on a loopback address only
     assert main(["serve", str(tmp_path / "nope")]) == 2

@@ -48,7 +48,7 @@ def server(tmp_path_factory):
     info = json.loads((evil / "config.json").read_text())
     info["data"]["name"] = XSS
     (evil / "config.json").write_text(json.dumps(info))
-    srv, t, url = start(create_app(runs_root=root))
+    srv, t, url = start(create_app(runs_root=root, local_only=True))
     yield url
     srv.should_exit = True
     t.join(10)

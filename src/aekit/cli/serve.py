@@ -30,15 +30,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from aekit.serve.app import create_app
+        from aekit.serve.app import LOOPBACK, create_app
     except ImportError as exc:
         raise AekitError(f"aekit serve needs its extra: pip install 'aekit[serve]' ({exc.name} is missing)") from None
     if not 0 < args.port < 65536:
         raise AekitError(f"--port must lie in 1..65535, got {args.port}")
     root = Path(args.runs or os.environ.get("AEKIT_RUNS") or "runs")
     ensure_runs(args.run, root)
-    app = create_app(*args.run, runs_root=root, token=args.token, configs=args.configs)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    local = args.host in LOOPBACK
+    app = create_app(*args.run, runs_root=root, token=args.token, configs=args.configs, local_only=local)
+    if not local:
         print(f"aekit: warning: serving on {args.host}: anyone on the network can use this server"
               + ("" if args.token else " (add --token to require a token)"), file=sys.stderr)
     shown = "localhost" if args.host in ("0.0.0.0", "::") else args.host

@@ -44,6 +44,8 @@ SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-typ
 
 ImageField = str | list[Any] | None
 HotCall = Callable[[str, bytes, str | None], Awaitable[bytes]]
+LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # the addresses to bind that only this machine reaches
 HOT_PATH = re.compile(r"/api/runs/([^/]+)/([a-z]+)")
 
 
@@ -134,19 +136,39 @@ async def _reply(send: Any, status: int, detail: str) -> None:
     await _send(send, status, json.dumps({"detail": detail}).encode())
 
 
-class Guard:
-    """ASGI middleware: security headers on every answer, the token on /api/, the body cap (413); and
-    the hot calls (``hot``: name -> coroutine of run id, body and content type giving JSON bytes),
-    answered here from the body it has read, without FastAPI's routing, dependency solving and
-    middleware layers (a third of a reconstruct call's server time once the model batches)."""
+def _host_name(host: bytes | None) -> str | None:
+    """The name in a Host header, without its port: ``localhost``, ``127.0.0.1``, ``[::1]``."""
+    if host is None:
+        return None
+    text = host.decode("latin-1").strip().lower()
+    if text.startswith("["):
+        return text[:text.find("]") + 1] or None
+    return text.partition(":")[0]
 
-    def __init__(self, app: Any, token: str | None, hot: dict[str, HotCall] | None = None) -> None:
-        self.app, self.token, self.hot = app, token, hot or {}
+
+class Guard:
+    """ASGI middleware in front of the app.
+
+    - With ``local_only``, a request must name this machine by a loopback name in its Host header,
+      else 400: a page of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding)
+      must not reach the API.
+    - Security headers on every answer, the token on /api/, the body cap (413).
+    - The hot calls (``hot``: name -> coroutine of run id, body and content type giving JSON bytes)
+      are answered here from the body it has read, without FastAPI's routing, dependency solving and
+      middleware layers (a third of a reconstruct call's server time once the model batches).
+    """
+
+    def __init__(self, app: Any, token: str | None, hot: dict[str, HotCall] | None = None,
+                 local_only: bool = False) -> None:
+        self.app, self.token, self.hot, self.local_only = app, token, hot or {}, local_only
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
+        if self.local_only and _host_name(headers.get(b"host")) not in LOCAL_NAMES:
+            return await _reply(send, 400, "this server answers requests to localhost, 127.0.0.1 or [::1] only "
+                                           "(the Host header names another site)")
         if self.token and scope["path"].startswith("/api/"):
             given = headers.get(b"authorization", b"")
             if not hmac.compare_digest(given, b"Bearer " + self.token.encode()):
@@ -364,9 +386,11 @@ def _job_routes(app: FastAPI, queue: JobQueue) -> None:
 
 
 def create_app(*runs: str | Path, runs_root: str | Path | None = None, token: str | None = None,
-               configs: str | Path | None = None) -> Any:
+               configs: str | Path | None = None, local_only: bool = False) -> Any:
     """The ASGI app serving the given run folders and every run folder directly under ``runs_root``;
-    training jobs go under ``runs_root`` and may use the recipes (``*.toml``) in ``configs``."""
+    training jobs go under ``runs_root`` and may use the recipes (``*.toml``) in ``configs``.
+    ``local_only`` (for a server bound to a loopback address) refuses requests whose Host header
+    names anything but localhost, 127.0.0.1 or [::1]."""
     store = RunStore(find_runs(list(runs), runs_root))
     queue = JobQueue(Path(runs_root) if runs_root is not None else None, store.add,
                      Path(configs) if configs is not None else None)
@@ -392,4 +416,4 @@ def create_app(*runs: str | Path, runs_root: str | Path | None = None, token: st
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return Guard(app, token, {name: call for name, (call, _, _) in hot.items()})
+    return Guard(app, token, {name: call for name, (call, _, _) in hot.items()}, local_only)
