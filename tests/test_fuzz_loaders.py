@@ -74,14 +74,14 @@ def _warm_up(workdir: Path) -> None:
 
 KNOWN_KEYS = ["data", "model", "train", "name", "data_dir", "val_fraction", "split_seed", "image_size", "color",
               "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule", "patience",
-              "clip_grad", "precision", "noise", "seed", "device", "max_steps", "eval_batch_size", "log_every",
-              "checkpoint_every", "checkpoint_minutes", "layers", "code", "channels", "sparse", "activation",
-              "code_activation", "loss", "output", "contractive", "input_shape", "format", "kind", "run",
+              "clip_grad", "precision", "compile", "noise", "seed", "device", "max_steps", "eval_batch_size",
+              "log_every", "checkpoint_every", "checkpoint_minutes", "layers", "code", "channels", "sparse",
+              "activation", "code_activation", "loss", "output", "contractive", "input_shape", "format", "kind", "run",
               "aekit_version", "n_classes", "finetune", "dropout", "pretrain"]
 KEYS = st.one_of(st.sampled_from(KNOWN_KEYS), st.text(st.characters(blacklist_categories=("Cs",)), max_size=8))
 WORDS = st.sampled_from(["mlp", "conv", "linear", "adam", "sgd", "cosine", "step", "none", "gaussian:0.3", "l1:0.01",
                          "kl:0.05:3", "relu", "sigmoid", "cpu", "cuda", "fp16", "mnist-mini", "autoencoder",
-                         "classifier", "pretrain", "gray", "", "npy:/nonexistent.npy"])
+                         "classifier", "pretrain", "gray", "", "npy:/nonexistent.npy", "on", "off"])
 NUMBERS = st.one_of(st.integers(-3, 1000), st.sampled_from([2**31, 2**32, 2**63 - 1, -(2**63), 10**6, 10**9]),
                     st.floats(allow_nan=True, allow_infinity=True))
 SCALARS = st.one_of(st.booleans(), NUMBERS, WORDS, st.text(max_size=10))
