@@ -213,6 +213,7 @@ def test_fuzz_malformed_requests_get_4xx_and_the_server_keeps_answering(client):
 
 
 def test_cli_warns_on_a_public_host_and_trains_the_demo_when_there_is_no_run(tmp_path, monkeypatch, capsys):
+    import torch
     import uvicorn
 
     from aekit.cli import main
@@ -230,4 +231,8 @@ def test_cli_warns_on_a_public_host_and_trains_the_demo_when_there_is_no_run(tmp
     assert main(["serve", "--runs", str(tmp_path / "runs")]) == 0
     assert "warning" not in capsys.readouterr().err and calls[-1]["host"] == "127.0.0.1"
     assert [a.local_only for a in apps] == [False, True]  # the Host check on a loopback address only
+    threads = torch.get_num_threads()
+    assert main(["serve", "--runs", str(tmp_path / "runs"), "--threads", "1"]) == 0
+    assert torch.get_num_threads() == threads  # set for the server's life only
+    assert main(["serve", "--runs", str(tmp_path / "runs"), "--threads", "0"]) == 2
     assert main(["serve", str(tmp_path / "nope")]) == 2

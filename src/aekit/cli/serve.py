@@ -35,6 +35,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise AekitError(f"aekit serve needs its extra: pip install 'aekit[serve]' ({exc.name} is missing)") from None
     if not 0 < args.port < 65536:
         raise AekitError(f"--port must lie in 1..65535, got {args.port}")
+    if args.threads < 1:
+        raise AekitError(f"--threads must be at least 1, got {args.threads}")
     root = Path(args.runs or os.environ.get("AEKIT_RUNS") or "runs")
     ensure_runs(args.run, root)
     local = args.host in LOOPBACK
@@ -47,15 +49,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
           + "  (Ctrl-C stops it)", flush=True)
     import torch
 
-    if args.threads < 1:
-        raise AekitError(f"--threads must be at least 1, got {args.threads}")
     before = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     gc.freeze()  # the objects of the imports live as long as the server: no collection walks them again
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    finally:
-        torch.set_num_threads(before)  # for a caller in the same process (the tests)
+    finally:  # for a caller in the same process (the tests)
+        gc.unfreeze()
+        torch.set_num_threads(before)
     return 0
 
 
