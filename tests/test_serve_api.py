@@ -132,6 +132,11 @@ def test_token_and_headers(root):
         assert c.get("/api/runs").status_code == 401
         assert c.get("/api/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert c.get("/api/runs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        for call, body in (("reconstruct", {"index": 0}), ("decode", {"code": [0, 0]})):  # the Guard's own calls
+            assert c.post(f"/api/runs/tiny/{call}", json=body).status_code == 401
+            r = c.post(f"/api/runs/tiny/{call}", json=body, headers={"Authorization": "Bearer s3cret"})
+            assert r.status_code == 200 and r.headers["x-frame-options"] == "DENY"
+            assert "unsafe-inline" not in r.headers["content-security-policy"]
         page = c.get("/")  # the page itself carries no data; it sends the token it was given
         assert page.status_code == 200
         csp = page.headers["content-security-policy"]
