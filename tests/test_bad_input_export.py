@@ -2,7 +2,8 @@
 in one clear error line (exit 2, no traceback).
 
 A row is (id, build, expect): ``build(ctx)`` returns the argv, using ``ctx.run`` (a tiny mnist-mini
-run, labelled), ``ctx.unlabelled`` (a tiny run on an ``npy:`` file without labels) or ``ctx.tmp``.
+run, labelled), ``ctx.unlabelled`` (a tiny run on an ``npy:`` file without labels), ``ctx.tmp``, or a
+copy of the run whose threshold.json (or weights) a row damages (``run_with``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,37 @@ def truncated_pt(c: Ctx) -> str:
     return str(p)
 
 
+def run_with(edit: Callable[[Path], object]) -> Callable[[Ctx], str]:
+    """A copy of the mini run with its threshold.json (or weights) damaged by ``edit(folder)``."""
+    def build(c: Ctx) -> str:
+        import shutil
+
+        d = Path(shutil.copytree(c.run, c.tmp / "damaged"))
+        edit(d)
+        return str(d)
+
+    return build
+
+
+def threshold_text(text: str) -> Callable[[Ctx], str]:
+    return run_with(lambda d: (d / "threshold.json").write_text(text))
+
+
+def other_weights(d: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    w = load_file(d / "model.safetensors")
+    name = sorted(w)[0]
+    w[name] = w[name] + 1e-3
+    save_file(w, d / "model.safetensors")
+
+
+def score_export(run: Callable[[Ctx], str]) -> Callable[[Ctx], list[str]]:
+    return lambda c: ["export", run(c), "--part", "score", "--format", "torchscript", "--out", str(c.tmp / "s.pt")]
+
+
+GOOD = '"rule": "percentile:99", "split": "val", "weights_sha256": "0"'
+
 ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("anomaly-fpr-without-labels", on("npy", "anomaly", "--threshold", "fpr:0.01"), "needs labels"),
     ("anomaly-percentile-101", on("mini", "anomaly", "--threshold", "percentile:101"),
@@ -72,8 +104,24 @@ ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("export-unknown-part", on("mini", "export", "--part", "middle", "--out", "m.onnx"), "--part"),
     ("export-wrong-suffix", lambda c: ["export", c.run, "--format", "torchscript", "--out", str(c.tmp / "m.onnx")],
      "name a .pt or .ts file"),
-    ("export-score-without-threshold", lambda c: ["export", c.run, "--part", "score", "--format", "torchscript",
-                                                  "--out", str(c.tmp / "s.pt")], "needs a threshold"),
+    ("export-score-without-threshold", score_export(run_with(lambda d: (d / "threshold.json").unlink())),
+     "needs a threshold"),
+    ("export-score-threshold-corrupt", score_export(threshold_text('{"threshold": 12.5, "ru')), "corrupt JSON"),
+    ("export-score-threshold-a-list", score_export(threshold_text("[12.5]")), "expected a JSON object"),
+    ("export-score-threshold-nan", score_export(threshold_text('{"threshold": NaN, ' + GOOD + "}")),
+     "threshold must be a finite number"),
+    ("export-score-threshold-text", score_export(threshold_text('{"threshold": "high", ' + GOOD + "}")),
+     "threshold must be a finite number"),
+    ("export-score-threshold-bad-rule",
+     score_export(threshold_text('{"threshold": 1.0, "rule": "percentile:101", "split": "val"}')),
+     "rule: percentile must lie in [50, 100]"),
+    ("export-score-threshold-no-digest",
+     score_export(threshold_text('{"threshold": 1.0, "rule": "percentile:99", "split": "val"}')), "weights_sha256"),
+    ("export-score-threshold-other-weights", score_export(run_with(other_weights)), "set for other weights"),
+    ("export-score-threshold-a-folder", score_export(run_with(lambda d: ((d / "threshold.json").unlink(),
+                                                                         (d / "threshold.json").mkdir()))),
+     "is a folder"),
+    ("anomaly-threshold-corrupt", lambda c: ["anomaly", threshold_text("{")(c)], "corrupt JSON"),
     ("export-score-bad-threshold", lambda c: ["export", c.run, "--part", "score", "--threshold", "percentile:101",
                                               "--out", str(c.tmp / "s.onnx")], "[50, 100]"),
     ("export-check-corrupt-onnx", lambda c: ["export", c.run, "--check-only", "--out", corrupt_onnx(c)],

@@ -88,3 +88,24 @@ def test_detector_fpr_with_labels():
     y = np.r_[np.ones(100), -np.ones(20)]
     d = AutoencoderOutlierDetector(code=2, epochs=3, threshold="fpr:0.1", random_state=0).fit(X, y)
     assert (d.predict(X[:100]) == -1).mean() == pytest.approx(0.1, abs=0.02)
+
+
+@pytest.mark.parametrize(("n_features", "sizes"), [(3, (1, [4])), (30, (7, [28])), (784, (16, [64]))])
+def test_detector_defaults_size_the_network_from_the_features(n_features, sizes):
+    from aekit.estimator import auto_sizes
+
+    assert auto_sizes(n_features, "auto", "auto") == sizes
+    assert auto_sizes(n_features, 5, "auto") == (5, [20]) and auto_sizes(n_features, "auto", (8,))[1] == [8]
+
+
+def test_default_detector_round_trips_with_auto_sizes(tmp_path):
+    X = data()
+    d = AutoencoderOutlierDetector(epochs=2, random_state=0).fit(X)
+    assert d.get_params()["code"] == "auto" and d.model_.code_size == 1  # 6 features: a quarter, at least 1
+    back = AutoencoderOutlierDetector.load(d.save(tmp_path / "det"))
+    assert back.get_params() == d.get_params()
+    np.testing.assert_array_equal(back.score_samples(X), d.score_samples(X))
+    t = AutoencoderTransformer(code="auto", layers="auto", epochs=2, random_state=0).fit(X)
+    assert t.transform(X).shape == (len(X), 1) and t.get_feature_names_out().tolist() == ["autoencodertransformer0"]
+    with pytest.raises(ValueError, match="code must be a whole number or 'auto'"):
+        AutoencoderOutlierDetector(code="big").fit(X)

@@ -161,20 +161,34 @@ def inpaint(model_or_dir: Any, mask: str, iters: int = 20, out: str | Path | Non
 
 def anomaly(model_or_dir: Any, out: str | Path | None = None, contamination: float | None = None,
             maps: str | Path | None = None, data: str | None = None, data_dir: str | None = None,
-            split: str = "test", threshold: Any = None, normal_classes: list[int] | None = None) -> dict[str, Any]:
-    """Anomaly scores (reconstruction error) of a split, the threshold from the validation split's
-    scores (``threshold``: "contamination:0.01", "percentile:99.5" or "fpr:0.01"; ``contamination``
-    is short for the first), and optionally a CSV and a picture of the top error maps. Where the data
-    has labels, normal is the training split's classes (or ``normal_classes``), and the result holds
-    precision, recall, F1 and ROC AUC."""
-    from aekit.tasks.anomaly import anomaly_report, training_classes
+            split: str = "test", threshold: Any = None, normal_classes: list[int] | None = None,
+            save_threshold: bool = False) -> dict[str, Any]:
+    """Anomaly scores (reconstruction error) of a split against a threshold, and optionally a CSV and
+    a picture of the top error maps. ``threshold`` ("contamination:0.01", "percentile:99.5" or
+    "fpr:0.01"; ``contamination`` is short for the first) is chosen on the validation split's scores;
+    without one, the run's stored threshold (threshold.json) is used, else contamination:0.01.
+    ``save_threshold`` stores the threshold used in the run folder, for ``export`` and later calls.
+    Where the data has labels, normal is the training split's classes (or ``normal_classes``), and
+    the result holds precision, recall, F1 and ROC AUC."""
+    from aekit.errors import AekitError
+    from aekit.run import writing_lock
+    from aekit.tasks.anomaly import DEFAULT_RULE, anomaly_report, run_threshold, stored_threshold, training_classes
 
     o, s = _use(model_or_dir, data, data_dir, split)
-    val = o.split("val", data, data_dir)
-    ref = val if len(val) else o.split("train", data, data_dir)
+    if save_threshold and o.dir is None:
+        raise AekitError("save_threshold needs a run folder; this model was not loaded from one")
     normal = normal_classes if normal_classes is not None else training_classes(o.split("train", data, data_dir).y)
-    rule = threshold if threshold is not None else (contamination if contamination is not None else 0.01)
-    return anomaly_report(o.model, ref.x, s.x, s.y, rule, out=out, maps=maps, ref_y=ref.y, normal=normal)
+    rule = threshold if threshold is not None else contamination
+    thr = stored_threshold(o.dir) if rule is None else None
+    if thr is None:
+        thr = run_threshold(o, rule if rule is not None else DEFAULT_RULE, data, data_dir, normal)
+    res = anomaly_report(o.model, s.x, s.y, thr, out=out, maps=maps, normal=normal)
+    if save_threshold and not thr.get("set_by"):  # (a threshold read from the run is stored already)
+        from aekit.tasks.anomaly import save_threshold as save
+
+        with writing_lock(o.dir):
+            res["threshold_file"] = str(save(o.dir, thr, "aekit anomaly --save-threshold"))
+    return res
 
 
 def export(model_or_dir: Any, format: str = "onnx", part: str = "full", out: str | Path = "model.onnx",
@@ -182,8 +196,9 @@ def export(model_or_dir: Any, format: str = "onnx", part: str = "full", out: str
            data_dir: str | None = None) -> dict[str, Any]:
     """Write ``part`` (full, encoder, decoder or score) of a trained autoencoder to ``out`` as ONNX or
     TorchScript, with its metadata, and check the file against aekit on 1,000 test samples (max abs
-    difference <= 1e-5). ``score`` needs ``threshold`` ("contamination:0.01", ...), chosen on the
-    validation split and stored in the file. ``check_only``: only check an existing ``out``."""
+    difference <= 1e-5). ``score`` carries a threshold in the file: ``threshold`` ("contamination:0.01",
+    ...) chosen on the validation split, else the run's stored one (threshold.json; an error where
+    there is none). ``check_only``: only check an existing ``out``."""
     from aekit.export import export_run
 
     return export_run(opened(model_or_dir, ("autoencoder", "pretrain")), format, part, out, threshold=threshold,

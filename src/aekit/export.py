@@ -7,8 +7,9 @@ how: uint8 pixels / 255, or the values as they are), with a dynamic batch axis.
 
 The ``score`` part computes aekit's one anomaly score (:func:`aekit.tasks.anomaly.score_of`: the
 squared error summed over all values), summed in float64 as aekit sums it, so its output is the
-number ``aekit anomaly`` writes; the threshold chosen on the validation split and the rule that
-chose it travel in the file's metadata.
+number ``aekit anomaly`` writes. Its threshold (``--threshold RULE``, chosen on the validation split,
+else the one the run keeps in threshold.json) travels in the file's metadata with the rule that
+chose it, the split and where it came from.
 
 After writing, the file is run on up to 1,000 test samples (onnxruntime / ``torch.jit.load``) and
 compared with aekit's own outputs: a difference over 1e-5 is an error, as anomalib users found
@@ -84,6 +85,7 @@ def check_request(fmt: str, part: str, out: str | Path | None) -> None:
 def metadata(o: Any, part: str, threshold: dict[str, Any] | None) -> dict[str, str]:
     """What a user of the file needs, as string key/values (ONNX metadata_props take strings)."""
     from aekit import __version__
+    from aekit.tasks.anomaly import THRESHOLD_FILE
 
     m, data = o.model, o.info.get("data", {})
     scaling = "uint8 / 255" if data.get("dtype") == "uint8" else "none (values as in the data)"
@@ -92,8 +94,10 @@ def metadata(o: Any, part: str, threshold: dict[str, Any] | None) -> dict[str, s
             "value_scaling": scaling, "value_range": str(data.get("value_range", "")),
             "output": m.output, "dataset": str(data.get("name", ""))}
     if threshold is not None:
-        meta.update({"threshold": repr(threshold["threshold"]), "threshold_rule": threshold["rule"],
-                     "threshold_split": threshold["split"]})
+        meta.update({"threshold": repr(float(threshold["threshold"])), "threshold_rule": threshold["rule"],
+                     "threshold_split": threshold["split"],
+                     "threshold_source": f"{THRESHOLD_FILE} ({threshold['set_by']})" if threshold.get("set_by")
+                     else "aekit export --threshold"})
     return meta
 
 
@@ -192,20 +196,20 @@ def check_parity(o: Any, path: Path, fmt: str, part: str, x: np.ndarray) -> tupl
     return diffs, scaled
 
 
-def run_threshold(o: Any, rule: Any, data: str | None, data_dir: str | None) -> dict[str, Any]:
-    """The anomaly threshold for ``score``, chosen on the validation split as ``aekit anomaly`` does."""
-    from aekit.tasks.anomaly import normal_mask, parse_threshold, scores, threshold_value, training_classes
+def score_threshold(o: Any, rule: Any, data: str | None, data_dir: str | None) -> dict[str, Any]:
+    """The anomaly threshold for ``score``: chosen by ``rule`` on the validation split as ``aekit
+    anomaly`` does, else the run's stored one (threshold.json), else an error."""
+    from aekit.tasks.anomaly import run_threshold, stored_threshold
 
-    if rule is None:
-        raise AekitError("--part score needs a threshold and the run has none: "
-                         "add --threshold contamination:0.01 (or percentile:P, fpr:F)")
-    th = parse_threshold(rule)
-    val = o.split("val", data, data_dir)
-    split = "val" if len(val) else "train"
-    ref = val if len(val) else o.split("train", data, data_dir)
-    normal = training_classes(o.split("train", data, data_dir).y)
-    value = threshold_value(th, scores(o.model, ref.x)[0], normal_mask(ref.y, normal))
-    return {"threshold": value, "rule": str(th), "split": split}
+    if rule is not None:
+        return run_threshold(o, rule, data, data_dir)
+    stored = stored_threshold(o.dir)
+    if stored is None:
+        where = o.dir if o.dir is not None else "this model"
+        raise AekitError(f"--part score needs a threshold and {where} has none stored: add --threshold "
+                         "contamination:0.01 (or percentile:P, fpr:F), or store one with aekit anomaly RUN "
+                         "--threshold RULE --save-threshold")
+    return stored
 
 
 def export_run(o: Any, fmt: str, part: str, out: str | Path, threshold: Any = None, check: bool = True,
@@ -217,7 +221,7 @@ def export_run(o: Any, fmt: str, part: str, out: str | Path, threshold: Any = No
     m = o.model.cpu().float().eval()
     res: dict[str, Any] = {"path": str(path), "format": fmt, "part": part}
     if not check_only:
-        th = run_threshold(o, threshold, data, data_dir) if part == "score" else None
+        th = score_threshold(o, threshold, data, data_dir) if part == "score" else None
         meta = metadata(o, part, th)
         module, x = PARTS[part][0](m).eval(), example_input(m, part)
         atomic_write_bytes(path, onnx_bytes(module, x, part, meta) if fmt == "onnx"

@@ -19,6 +19,7 @@ changed model or dataset before it writes anything.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import fcntl
 import math
@@ -26,6 +27,7 @@ import os
 import shutil
 import sys
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,6 +293,37 @@ def _differences(saved: Any, new: Any, prefix: str) -> list[str]:
                                     f"this command asks for {new!r})"]
 
 
+def _hold(fd: int, folder: Path, advice: str) -> int:
+    """Take the exclusive lock on ``folder``'s open .lock file ``fd`` and write this process's PID
+    in it; a holder alive already is named in one error line (and ``fd`` closed)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise AekitError(f"{folder} is being written by process {holder}; {advice}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+@contextlib.contextmanager
+def writing_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold a finished run folder's writer lock while a file is added to it (``aekit anomaly
+    --save-threshold``): refused while a training command writes the folder, and a training command
+    started meanwhile is refused in turn."""
+    d = Path(run_dir)
+    try:
+        fd = os.open(d / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as exc:  # permission denied, a read-only file system, no such folder
+        raise AekitError(f"{d}: cannot write in it ({exc.strerror or exc})") from None
+    _hold(fd, d, "wait for it to finish")
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
 class RunWriter:
     """Exclusive, guarded writing of one run folder of one kind (a context manager).
 
@@ -337,16 +370,7 @@ class RunWriter:
             raise AekitError(f"--out {self.out}: a file stands in the way; name a folder") from None
         except PermissionError:
             raise AekitError(f"--out {self.out}: not writable (permission denied)") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise AekitError(f"{self.out} is being written by process {holder}; wait for it to finish "
-                             "or choose another --out") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
+        self._fd = _hold(fd, self.out, "wait for it to finish or choose another --out")
 
     def _inspect(self) -> None:
         from aekit.training.checkpoint import recover_last

@@ -38,7 +38,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="full (x -> reconstruction), encoder, decoder, score (x -> anomaly score, error map)")
     e.add_argument("--out", required=True, metavar="FILE", help=".onnx for onnx, .pt or .ts for torchscript")
     e.add_argument("--threshold", metavar="KIND:VALUE",
-                   help="for --part score: contamination:0.01 | percentile:99.5 | fpr:0.01 on the validation split")
+                   help="for --part score: contamination:0.01 | percentile:99.5 | fpr:0.01 on the validation split "
+                   "(default: the run's stored threshold, from training or aekit anomaly --save-threshold)")
     e.add_argument("--no-check", action="store_true", help="skip running the file on 1,000 test samples")
     e.add_argument("--check-only", action="store_true", help="only check an existing FILE against the run")
     data_flags(e)

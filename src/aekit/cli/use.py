@@ -147,16 +147,17 @@ def cmd_anomaly(args: argparse.Namespace) -> int:
 
     r = anomaly(args.run, out=args.out, contamination=args.contamination, maps=args.maps, data=args.data,
                 data_dir=args.data_dir, split=args.split, threshold=args.threshold,
-                normal_classes=args.normal_classes)
+                normal_classes=args.normal_classes, save_threshold=args.save_threshold)
     if args.json:
         json_out(r)
         return 0
-    print(f"threshold {r['threshold']:.4g} ({r['threshold_rule']} on the validation split): "
+    stored = ", stored in the run" if r["threshold_stored"] else ""
+    print(f"threshold {r['threshold']:.4g} ({r['threshold_rule']} on the {r['threshold_split']} split{stored}): "
           f"{r['flagged']} of {r['n']} samples flagged")
     if "f1" in r:
         print(f"normal classes {r['normal_classes']}: precision {r['precision']:.4f}, recall {r['recall']:.4f}, "
               f"F1 {r['f1']:.4f}, false-positive rate {r['fpr']:.4f}, ROC AUC {r['roc_auc']:.4f}")
-    for key in ("scores_csv", "maps"):
+    for key in ("scores_csv", "maps", "threshold_file"):
         if key in r:
             print(f"wrote {r[key]}")
     return 0
@@ -223,7 +224,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     an.add_argument("--contamination", type=float, help="expected share of anomalies (0.01); short for "
                     "--threshold contamination:C")
     an.add_argument("--threshold", metavar="KIND:VALUE",
-                    help="contamination:0.01 | percentile:99.5 | fpr:0.01 (fpr needs labels), on the validation split")
+                    help="contamination:0.01 | percentile:99.5 | fpr:0.01 (fpr needs labels), on the validation "
+                    "split (default: the run's stored threshold, else contamination:0.01)")
+    an.add_argument("--save-threshold", action="store_true",
+                    help="store the threshold in DIR/threshold.json, for aekit export --part score and later runs")
     an.add_argument("--normal-classes", type=int_list, metavar="0,1",
                     help="labels of normal data (default: the classes of the training split)")
     an.add_argument("--out", metavar="scores.csv")

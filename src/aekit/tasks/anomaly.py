@@ -10,11 +10,20 @@ The threshold is set on the validation split, in one of three ways (``--threshol
 user expects); ``percentile:p``, the p-th percentile of them; ``fpr:f``, the (1 - f) quantile of
 the validation scores of *normal* samples only, so that f of the normal data is flagged (needs
 labels; normal is the run's training classes or ``--normal-classes``), as alibi-detect offers.
+
+A run keeps its threshold in ``threshold.json`` (docs/run-format.md): the value, the rule that chose
+it, the split it was chosen on and a digest of the weights it belongs to. Training writes one
+(:data:`DEFAULT_RULE`, or the rule already stored when a run is resumed), ``aekit anomaly --threshold
+RULE --save-threshold`` replaces it, and ``aekit anomaly`` and ``aekit export --part score`` use it
+when no rule is given. A file whose digest does not match ``model.safetensors`` (weights trained
+further or replaced since) is refused, never used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +31,10 @@ from typing import Any
 import numpy as np
 
 from aekit.errors import AekitError
-from aekit.io import atomic_write_text
+from aekit.io import atomic_write_text, open_plain, read_json_object, write_json
+
+THRESHOLD_FILE = "threshold.json"
+DEFAULT_RULE = "contamination:0.01"  # what training stores and `aekit anomaly` uses when none is given
 
 
 def score_of(err: np.ndarray) -> np.ndarray:
@@ -37,6 +49,15 @@ def scores(model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     xf = as_float(x)
     err = np.square(xf - model.reconstruct(xf))
     return score_of(err), err
+
+
+def sample_scores(model: Any, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """The scores of :func:`scores` without the error maps, a chunk at a time (the memory of one
+    chunk's maps, not of a whole split's; the same numbers, as reconstruction runs in 4,096-row batches)."""
+    from aekit.data import mapped
+
+    parts = [scores(model, piece)[0] for piece in mapped.chunks(x, chunk)]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 # (low, high, low included, high included) for each threshold kind's value
@@ -172,17 +193,100 @@ def normal_mask(y: np.ndarray | None, normal: Any) -> np.ndarray | None:
     return None if y is None or normal is None else np.isin(y, np.asarray(list(normal)))
 
 
-def anomaly_report(model: Any, ref_x: np.ndarray, x: np.ndarray, y: np.ndarray | None, threshold: Any = 0.01,
-                   out: str | Path | None = None, maps: str | Path | None = None, ref_y: np.ndarray | None = None,
-                   normal: Any = None) -> dict[str, Any]:
-    """Scores of ``x``, the threshold from the reference scores (``ref_x``, the validation split)
-    chosen as ``threshold`` says, precision/recall/F1/ROC AUC where ``y`` and the ``normal`` classes
+def choose_threshold(model: Any, ref_x: np.ndarray, ref_y: np.ndarray | None, rule: Any, normal: Any,
+                     split: str) -> dict[str, Any]:
+    """The threshold ``rule`` picks from the scores of ``ref_x`` (the rows of ``split``), as a record:
+    value, rule, split, row count, and the normal classes ``fpr`` counted as normal."""
+    th = parse_threshold(rule)
+    value = threshold_value(th, sample_scores(model, ref_x), normal_mask(ref_y, normal) if th.kind == "fpr" else None)
+    rec: dict[str, Any] = {"threshold": value, "rule": str(th), "split": split, "n": len(ref_x)}
+    if th.kind == "fpr":
+        rec["normal_classes"] = sorted(int(c) for c in normal)
+    return rec
+
+
+def run_threshold(o: Any, rule: Any, data: str | None = None, data_dir: str | None = None,
+                  normal: Any = None) -> dict[str, Any]:
+    """The threshold of an opened run ``o`` chosen by ``rule`` on its validation split (the training
+    split where it has none); normal is ``normal`` or the training split's classes."""
+    val = o.split("val", data, data_dir)
+    split, ref = ("val", val) if len(val) else ("train", o.split("train", data, data_dir))
+    if normal is None:
+        normal = training_classes(o.split("train", data, data_dir).y)
+    rec = choose_threshold(o.model, ref.x, ref.y, rule, normal, split)
+    return {**rec, "data": str(o.dataset(data, data_dir)[0].name)}
+
+
+# --- threshold.json: the threshold a run keeps -----------------------------------------------------
+
+
+def weights_digest(run_dir: str | Path) -> str:
+    """SHA-256 of the run's model.safetensors: which weights a stored threshold belongs to."""
+    p = Path(run_dir) / "model.safetensors"
+    h = hashlib.sha256()
+    try:
+        with open_plain(p, "weights file") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+    except FileNotFoundError:
+        raise AekitError(f"{p}: not found; is this an aekit run directory?") from None
+    except OSError as exc:
+        raise AekitError(f"{p}: cannot read it ({exc.strerror or exc})") from None
+    return h.hexdigest()
+
+
+def save_threshold(run_dir: str | Path, record: dict[str, Any], set_by: str) -> Path:
+    """Write ``record`` (from :func:`choose_threshold`) as the run's threshold.json, atomically, with
+    the digest of the weights it was computed with."""
+    from aekit import __version__
+
+    path = Path(run_dir) / THRESHOLD_FILE
+    write_json(path, {**record, "set_by": set_by, "weights_sha256": weights_digest(run_dir),
+                      "aekit_version": __version__})
+    return path
+
+
+def _check_stored(rec: dict[str, Any], where: Path) -> None:
+    value = rec.get("threshold")
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise AekitError(f"{where}: threshold must be a finite number, got {value!r:.40}")
+    try:
+        parse_threshold(rec.get("rule"))
+    except AekitError as exc:
+        raise AekitError(f"{where}: rule: {str(exc).replace('--threshold ', '')}") from None
+    if not isinstance(rec.get("split"), str):
+        raise AekitError(f"{where}: split must be the name of a split, got {rec.get('split')!r:.40}")
+    if not isinstance(rec.get("weights_sha256"), str):
+        raise AekitError(f"{where}: no weights_sha256; not a threshold file aekit wrote")
+
+
+def stored_threshold(run_dir: str | Path | None, check_weights: bool = True) -> dict[str, Any] | None:
+    """The run's threshold.json, checked, or None where the run has none. One error line for a
+    damaged file or one written for other weights than the run's model.safetensors."""
+    if run_dir is None:
+        return None
+    where = Path(run_dir) / THRESHOLD_FILE
+    if not where.exists() and not where.is_symlink():
+        return None
+    rec = read_json_object(where)
+    _check_stored(rec, where)
+    if check_weights and rec["weights_sha256"] != weights_digest(run_dir):
+        raise AekitError(f"{where}: set for other weights than {Path(run_dir) / 'model.safetensors'} (trained "
+                         f"further or replaced since); set it again with aekit anomaly {run_dir} --threshold "
+                         f"{rec['rule']} --save-threshold")
+    return rec
+
+
+def anomaly_report(model: Any, x: np.ndarray, y: np.ndarray | None, thr: dict[str, Any],
+                   out: str | Path | None = None, maps: str | Path | None = None, normal: Any = None) -> dict[str, Any]:
+    """Scores of ``x`` against the threshold record ``thr`` (:func:`choose_threshold` or
+    :func:`stored_threshold`), precision/recall/F1/ROC AUC where ``y`` and the ``normal`` classes
     are known, and optionally a CSV of the scores and a picture of the top error maps."""
-    th = parse_threshold(threshold)
-    thr = threshold_value(th, scores(model, ref_x)[0], normal_mask(ref_y, normal))
+    th = parse_threshold(thr["rule"])
     sc, err = scores(model, x)
-    flagged = sc > thr
-    res: dict[str, Any] = {"n": len(sc), "threshold": thr, "threshold_rule": str(th),
+    flagged = sc > thr["threshold"]
+    res: dict[str, Any] = {"n": len(sc), "threshold": thr["threshold"], "threshold_rule": str(th),
+                           "threshold_split": thr["split"], "threshold_stored": bool(thr.get("set_by")),
                            "flagged": int(flagged.sum()), "flagged_fraction": float(flagged.mean()),
                            "score_mean": float(sc.mean()), "score_max": float(sc.max())}
     if th.kind == "contamination":

@@ -2,7 +2,8 @@
 
 :func:`aekit.api.train` opens and guards the run folder (:mod:`aekit.run`) and calls
 :func:`train_autoencoder`, which does the rest: it builds the model, runs :func:`fit`, scores the
-best weights on every split and writes ``summary.json``, ``loss.png`` and ``reconstructions.png``.
+best weights on every split and writes ``summary.json``, ``threshold.json`` (the anomaly threshold,
+:mod:`aekit.tasks.anomaly`), ``loss.png`` and ``reconstructions.png``.
 """
 
 from __future__ import annotations
@@ -96,6 +97,27 @@ def train_autoencoder(model: Any, ds: Dataset, cfg: RunConfig, out: Path, *, dev
     reconstruct_grid(model, show.x[:RECON_GRID], out / "reconstructions.png")
     model.cpu().eval()
     return summary, res
+
+
+def keep_threshold(model: Any, out: Path, train: Any, val: Any, data: str) -> None:
+    """threshold.json for the weights just trained: the rule stored before (a resumed run), else
+    contamination:0.01, chosen on the validation split (the training split without one)."""
+    from aekit.tasks.anomaly import DEFAULT_RULE, choose_threshold, save_threshold, stored_threshold, training_classes
+
+    normal = training_classes(train.y)
+    try:
+        before = stored_threshold(out, check_weights=False)  # its weights are the ones replaced
+    except AekitError:
+        before = None
+    rule = before["rule"] if before else DEFAULT_RULE
+    if before and "normal_classes" in before:
+        normal = before["normal_classes"]
+    split, ref = ("val", val) if val is not None and len(val) else ("train", train)
+    try:
+        rec = choose_threshold(model, ref.x, ref.y, rule, normal, split)
+    except AekitError:  # a stored fpr: rule whose normal classes this split lacks
+        rec = choose_threshold(model, ref.x, ref.y, DEFAULT_RULE, normal, split)
+    save_threshold(out, {**rec, "data": data}, "aekit train")
 
 
 def reconstruct_grid(model: Any, x: Any, path: str | Path) -> Path:
