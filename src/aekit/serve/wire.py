@@ -8,7 +8,7 @@ Validating a 784-number list through a model took longer than the model's forwar
 Out: :func:`dumps` writes an answer (images as ``{"shape", "data"}`` rounded to 4 digits, or base64
 PNG) as the same bytes ``json.dumps`` would, but each number in [-1, 1] is a row of a table of the
 20,001 four-digit texts (160 kB of bytes, no Python objects to chase, so it stays in cache beside
-the model's weights) instead of being formatted: about 30 µs instead of 300 µs for 784 numbers.
+the model's weights) instead of being formatted: 13 µs instead of 300 µs for 784 numbers here.
 """
 
 from __future__ import annotations
