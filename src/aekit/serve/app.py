@@ -1,4 +1,5 @@
-"""The FastAPI app of ``aekit serve``: the page (static files) and the JSON API under ``/api/``.
+"""The FastAPI app of ``aekit serve``: the page (static files), the JSON API under ``/api/`` and its
+Swagger page ``/docs`` (swagger-ui's files served from here too).
 
 Handlers are thin: look the run up by id, check and decode the request's images
 (:mod:`aekit.serve.inputs`), call :mod:`aekit.serve.work`, answer. Every bad request is a 4xx:
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import importlib.util
 import json
 import re
 import time
@@ -47,6 +49,7 @@ HotCall = Callable[[str, bytes, str | None], Awaitable[bytes]]
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 LOOPBACK = ("127.0.0.1", "localhost", "::1")  # the addresses to bind that only this machine reaches
 HOT_PATH = re.compile(r"/api/runs/([^/]+)/([a-z]+)")
+DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8", "swagger-ui.css": "text/css; charset=utf-8"}
 
 
 class Strict(BaseModel):
@@ -385,6 +388,54 @@ def _job_routes(app: FastAPI, queue: JobQueue) -> None:
                                  headers={"Cache-Control": "no-cache"})
 
 
+def swagger_dist() -> Path | None:
+    """The folder of swagger-ui's dist files as the ``fastapi-offline`` package ships them (swagger-ui
+    5, which reads the OpenAPI 3.1 FastAPI writes), found without importing it; None without it."""
+    spec = importlib.util.find_spec("fastapi_offline")
+    for folder in (spec and spec.submodule_search_locations) or ():
+        dist = Path(folder) / "static"
+        if all((dist / name).is_file() for name in DOCS_ASSETS):
+            return dist
+    return None
+
+
+def _docs_routes(app: FastAPI, token: str | None) -> None:
+    """``/docs``: Swagger UI over ``/openapi.json``, every file from this server. FastAPI's own page
+    loads its scripts from a CDN and starts them with an inline script, both of which the policy
+    forbids; this one is a static page whose script (static/docs.js) starts swagger-ui. The page and
+    its files hold no data, so like ``/`` they need no token; the calls made from it do. With a
+    token, the API's description says so, and the page's Authorize button takes it."""
+    dist = swagger_dist()
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        if dist is None:
+            return JSONResponse({"detail": "the API page needs fastapi-offline (pip install 'aekit[serve]'); "
+                                           "/openapi.json describes the API"}, status_code=404)
+        return FileResponse(STATIC / "docs.html")
+
+    @app.get("/docs/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> Response:
+        if dist is None or name not in DOCS_ASSETS:
+            return JSONResponse({"detail": "not found"}, status_code=404)
+        return FileResponse(dist / name, media_type=DOCS_ASSETS[name])
+
+    if token:
+        plain = app.openapi
+
+        def with_bearer() -> dict[str, Any]:
+            if app.openapi_schema is None:
+                schema = plain()
+                schema.setdefault("components", {})["securitySchemes"] = {
+                    "bearer": {"type": "http", "scheme": "bearer", "description": "the server's --token"}}
+                for path, ops in schema["paths"].items():
+                    for op in ops.values() if path.startswith("/api/") else ():
+                        op["security"] = [{"bearer": []}]
+            return app.openapi_schema
+
+        app.openapi = with_bearer  # type: ignore[method-assign]
+
+
 def create_app(*runs: str | Path, runs_root: str | Path | None = None, token: str | None = None,
                configs: str | Path | None = None, local_only: bool = False) -> Any:
     """The ASGI app serving the given run folders and every run folder directly under ``runs_root``;
@@ -400,8 +451,7 @@ def create_app(*runs: str | Path, runs_root: str | Path | None = None, token: st
         yield
         queue.shutdown()  # a running job is checkpointed, so `aekit train --resume` continues it
 
-    # The Swagger page loads its scripts from a CDN, which the page's policy forbids: /openapi.json
-    # documents the API instead.
+    # FastAPI's own Swagger page loads its scripts from a CDN: /docs is served by _docs_routes instead.
     app = FastAPI(title="aekit serve", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.store, app.state.queue = store, queue
     _errors(app)
@@ -410,6 +460,7 @@ def create_app(*runs: str | Path, runs_root: str | Path | None = None, token: st
     _hot_routes(app, hot)
     _task_routes(app, store)
     _job_routes(app, queue)
+    _docs_routes(app, token)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -397,6 +397,7 @@ function wire() {
   for (const id of ["blend-a", "blend-b", "blend-t"]) $(id).addEventListener("input", runBlend);
   $("train").addEventListener("click", guard(startJob));
   strokes(); painting(); latentEvents();
+  if (token) $("api-docs").hash = "token=" + encodeURIComponent(token); // its Try it out sends it too
 }
 
 clearPad();
