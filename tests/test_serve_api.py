@@ -77,6 +77,19 @@ def test_anomaly_score(client):
     assert r == {"score": full["score"], "threshold": full["threshold"], "anomaly": full["anomaly"]}
 
 
+def test_the_threshold_is_the_runs_own(root, client, tmp_path):
+    """The page scores against the threshold the run keeps (threshold.json), the one `aekit anomaly`
+    and export use; a run without one gets the same default rule computed on its validation split."""
+    stored = json.loads((root / "tiny" / "threshold.json").read_text())
+    assert client.post("/api/runs/tiny/anomaly", json={"index": 0}).json()["threshold"] == stored["threshold"]
+    (tmp_path / "bare").mkdir()
+    for f in ("config.json", "model.safetensors"):
+        (tmp_path / "bare" / f).write_bytes((root / "tiny" / f).read_bytes())
+    with TestClient(create_app(runs_root=tmp_path)) as c:
+        thr = c.post("/api/runs/bare/anomaly", json={"index": 0}).json()["threshold"]
+    assert thr == pytest.approx(stored["threshold"], rel=1e-6)
+
+
 def test_encode_decode_round_trip(client):
     code = client.post("/api/runs/tiny/encode", json={"index": 0}).json()["code"]
     img = client.post("/api/runs/tiny/decode", json={"code": code}).json()["image"]

@@ -20,8 +20,7 @@ from aekit.errors import AekitError
 
 ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 N_TEST = 500  # test images kept per run for picking, the latent map and denoising
-N_REF = 1000  # validation images the anomaly threshold is set on
-CONTAMINATION = 0.01
+N_REF = 1000  # validation images kept for the page (denoise baselines)
 
 
 class RunNotFound(Exception):
@@ -139,7 +138,7 @@ class RunStore:
     def _open(self, rid: str) -> Served:
         from aekit.metrics import as_float
         from aekit.run import open_run
-        from aekit.tasks.anomaly import scores, threshold
+        from aekit.tasks.anomaly import DEFAULT_RULE, run_threshold, stored_threshold
 
         o = open_run(self.dirs[rid], ("autoencoder", "pretrain"))
         ds, cfg = o.dataset()
@@ -148,7 +147,10 @@ class RunStore:
             val = ds.split("train", cfg.data.val_fraction, cfg.data.split_seed)
         train = ds.split("train", cfg.data.val_fraction, cfg.data.split_seed)
         val_x = as_float(np.asarray(val.x[:N_REF]))
-        thr = threshold(scores(o.model, val_x)[0], CONTAMINATION)
+        # The run's own threshold (threshold.json, as `aekit anomaly` and export use), else the
+        # default rule on the whole validation split: the same number the command would give.
+        rec = stored_threshold(o.dir) or run_threshold(o, DEFAULT_RULE)
+        thr = float(rec["threshold"])
         test_y = None if ds.test.y is None else np.asarray(ds.test.y[:N_TEST])
         return Served(rid, o, as_float(np.asarray(ds.test.x[:N_TEST])), test_y,
                       as_float(np.asarray(train.x[:2000])), val_x, thr)
