@@ -82,3 +82,18 @@ def test_pretraining_and_fine_tuning_on_the_device(tmp_path, small_images, devic
     assert 0 <= f["test_error_percent"] <= 100
     assert json.loads((tmp_path / "ft" / "config.json").read_text())["kind"] == "classifier"
     assert aekit.classify(tmp_path / "ft", data="mnist-mini")["n"] == 1000  # its own arrays were in memory
+
+
+def test_estimators_train_on_the_device(device):
+    from sklearn.base import clone
+
+    from aekit.estimator import AutoencoderOutlierDetector, AutoencoderTransformer
+
+    x = np.random.default_rng(0).normal(size=(300, 6)).astype(np.float32)
+    t = AutoencoderTransformer(code=2, layers=(8,), epochs=3, random_state=0, device=device).fit(x)
+    assert t.transform(x).shape == (300, 2) and next(t.model_.parameters()).device.type == "cpu"
+    d = AutoencoderOutlierDetector(epochs=3, random_state=0, device=device).fit(x)
+    assert set(np.unique(d.predict(x))) <= {-1, 1} and np.isfinite(d.score_samples(x)).all()
+    assert clone(d).get_params()["device"] == device
+    with pytest.raises(ValueError, match="device"):
+        AutoencoderTransformer(device="tpu").fit(x)

@@ -72,6 +72,7 @@ class _AutoencoderBase(BaseEstimator):
         noise: str | None = None,
         random_state: int | None = None,
         verbose: int = 0,
+        device: str = "cpu",
     ) -> None:
         self.code = code
         self.layers = layers
@@ -84,6 +85,7 @@ class _AutoencoderBase(BaseEstimator):
         self.noise = noise
         self.random_state = random_state
         self.verbose = verbose
+        self.device = device
 
     def _fit_model(self, X: np.ndarray) -> None:
         import torch
@@ -111,8 +113,19 @@ class _AutoencoderBase(BaseEstimator):
         model = create_model(self.model, (X.shape[1],), output="identity", **opts)
         model.resolve_output("real")
         # verbose: a line per epoch on stderr (a bar on a terminal); 0, scikit-learn's default, is quiet.
-        fit(model, Split(X.astype(np.float32)), None, cfg, progress=bool(self.verbose))
-        self.model_ = model.eval()
+        # device: where to train ("cpu" by default: small tabular models gain nothing from a GPU);
+        # inference always runs on a float64 copy on the CPU (see the module's notes).
+        fit(model, Split(X.astype(np.float32)), None, cfg, progress=bool(self.verbose), device=self._device())
+        self.model_ = model.cpu().eval()
+
+    def _device(self) -> Any:
+        from aekit.device import resolve_device
+        from aekit.errors import AekitError
+
+        try:
+            return resolve_device(self.device)
+        except AekitError as exc:  # scikit-learn expects a ValueError for a bad parameter
+            raise ValueError(str(exc).replace("--device ", "device ")) from None
 
     def _infer(self, X: np.ndarray, part: str) -> np.ndarray:
         """``part`` ("encode", "decode" or "reconstruct") of the rows of ``X``, computed in float64 and
@@ -259,9 +272,10 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
     def __init__(self, code: int | str = "auto", layers: Sequence[int] | str = "auto", activation: str = "elu",
                  model: str = "mlp", epochs: int = 30, batch_size: int = 256, lr: float = 1e-2,
                  weight_decay: float = 0.0, noise: str | None = None, contamination: float = 0.1,
-                 random_state: int | None = None, verbose: int = 0, threshold: str | None = None) -> None:
+                 random_state: int | None = None, verbose: int = 0, threshold: str | None = None,
+                 device: str = "cpu") -> None:
         super().__init__(code, layers, activation, model, epochs, batch_size, lr, weight_decay, noise, random_state,
-                         verbose)
+                         verbose, device)
         self.contamination = contamination
         self.threshold = threshold
 
