@@ -96,6 +96,13 @@ ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("val-fraction-nan", train("--val-fraction", "nan"), "data.val_fraction must be a finite number"),
     ("image-size-huge", train("--image-size", "100000"), "data.image_size must lie in [1, 4096]"),
     ("image-size-zero", train("--image-size", "0"), "data.image_size must lie in [1, 4096]"),
+    ("compile-maybe", train("--compile", "maybe"), "argument --compile: invalid choice: 'maybe'"),
+    ("compile-toml-word", toml('[train]\ncompile = "yes"\n'), "unknown compile 'yes'; use one of off, on"),
+    ("compile-toml-bool", toml("[train]\ncompile = true\n"), "compile = True has the wrong type (expected str)"),
+    ("precision-toml-unknown", toml('[train]\nprecision = "fp8"\n'), "unknown precision 'fp8'"),
+    ("pretrain-compile-maybe", lambda c: ["pretrain", "--layers", "8", "--compile", "maybe", "--out",
+                                          str(c.tmp / "r")], "argument --compile: invalid choice"),
+    ("finetune-compile-maybe", use("finetune", "--compile", "maybe"), "argument --compile: invalid choice"),
     # --- model options: unit counts capped, the parameter count checked before allocating ----------
     ("code-huge", train("--code", "10000000000"), "code size (--code) must be a whole number from 1 to 1,000,000"),
     ("code-zero", train("--code", "0"), "code size (--code)"),
@@ -218,6 +225,14 @@ def test_bad_setting(case: str, build: Callable[[Ctx], list[str]], expect: str, 
     argv = build(Ctx(tmp_path, trained))
     assert_one_line_error(argv, capsys, expect)
     assert not (tmp_path / "r" / "model.safetensors").exists()  # refused before training
+
+
+@pytest.mark.parametrize("value", ["tpu", "CUDA", "cpu cuda", "x" * 200])
+def test_a_bad_AEKIT_DEVICE_is_one_line(value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("AEKIT_DEVICE", value)
+    err = assert_one_line_error(["train", *FAST, "--out", str(tmp_path / "r")], capsys, "AEKIT_DEVICE=")
+    assert len(err) < 300  # a long value is cut, not echoed whole
 
 
 # --- the same checks from Python, and the fixes that are not error lines ----------------------------
