@@ -4,8 +4,9 @@
 #   bash benchmarks/gpu.sh [--dry-run] [MNIST_DIR]
 # Each step runs under its own timeout, so one failure or hang does not hide the rest; each writes
 # JSON (or a log) under benchmarks/results/gpu/, and the end prints one summary table, also saved
-# as benchmarks/results/gpu/summary.md. --dry-run lists the steps and checks that their scripts
-# and recipes exist, without a GPU. Without CUDA, a real run stops at once with one line, exit 2.
+# as benchmarks/results/gpu/summary.md; the exit status is 1 if any step failed or timed out.
+# --dry-run lists the steps and checks that their scripts and recipes exist, without a GPU.
+# Without CUDA, a real run stops at once with one line, exit 2.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DRY=0
@@ -63,10 +64,16 @@ for s in "${STEPS[@]}"; do
 done
 echo "total $(( $(date +%s) - T0 ))s"
 
-# One table from the JSON each step wrote.
+# One table from the JSON each step wrote (the steps' states go through a file: the script is stdin).
 export OUT
-for s in "${STEPS[@]}"; do IFS='|' read -r name _ _ <<<"$s"; echo "$name|${RC[$name]}|${SECS[$name]}"; done | "$PY" - <<'PY'
-import json, os, re, sys
+failed=0
+for s in "${STEPS[@]}"; do
+  IFS='|' read -r name _ _ <<<"$s"
+  echo "$name|${RC[$name]}|${SECS[$name]}"
+  [ "${RC[$name]}" = 0 ] || failed=1
+done >"$OUT/steps.txt"
+"$PY" - <<'PY'
+import json, os, re
 from pathlib import Path
 out = Path(os.environ["OUT"])
 
@@ -80,7 +87,7 @@ def read(p):
         return None
 
 rows = []
-for line in sys.stdin:
+for line in (out / "steps.txt").read_text().splitlines():
     name, rc, secs = line.rstrip("\n").split("|")
     slug = name.replace(" ", "-").replace(":", "-")
     figure, goal = "", ""
@@ -114,3 +121,4 @@ lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " |
 print("\n".join(lines))
 (out / "summary.md").write_text("\n".join(lines) + "\n")
 PY
+exit $(( failed ? 1 : 0 ))

@@ -17,6 +17,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     name = config.getoption("--device")
+    if name not in ("cpu", "cuda", "mps"):  # a default from $AEKIT_TEST_DEVICE is not checked by choices=
+        raise pytest.UsageError(f"AEKIT_TEST_DEVICE={name!r}: use cpu, cuda or mps")
     if name == "cuda":
         import torch
 

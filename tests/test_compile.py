@@ -109,10 +109,16 @@ def sync_counter(monkeypatch):
 
     def watched(self, idx, i):
         inside[0] = True
+        # On CUDA the device itself also refuses any synchronising call made during the step.
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.set_sync_debug_mode("error")
         try:
             return step(self, idx, i)
         finally:
             inside[0] = False
+            if cuda:
+                torch.cuda.set_sync_debug_mode("default")
 
     monkeypatch.setattr(loop.Trainer, "step", watched)
     return counts
@@ -165,3 +171,45 @@ def test_precision_auto_times_both_where_bf16_is_native_and_keeps_the_run_rng(mo
              device=torch.device("cpu"))
     for k, v in auto_model.state_dict().items():
         np.testing.assert_array_equal(v.numpy(), same.state_dict()[k].numpy(), err_msg=k)
+
+
+def test_a_real_error_in_a_compiled_step_is_itself_not_a_compiler_line(monkeypatch, small_images, capsys):
+    """Only the first call of a shape can be the compiler's fault, and only if the eager step then
+    works: an error the eager step makes too is raised as itself, with no --compile line."""
+    from aekit.training import speed
+
+    def broken(model, device):
+        raise AssertionError("not reached: the eager retry fails first")
+
+    monkeypatch.setattr(speed, "compiler_missing", lambda device: None)
+    monkeypatch.setattr(speed, "compile_model", lambda model, device: model)  # "compiled" = the same module
+    m = tiny()
+    monkeypatch.setattr(m, "forward", lambda *a, **k: (_ for _ in ()).throw(ValueError("bad batch")))
+    with pytest.raises(ValueError, match="bad batch"):
+        loop.fit(m, small_images.train, None, TrainConfig(epochs=1, max_steps=2, compile="on"), progress=False,
+                 device=torch.device("cpu"))
+    assert "--compile: torch.compile failed" not in capsys.readouterr().err
+
+
+def test_the_contractive_penalty_is_not_compiled_and_says_so(small_images, capsys):
+    m = create_model("mlp", (1, 28, 28), layers=[16], code=4, contractive=0.01)
+    m.resolve_output("unit")
+    res = loop.fit(m, small_images.train, None, TrainConfig(epochs=1, max_steps=2, compile="on"), progress=False,
+                   device=torch.device("cpu"))
+    err = capsys.readouterr().err
+    assert res.compiled is False and err.count("--compile: the contractive penalty") == 1, err
+
+
+def test_precision_auto_keeps_its_first_decision_on_resume(monkeypatch, tmp_path, small_images):
+    from aekit.training import speed
+
+    monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr("aekit.device.cpu_has_fast_bf16", lambda: True)
+    picks = iter([2.0, 1.0, 1.0, 2.0])  # (fp32, bf16) times: bf16 faster, then fp32 would be; it keeps bf16
+    monkeypatch.setattr(speed, "time_passes", lambda model, batch, loss, device, dt, repeat=10: next(picks))
+    cfg = dict(precision="auto", batch_size=100)
+    first = loop.fit(tiny(), small_images.train, None, TrainConfig(epochs=1, **cfg), tmp_path, progress=False,
+                     device=torch.device("cpu"))
+    again = loop.fit(tiny(), small_images.train, None, TrainConfig(epochs=2, **cfg), tmp_path, resume=True,
+                     progress=False, device=torch.device("cpu"))
+    assert first.precision == again.precision == "bf16"

@@ -34,11 +34,14 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto" and os.environ.get("AEKIT_DEVICE", "auto") != "auto":
-        chosen = os.environ["AEKIT_DEVICE"]
+    chosen = os.environ.get("AEKIT_DEVICE", "").strip()
+    if name == "auto" and chosen not in ("", "auto"):  # unset or empty: choose as below
         if chosen not in ("cpu", "cuda", "mps"):
             raise AekitError(f"AEKIT_DEVICE={chosen!r:.40} is no device; use auto, cpu, cuda or mps")
-        return resolve_device(chosen)
+        try:
+            return resolve_device(chosen)
+        except AekitError as exc:  # say where the device came from: no --device was given
+            raise AekitError(f"AEKIT_DEVICE={chosen}: {str(exc).split(': ', 1)[-1]}") from None
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

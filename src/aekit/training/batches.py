@@ -36,7 +36,10 @@ def take_rows(x: torch.Tensor | mapped.RowReader, idx: torch.Tensor, device: tor
     """Rows ``idx`` of the training data: ``index_select`` on a tensor; sorted reads from a mapped file."""
     if isinstance(x, torch.Tensor):
         return x.index_select(0, idx)
-    return torch.from_numpy(x(np.sort(idx.cpu().numpy()))).to(device)
+    rows = torch.from_numpy(x(np.sort(idx.cpu().numpy())))
+    if device.type == "cuda":  # from pinned memory the copy is queued, not waited for
+        return rows.pin_memory().to(device, non_blocking=True)
+    return rows.to(device)
 
 
 def pieces_of(x: torch.Tensor | np.ndarray, batch_size: int, device: torch.device):

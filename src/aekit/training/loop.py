@@ -205,6 +205,8 @@ class Trainer:
                                                       else None)
         self.amp = choose_amp(autocast_dtype(cfg.precision, device), cfg.precision, model, self.probe_batch,
                               objective.loss, device, self.progress)
+        if cfg.precision == "auto" and self.world > 1:  # every rank trains in rank 0's pick
+            self.amp = torch.bfloat16 if distributed.broadcast_float(float(self.amp is not None), device) else None
         # fp16 needs loss scaling to keep small gradients from flushing to zero; bf16 has fp32's range.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
         self.res = FitResult(precision={torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.amp, "fp32"))
@@ -222,8 +224,10 @@ class Trainer:
     def epoch_order(self) -> torch.Tensor:
         """Enough permutations of the rows for one epoch's steps (one, unless the data is small)."""
         self.perm_state = self.gens["perm"].get_state()
-        return torch.cat([torch.randperm(self.n_rows, generator=self.gens["perm"])
-                          for _ in range(math.ceil(self.epoch_steps / self.per_pass))]).to(self.device)
+        perm = torch.cat([torch.randperm(self.n_rows, generator=self.gens["perm"])
+                          for _ in range(math.ceil(self.epoch_steps / self.per_pass))])
+        # Rows of a memory-mapped split are read on the host: its indices stay there (no read-back).
+        return perm.to(self.device) if isinstance(self.x, torch.Tensor) else perm
 
     def batch_rows(self, perm: torch.Tensor, i: int) -> torch.Tensor:
         n, bs = self.n_rows, self.batch
@@ -241,7 +245,7 @@ class Trainer:
     # --- one step and one epoch ----------------------------------------------------------------
     def step(self, idx: torch.Tensor, i: int) -> None:
         xb = as_batch(take_rows(self.x, idx, self.device))
-        yb = self.y.index_select(0, idx) if self.y is not None else None
+        yb = self.y.index_select(0, idx.to(self.y.device)) if self.y is not None else None
         inp, target = self.obj.inputs(self.model, xb, yb, i, self.gens["noise"])
         if self.channels_last:
             inp = inp.contiguous(memory_format=torch.channels_last)
@@ -260,7 +264,7 @@ class Trainer:
             return loss
 
         self.opt.zero_grad(set_to_none=True)
-        loss = self.runner.run(forward_backward, lambda: self.opt.zero_grad(set_to_none=True))
+        loss = self.runner.run(forward_backward, lambda: self.opt.zero_grad(set_to_none=True), tuple(inp.shape))
         if self.cfg.clip_grad:
             self.scaler.unscale_(self.opt)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
@@ -289,7 +293,8 @@ class Trainer:
                 continue
             self.step(idx, self.step_in_epoch - 1)
             if self.progress and self.step_in_epoch % cfg.log_every == 0:
-                bar.update(cfg.log_every, loss=f"{self.readout.read(self.loss_sum, self.done):.4g}")
+                shown = self.readout.read(self.loss_sum, self.done)
+                bar.update(cfg.log_every, **({"loss": f"{shown:.4g}"} if shown is not None else {}))
             self.maybe_checkpoint()
             if cfg.max_steps is not None and self.res.steps >= cfg.max_steps:
                 break
@@ -327,6 +332,7 @@ class Trainer:
             self.progress)
         self.epoch, self.step_in_epoch = self.epoch + 1, 0
         self.loss_sum, self.done = torch.zeros((), device=self.device), 0
+        self.readout.new_epoch()
         self.res.stopped_early = self.cfg.patience is not None and self.bad_epochs >= self.cfg.patience
         self.perm_state = self.gens["perm"].get_state()
         if self.writes:
@@ -361,7 +367,7 @@ class Trainer:
         state = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "epoch_loss_sum": float(self.loss_sum),
                  "epoch_done": self.done, "bad_epochs": self.bad_epochs, "history": r.history,
                  "best_val_loss": r.best_val_loss, "best_epoch": r.best_epoch, "steps": r.steps,
-                 "stopped_early": r.stopped_early, "optimizer": meta}
+                 "stopped_early": r.stopped_early, "optimizer": meta, "precision": r.precision}
         ckpt.write_last(self.out, {"model.safetensors": ckpt.tensors_bytes(self.model.state_dict()),
                                    "optimizer.safetensors": ckpt.tensors_bytes({**tensors, **rng}),
                                    "state.json": state})
@@ -405,6 +411,10 @@ class Trainer:
         self.step_in_epoch = state.get("step_in_epoch", 0)
         self.loss_sum = torch.tensor(math.nan if loss_sum is None else float(loss_sum), device=self.device)
         self.done, self.res.stopped_early = state.get("epoch_done", 0), state.get("stopped_early", False)
+        if self.cfg.precision == "auto" and state.get("precision") in ("fp32", "bf16"):
+            # --precision auto decided when the run started; a resumed run keeps that decision.
+            self.res.precision = state["precision"]
+            self.amp = torch.bfloat16 if state["precision"] == "bf16" else None
         if self.channels_last:  # restored moments are NCHW; fused steps need the parameters' own layout
             for p_, st in self.opt.state.items():
                 for k, v in st.items():

@@ -59,56 +59,81 @@ class StepRunner:
     """Runs the forward-backward of a step on the compiled model, falling back to the eager one.
 
     Compilation happens on the first call with each batch shape, so that is where a missing op
-    or a compiler failure shows; the step is then redone eagerly (no optimizer step has been
-    taken, and the gradients are cleared) and every later step is eager.
+    or a compiler failure shows: only there is an error taken for the compiler's. The step is then
+    redone eagerly (no optimizer step has been taken, and the gradients are cleared); if that
+    works, one line says so and every later step is eager, and if it fails too, its own error is
+    the run's. Dynamo's recompile limit (8 graphs for one function in a process: a sweep of
+    models reaches it) is made an error, so that it falls back here instead of silently.
     """
 
     def __init__(self, model: torch.nn.Module, device: torch.device, enabled: bool, progress: bool) -> None:
         self.eager = self.model = model
         self.device, self.progress = device, progress
         self.compiled = False
+        self.shapes: set[tuple[int, ...]] = set()  # batch shapes whose compiled step has run
         if enabled:
-            reason = compiler_missing(device)
+            reason = compiler_missing(device) or double_backward(model)
             if reason is not None:
                 say(f"--compile: {reason}; training eagerly", True)
             else:
                 say("--compile: compiling the training step (the first steps of each batch size take longer)",
                     progress)
+                import torch._dynamo.config as dynamo_config
+
+                if hasattr(dynamo_config, "fail_on_recompile_limit_hit"):
+                    dynamo_config.fail_on_recompile_limit_hit = True
                 self.model, self.compiled = compile_model(model, device), True
 
-    def run(self, fn: Callable[[torch.nn.Module], torch.Tensor], zero_grad: Callable[[], None]) -> torch.Tensor:
-        """``fn(model)`` does forward and backward and returns the loss."""
+    def run(self, fn: Callable[[torch.nn.Module], torch.Tensor], zero_grad: Callable[[], None],
+            shape: tuple[int, ...]) -> torch.Tensor:
+        """``fn(model)`` does forward and backward of a batch of ``shape`` and returns the loss."""
         if not self.compiled:
             return fn(self.model)
         if self.device.type == "cuda":  # a new step: the graphs' outputs of the last one may be overwritten
             torch.compiler.cudagraph_mark_step_begin()
-        try:
+        if shape in self.shapes:
             return fn(self.model)
-        except Exception as exc:  # any compiler failure; a real error happens again eagerly
+        try:
+            loss = fn(self.model)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as exc:  # the first call with this shape: compiling it failed, or the step is wrong
+            zero_grad()
+            loss = fn(self.eager)  # a real error in the step raises here, eagerly, as itself
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             say(f"--compile: torch.compile failed on this model ({type(exc).__name__}: {first}); "
                 "training eagerly", True)
             self.model, self.compiled = self.eager, False
-            zero_grad()
-            return fn(self.model)
+            return loss
+        self.shapes.add(shape)
+        return loss
+
+
+def double_backward(model: torch.nn.Module) -> str | None:
+    """Why the step of ``model`` cannot be compiled: the contractive penalty differentiates the
+    encoder inside the loss (a double backward, which compiled graphs do not support)."""
+    if getattr(model, "contractive", 0) or getattr(getattr(model, "module", None), "contractive", 0):
+        return "the contractive penalty differentiates twice, which compiled steps cannot"
+    return None
 
 
 class LossReadout:
     """The running training loss for the progress bar without stopping the device.
 
     On CUDA the sum is copied to pinned host memory asynchronously and shown once the copy has
-    landed (an event says when), so the bar lags a few steps and the step queue never drains. On
-    the CPU reading a tensor costs no synchronisation and the value is read directly.
+    landed (an event says when), so the bar lags a few steps and the step queue never drains;
+    until the epoch's first copy lands there is no figure (None). On the CPU reading a tensor
+    costs no synchronisation and the value is read directly.
     """
 
     def __init__(self, device: torch.device) -> None:
         self.async_copy = device.type == "cuda"
-        self.value = float("nan")
+        self.value: float | None = None
         if self.async_copy:
             self.host = torch.zeros((), dtype=torch.float32).pin_memory()
             self.event: Any = None
 
-    def read(self, loss_sum: torch.Tensor, done: int) -> float:
+    def read(self, loss_sum: torch.Tensor, done: int) -> float | None:
         if not self.async_copy:
             return float(loss_sum) / max(done, 1)
         if self.event is not None and self.event.query():
@@ -116,8 +141,14 @@ class LossReadout:
         if self.event is None:
             self.host.copy_(loss_sum.detach() / max(done, 1), non_blocking=True)
             self.event = torch.cuda.Event()
-            self.event.record()
+            self.event.record(torch.cuda.current_stream(loss_sum.device))
         return self.value
+
+    def new_epoch(self) -> None:
+        """Forget the last epoch's figure (a copy still under way is let land and ignored)."""
+        if self.async_copy and self.event is not None:
+            self.event.synchronize()  # at an epoch's end the device is synchronised anyway
+        self.value, self.event = None, None
 
 
 def choose_amp(precision_dtype: torch.dtype | None, precision: str, model: torch.nn.Module,
