@@ -213,3 +213,4 @@ def test_precision_auto_keeps_its_first_decision_on_resume(monkeypatch, tmp_path
     again = loop.fit(tiny(), small_images.train, None, TrainConfig(epochs=2, **cfg), tmp_path, resume=True,
                      progress=False, device=torch.device("cpu"))
     assert first.precision == again.precision == "bf16"
+    assert next(picks) == 1.0  # the resumed run did not time the precisions again

@@ -20,6 +20,11 @@ def cpu_has_fast_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+def precision_name(dtype: torch.dtype | None) -> str:
+    """The ``--precision`` word for an autocast dtype (None: plain fp32)."""
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The dtype to autocast the forward pass to, or None for plain fp32."""
     if precision == "fp32":

@@ -36,7 +36,7 @@ import torch
 from aekit.config import TrainConfig
 from aekit.data import mapped
 from aekit.data.dataset import Split
-from aekit.device import autocast_dtype
+from aekit.device import autocast_dtype, precision_name
 from aekit.errors import AekitError, TrainingStopped
 from aekit.io import atomic_write_text
 from aekit.metrics import ReconMeter
@@ -203,13 +203,13 @@ class Trainer:
 
             self.step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                       else None)
-        self.amp = choose_amp(autocast_dtype(cfg.precision, device), cfg.precision, model, self.probe_batch,
-                              objective.loss, device, self.progress)
-        if cfg.precision == "auto" and self.world > 1:  # every rank trains in rank 0's pick
-            self.amp = torch.bfloat16 if distributed.broadcast_float(float(self.amp is not None), device) else None
+        # With --precision auto this is the candidate (bf16, or None where there is none), decided in
+        # run(): by timing, or by what a resumed run decided when it started.
+        self.amp = autocast_dtype(cfg.precision, device)
+        self.amp_decided = cfg.precision != "auto"
         # fp16 needs loss scaling to keep small gradients from flushing to zero; bf16 has fp32's range.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
-        self.res = FitResult(precision={torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.amp, "fp32"))
+        self.res = FitResult()
         self.runner = StepRunner(self.step_model, device, cfg.compile == "on", self.progress)
         self.readout = LossReadout(device)
         self.epoch = self.step_in_epoch = self.bad_epochs = 0
@@ -367,7 +367,7 @@ class Trainer:
         state = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "epoch_loss_sum": float(self.loss_sum),
                  "epoch_done": self.done, "bad_epochs": self.bad_epochs, "history": r.history,
                  "best_val_loss": r.best_val_loss, "best_epoch": r.best_epoch, "steps": r.steps,
-                 "stopped_early": r.stopped_early, "optimizer": meta, "precision": r.precision}
+                 "stopped_early": r.stopped_early, "optimizer": meta, "precision": precision_name(self.amp)}
         ckpt.write_last(self.out, {"model.safetensors": ckpt.tensors_bytes(self.model.state_dict()),
                                    "optimizer.safetensors": ckpt.tensors_bytes({**tensors, **rng}),
                                    "state.json": state})
@@ -411,10 +411,9 @@ class Trainer:
         self.step_in_epoch = state.get("step_in_epoch", 0)
         self.loss_sum = torch.tensor(math.nan if loss_sum is None else float(loss_sum), device=self.device)
         self.done, self.res.stopped_early = state.get("epoch_done", 0), state.get("stopped_early", False)
-        if self.cfg.precision == "auto" and state.get("precision") in ("fp32", "bf16"):
+        if not self.amp_decided and state.get("precision") in ("fp32", "bf16"):
             # --precision auto decided when the run started; a resumed run keeps that decision.
-            self.res.precision = state["precision"]
-            self.amp = torch.bfloat16 if state["precision"] == "bf16" else None
+            self.amp, self.amp_decided = autocast_dtype(state["precision"], self.device), True
         if self.channels_last:  # restored moments are NCHW; fused steps need the parameters' own layout
             for p_, st in self.opt.state.items():
                 for k, v in st.items():
@@ -426,6 +425,12 @@ class Trainer:
         t_start = time.perf_counter()
         if resume:
             self.restore()
+        if not self.amp_decided:  # --precision auto, decided once, by rank 0's timing
+            self.amp = choose_amp(self.amp, self.model, self.probe_batch, self.obj.loss, self.device, self.progress)
+            if self.world > 1:
+                self.amp = torch.bfloat16 if distributed.broadcast_float(float(self.amp is not None),
+                                                                         self.device) else None
+            self.amp_decided = True
         # Where no checkpoint can be written (no run folder, another rank), signals keep their default.
         with self.stop if self.writes and self.world == 1 else contextlib.nullcontext():
             while self.epoch < self.cfg.epochs and not self.res.stopped_early:
@@ -437,6 +442,7 @@ class Trainer:
             cb.close()
         self.res.seconds = time.perf_counter() - t_start
         self.res.compiled = self.runner.compiled
+        self.res.precision = precision_name(self.amp)
         self.load_best()
         return self.res
 

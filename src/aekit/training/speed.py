@@ -18,6 +18,7 @@ precision on a real batch, and keeps the faster; elsewhere it is fp32 without me
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shutil
@@ -78,10 +79,6 @@ class StepRunner:
             else:
                 say("--compile: compiling the training step (the first steps of each batch size take longer)",
                     progress)
-                import torch._dynamo.config as dynamo_config
-
-                if hasattr(dynamo_config, "fail_on_recompile_limit_hit"):
-                    dynamo_config.fail_on_recompile_limit_hit = True
                 self.model, self.compiled = compile_model(model, device), True
 
     def run(self, fn: Callable[[torch.nn.Module], torch.Tensor], zero_grad: Callable[[], None],
@@ -94,7 +91,8 @@ class StepRunner:
         if shape in self.shapes:
             return fn(self.model)
         try:
-            loss = fn(self.model)
+            with strict_recompiles():
+                loss = fn(self.model)
         except torch.cuda.OutOfMemoryError:
             raise
         except Exception as exc:  # the first call with this shape: compiling it failed, or the step is wrong
@@ -107,6 +105,17 @@ class StepRunner:
             return loss
         self.shapes.add(shape)
         return loss
+
+
+def strict_recompiles() -> Any:
+    """While a new batch shape compiles: hitting dynamo's recompile limit is an error (caught by
+    :meth:`StepRunner.run`), not a silent switch to eager code. Scoped, so that the setting of the
+    process (other code may compile too) is left as it was."""
+    import torch._dynamo.config as dynamo_config
+
+    if hasattr(dynamo_config, "fail_on_recompile_limit_hit"):
+        return dynamo_config.patch(fail_on_recompile_limit_hit=True)
+    return contextlib.nullcontext()
 
 
 def double_backward(model: torch.nn.Module) -> str | None:
@@ -151,19 +160,17 @@ class LossReadout:
         self.value, self.event = None, None
 
 
-def choose_amp(precision_dtype: torch.dtype | None, precision: str, model: torch.nn.Module,
+def choose_amp(candidate: torch.dtype | None, model: torch.nn.Module,
                batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
                loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
                device: torch.device, progress: bool) -> torch.dtype | None:
-    """The autocast dtype to train in: ``precision_dtype`` as asked, except that ``auto`` with bf16
-    available is decided by timing (see the module docstring)."""
-    if precision != "auto" or precision_dtype is None:
-        return precision_dtype
-    if device.type == "cpu" and not cpu_has_fast_bf16():
+    """``--precision auto``: ``candidate`` (bf16, from :func:`aekit.device.autocast_dtype`) where
+    timing finds it faster than fp32, else None (see the module docstring)."""
+    if candidate is None or (device.type == "cpu" and not cpu_has_fast_bf16()):
         return None
-    times = {dt: time_passes(model, batch, loss, device, dt) for dt in (None, precision_dtype)}
-    pick = precision_dtype if times[precision_dtype] < times[None] else None
-    say(f"--precision auto: fp32 {1e3 * times[None]:.2f} ms, bf16 {1e3 * times[precision_dtype]:.2f} ms a "
+    times = {dt: time_passes(model, batch, loss, device, dt) for dt in (None, candidate)}
+    pick = candidate if times[candidate] < times[None] else None
+    say(f"--precision auto: fp32 {1e3 * times[None]:.2f} ms, bf16 {1e3 * times[candidate]:.2f} ms a "
         f"forward-backward; training in {'bf16' if pick else 'fp32'}", progress)
     return pick
 
