@@ -205,15 +205,19 @@ def choose_threshold(model: Any, ref_x: np.ndarray, ref_y: np.ndarray | None, ru
     return rec
 
 
+def threshold_on_splits(model: Any, train: Any, val: Any, rule: Any, normal: Any = None) -> dict[str, Any]:
+    """:func:`choose_threshold` on the validation split (the training split where it has none);
+    normal is ``normal`` or the training split's classes."""
+    split, ref = ("val", val) if val is not None and len(val) else ("train", train)
+    if normal is None:
+        normal = training_classes(train.y)
+    return choose_threshold(model, ref.x, ref.y, rule, normal, split)
+
+
 def run_threshold(o: Any, rule: Any, data: str | None = None, data_dir: str | None = None,
                   normal: Any = None) -> dict[str, Any]:
-    """The threshold of an opened run ``o`` chosen by ``rule`` on its validation split (the training
-    split where it has none); normal is ``normal`` or the training split's classes."""
-    val = o.split("val", data, data_dir)
-    split, ref = ("val", val) if len(val) else ("train", o.split("train", data, data_dir))
-    if normal is None:
-        normal = training_classes(o.split("train", data, data_dir).y)
-    rec = choose_threshold(o.model, ref.x, ref.y, rule, normal, split)
+    """The threshold of an opened run ``o`` chosen by ``rule`` (see :func:`threshold_on_splits`)."""
+    rec = threshold_on_splits(o.model, o.split("train", data, data_dir), o.split("val", data, data_dir), rule, normal)
     return {**rec, "data": str(o.dataset(data, data_dir)[0].name)}
 
 

@@ -102,21 +102,18 @@ def train_autoencoder(model: Any, ds: Dataset, cfg: RunConfig, out: Path, *, dev
 def keep_threshold(model: Any, out: Path, train: Any, val: Any, data: str) -> None:
     """threshold.json for the weights just trained: the rule stored before (a resumed run), else
     contamination:0.01, chosen on the validation split (the training split without one)."""
-    from aekit.tasks.anomaly import DEFAULT_RULE, choose_threshold, save_threshold, stored_threshold, training_classes
+    from aekit.tasks.anomaly import DEFAULT_RULE, save_threshold, stored_threshold, threshold_on_splits
 
-    normal = training_classes(train.y)
     try:
         before = stored_threshold(out, check_weights=False)  # its weights are the ones replaced
     except AekitError:
         before = None
     rule = before["rule"] if before else DEFAULT_RULE
-    if before and "normal_classes" in before:
-        normal = before["normal_classes"]
-    split, ref = ("val", val) if val is not None and len(val) else ("train", train)
+    normal = before.get("normal_classes") if before else None
     try:
-        rec = choose_threshold(model, ref.x, ref.y, rule, normal, split)
+        rec = threshold_on_splits(model, train, val, rule, normal)
     except AekitError:  # a stored fpr: rule whose normal classes this split lacks
-        rec = choose_threshold(model, ref.x, ref.y, DEFAULT_RULE, normal, split)
+        rec = threshold_on_splits(model, train, val, DEFAULT_RULE, normal)
     save_threshold(out, {**rec, "data": data}, "aekit train")
 
 
