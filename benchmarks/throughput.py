@@ -10,6 +10,10 @@ measurements taken back to back). The minimal loop gets its data already as floa
 aekit keeps uint8 and converts each batch, as it does in use. MLPRegressor (one hidden layer of
 32 ReLUs, identity output, Adam, batch 256) learns the same map with ``partial_fit``.
 
+On the CPU aekit's loop makes glibc keep freed memory for reuse (``keep_freed_memory`` in
+aekit/training/speed.py), which is process-wide; the script sets it before the first round so that
+every contender runs under the same allocator, and the comparison is of the loops alone.
+
 With ``--compile`` aekit also runs with ``compile="on"`` in each precision (torch.compile of the
 step: inductor on the CPU, CUDA graphs on CUDA; the warm-up round pays for the compilation).
 
@@ -36,6 +40,7 @@ from aekit.data.dataset import Split
 from aekit.data.sources import load_dataset
 from aekit.registry import create_model
 from aekit.training.loop import fit
+from aekit.training.speed import keep_freed_memory
 
 MODELS = {  # key -> (label, model family, options, steps per measurement)
     "deep": ("mlp 784-1000-500-250-30", "mlp", {"layers": [1000, 500, 250], "code": 30, "activation": "relu"}, 40),
@@ -120,6 +125,8 @@ def main() -> None:
     from aekit.device import resolve_device
 
     device = resolve_device(args.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # process-wide: the same allocator for every contender (see the docstring)
     from sklearn.neural_network import MLPRegressor
 
     torch.manual_seed(0)

@@ -214,3 +214,27 @@ def test_precision_auto_keeps_its_first_decision_on_resume(monkeypatch, tmp_path
                      progress=False, device=torch.device("cpu"))
     assert first.precision == again.precision == "bf16"
     assert next(picks) == 1.0  # the resumed run did not time the precisions again
+
+
+def test_training_on_the_cpu_keeps_freed_memory_unless_glibc_is_told_otherwise(monkeypatch):
+    import ctypes
+    import sys
+
+    from aekit.training import speed
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's mallopt: Linux only")
+    try:
+        ctypes.CDLL(None).gnu_get_libc_version  # noqa: B018
+    except AttributeError:
+        pytest.skip("not glibc")
+    calls = []
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: type("libc", (), {
+        "gnu_get_libc_version": None, "mallopt": staticmethod(lambda k, v: calls.append((k, v)) or 1)})())
+    keep = speed.keep_freed_memory.__wrapped__  # the uncached function: the cached one ran already
+    for var in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(var, raising=False)
+    assert keep() is True
+    assert calls == [(speed.M_MMAP_THRESHOLD, 32 << 20), (speed.M_TRIM_THRESHOLD, 256 << 20)]
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")  # the user's own setting wins
+    assert keep() is False and len(calls) == 2

@@ -46,7 +46,7 @@ from aekit.training import distributed
 from aekit.training.batches import as_batch, mean_image, pieces_of, take_rows, to_tensor  # noqa: F401
 from aekit.training.infill import Corruption, corruption_for
 from aekit.training.reproducible import make_deterministic
-from aekit.training.speed import LossReadout, StepRunner, choose_amp
+from aekit.training.speed import LossReadout, StepRunner, choose_amp, keep_freed_memory
 from aekit.training.tensorboard import epoch_callbacks
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_mse", "val_sse_per_image", "val_accuracy", "lr",
@@ -176,6 +176,8 @@ class Trainer:
         self.writes = out is not None and self.rank == 0  # only rank 0 writes; every rank reads to resume
         self.progress = progress is not False and self.rank == 0
         model.to(device).train()
+        if device.type == "cpu":
+            keep_freed_memory()  # a step frees and reallocates the same tensors; see training/speed.py
         # A memory-mapped split stays on disk: batches are read from the file (aekit.data.mapped.RowReader).
         self.x = mapped.RowReader(train.x) if mapped.is_mapped(train.x) else to_tensor(train.x, device)
         self.n_rows = len(train.x)

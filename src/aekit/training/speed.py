@@ -8,6 +8,10 @@ autoencoder). Shapes are static (``dynamic=False``): the last, shorter batch of 
 graph of its own instead of making every graph shape-generic. The optimizer step stays outside the
 graph: the fused Adam kernel already updates every parameter in one pass.
 
+On the CPU, training keeps freed memory for reuse (:func:`keep_freed_memory`): glibc otherwise
+returns every large tensor's pages to the kernel when it is freed and page-faults them back on the
+next step, which cost the deep autoencoder's eager step about 10% of its time.
+
 Where the compiler is missing (no C++ compiler for inductor on the CPU, a Python that dynamo does
 not support) or fails on this model, the step runs eagerly and one line says so; the run goes on.
 
@@ -20,8 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
+import functools
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +37,39 @@ import torch
 
 from aekit.device import cpu_has_fast_bf16
 from aekit.progress import say
+
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed value on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX)
+TRIM_THRESHOLD = 256 << 20
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed blocks of up to 32 MB for reuse, and give heap memory back to
+    the kernel only once 256 MB lie free at its top. Returns whether it did.
+
+    By default glibc gives memory back eagerly: blocks above its (adaptive) mmap threshold are
+    unmapped when freed, and the heap's top is trimmed as soon as a little lies free there. A
+    training step frees and reallocates the same activations and gradients every step, so each
+    step page-faulted (and the kernel zeroed) all of them afresh: about 10% of the deep
+    autoencoder's eager CPU step (25.5 ms against 23 ms on a 2-core EPYC). Both settings are needed;
+    fixing the mmap threshold alone also fixes the trim threshold at its small default. The cost
+    is that the process's RSS stays near its peak. Process-wide and done once; nothing is changed
+    where the user has set glibc's own malloc variables (``MALLOC_MMAP_THRESHOLD_``,
+    ``MALLOC_TRIM_THRESHOLD_`` or ``GLIBC_TUNABLES``), or off Linux with glibc.
+    """
+    if not sys.platform.startswith("linux") or any(
+            v in os.environ for v in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 - only glibc has it (musl's mallopt does nothing)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def compiler_missing(device: torch.device) -> str | None:
