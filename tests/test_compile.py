@@ -238,3 +238,29 @@ def test_training_on_the_cpu_keeps_freed_memory_unless_glibc_is_told_otherwise(m
     assert calls == [(speed.M_MMAP_THRESHOLD, 32 << 20), (speed.M_TRIM_THRESHOLD, 256 << 20)]
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")  # the user's own setting wins
     assert keep() is False and len(calls) == 2
+
+
+@pytest.mark.parametrize("shape, size", [((2, 4, 7, 7), (14, 14)), ((2, 3, 13, 13), (25, 25))])
+def test_the_compiled_upsampling_is_nearest_neighbour_with_its_gradient(shape, size):
+    """conv.upsample_nearest takes a broadcast under torch.compile (a gradient inductor compiles
+    well on the CPU); values and gradients are F.interpolate's, doubling or not."""
+    import torch.nn.functional as F
+
+    from aekit.models.conv import upsample_nearest
+
+    h = torch.randn(*shape, requires_grad=True)
+    g = torch.randn(shape[0], shape[1], *size)
+    graphs = []
+
+    def backend(gm, inputs):  # dynamo's traced graph, run as it is
+        graphs.append(str(gm.graph))
+        return gm.forward
+
+    out = torch.compile(upsample_nearest, backend=backend, dynamic=False)(h, size)
+    doubling = size == (2 * shape[2], 2 * shape[3])
+    assert ("interpolate" in graphs[0]) is not doubling  # the broadcast where it doubles
+    (grad,) = torch.autograd.grad(out, h, g)
+    ref = F.interpolate(h, size=size, mode="nearest")
+    (ref_grad,) = torch.autograd.grad(ref, h, g)
+    assert torch.equal(out, ref)
+    torch.testing.assert_close(grad, ref_grad, rtol=0, atol=1e-6)
