@@ -15,6 +15,7 @@ within the first epoch to an all-black output (sigmoid saturated, gradients gone
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,21 +48,34 @@ class _Decoder(nn.Module):
         return h
 
 
+class _Doubling(torch.autograd.Function):
+    """Nearest-neighbour upsampling by 2 of an NCHW map, with its gradient as a sum over each 2x2
+    block (see :func:`upsample_nearest`)."""
+
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(h, scale_factor=2.0, mode="nearest")
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        b, c, hh, ww = grad.shape
+        return grad.reshape(b, c, hh // 2, 2, ww // 2, 2).sum((3, 5))
+
+
 def upsample_nearest(h: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``F.interpolate(h, size, mode="nearest")``, the same values.
 
     Under ``torch.compile``, where a stage doubles both sides of an NCHW-contiguous map (every stage
-    of a 28x28 model), each value is copied into its 2x2 block by a broadcast instead: its gradient
-    is then a sum over each block, which inductor compiles to a plain reduction on the CPU, where
-    ``F.interpolate``'s backward became a scatter (``index_put`` with accumulation) that took 26 ms
-    of a 75 ms step of the conv recipe's network (57 ms a step with the broadcast). Eagerly the
-    broadcast is the slower of the two (79 ms against 63 ms a step), so eager steps keep
-    ``F.interpolate``; so do channels-last maps (convolutions on a GPU), whose layout it keeps.
+    of a 28x28 model), the gradient is written as the sum over each 2x2 block that it is: inductor
+    makes that a plain reduction on the CPU, where ``F.interpolate``'s own backward became a scatter
+    (``index_put`` with accumulation) that took 26 ms of a 75 ms step of the conv recipe's network
+    (50 ms a step with the sum). Eagerly, aten's own backward is the faster (the strided sum took the
+    step from 63 to 82 ms), so eager steps keep ``F.interpolate`` whole; so do channels-last maps
+    (convolutions on a GPU), whose layout it keeps.
     """
     hh, ww = h.shape[-2:]
     if torch.compiler.is_compiling() and tuple(size) == (2 * hh, 2 * ww) and h.is_contiguous():
-        b, c = h.shape[:2]
-        return h[:, :, :, None, :, None].expand(b, c, hh, 2, ww, 2).reshape(b, c, 2 * hh, 2 * ww)
+        return _Doubling.apply(h)
     return F.interpolate(h, size=size, mode="nearest")
 
 
