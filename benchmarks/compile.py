@@ -18,7 +18,7 @@ eagerly from the same weights moved by one float32 ulp; the table gives the medi
 each difference, and the JSON every seed's figures.
 
     python benchmarks/compile.py [--device cpu] [--data-dir ../shared/datasets/mnist] [--rounds 5]
-        [--models deep,small,conv] [--parity-seeds 5] [--out benchmarks/results/compile.json]
+        [--models deep,small,conv] [--parity-seeds 5] [--profile] [--out benchmarks/results/compile.json]
 """
 
 from __future__ import annotations
@@ -116,6 +116,9 @@ def main() -> None:
     ap.add_argument("--models", default="deep")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--parity-seeds", type=int, default=5)
+    ap.add_argument("--profile", action="store_true",
+                    help="also print torch.profiler's table (self time per op and per generated kernel) for "
+                         "one measurement of each mode")
     ap.add_argument("--out", default="benchmarks/results/compile.json")
     args = ap.parse_args()
     from aekit.device import resolve_device
@@ -123,6 +126,10 @@ def main() -> None:
     device = resolve_device(args.device)
     if device.type == "cpu":
         keep_freed_memory()  # as aekit's loop does on the CPU (training/speed.py); both modes run under it
+    if args.profile:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.cpp.enable_kernel_profile = True  # inductor's generated kernels get names in the table
     ds = load_dataset("mnist", args.data_dir)
     train, test_x = Split(ds.train.x), ds.test.x
     results = []
@@ -143,6 +150,12 @@ def main() -> None:
                 speeds[mode].append(timed_fit(models[mode], train, steps, mode, device))
             print(f"{label}: round {r + 1}/{args.rounds}", flush=True)
         ratio = statistics.median(a / b for a, b in zip(speeds["on"], speeds["off"], strict=True))
+        if args.profile:
+            for mode in ("off", "on"):
+                with torch.profiler.profile() as prof:
+                    timed_fit(models[mode], train, steps, mode, device)
+                print(f"\n{label}, compile {mode}, {steps} steps:\n"
+                      + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12), flush=True)
         mm = matmul_seconds(models["off"], BATCH) if device.type == "cpu" else None
         eager_step = BATCH / statistics.median(speeds["off"])
         seeds = []

@@ -1,6 +1,7 @@
 """Which settings of aekit's outlier detector help where: mean AUROC over detector seeds on the small
-data families of ``benchmarks/outliers.py`` (scikit-learn's digits one-class, breast cancer), for
-variants of the detector's defaults and for two scores besides aekit's own.
+data families of ``benchmarks/outliers.py`` (scikit-learn's digits one-class, breast cancer; MNIST
+one-class on request, ``--families mnist``, from ../shared/datasets/mnist), for variants of the
+detector's defaults and for a second score beside aekit's own.
 
 For each variant (keyword arguments of ``AutoencoderOutlierDetector``), each task and each random
 state 0..N-1, it fits the detector on the task's normal training rows and scores the test rows:
@@ -14,7 +15,7 @@ state 0..N-1, it fits the detector on the task's normal training rows and scores
 and, once per task, the squared distance to the training rows' mean, the baseline that needs no model.
 It prints mean AUROC per family and the mean fit time per task, and writes JSON.
 
-    python benchmarks/outlier_settings.py [--seeds 3] [--families digits,breast-cancer]
+    python benchmarks/outlier_settings.py [--seeds 3] [--families digits,breast-cancer,mnist]
         [--variants '{"name": {"batch_size": 32}, ...}'] [--out benchmarks/results/outlier-settings.json]
 """
 
@@ -30,7 +31,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from outliers import breast_cancer_tasks, sk_digits_tasks
+from outliers import ROOT, breast_cancer_tasks, mnist_tasks, sk_digits_tasks
 
 from aekit.estimator import AutoencoderOutlierDetector
 
@@ -45,7 +46,8 @@ VARIANTS = {
     "64-32-16 (PyOD's widths)": {"layers": [64, 32], "code": 16},
     "masking noise 0.1": {"noise": "masking:0.1"},
 }
-FAMILIES = {"digits": lambda: sk_digits_tasks(list(range(10))), "breast-cancer": lambda: breast_cancer_tasks(5)}
+FAMILIES = {"digits": lambda: sk_digits_tasks(list(range(10))), "breast-cancer": lambda: breast_cancer_tasks(5),
+            "mnist": lambda: mnist_tasks(str(ROOT.parent / "shared/datasets/mnist"), list(range(10)))}
 
 
 def normalised(err_train: np.ndarray, err_test: np.ndarray) -> np.ndarray:

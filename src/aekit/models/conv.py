@@ -68,10 +68,11 @@ def upsample_nearest(h: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     Under ``torch.compile``, where a stage doubles both sides of an NCHW-contiguous map (every stage
     of a 28x28 model), the gradient is written as the sum over each 2x2 block that it is: inductor
     makes that a plain reduction on the CPU, where ``F.interpolate``'s own backward became a scatter
-    (``index_put`` with accumulation) that took 26 ms of a 75 ms step of the conv recipe's network
-    (50 ms a step with the sum). Eagerly, aten's own backward is the faster (the strided sum took the
-    step from 63 to 82 ms), so eager steps keep ``F.interpolate`` whole; so do channels-last maps
-    (convolutions on a GPU), whose layout it keeps.
+    (``index_put`` with accumulation), the costliest kernel of the conv recipe's compiled step
+    (``python benchmarks/compile.py --models conv --profile`` shows the step's kernels). Eagerly,
+    aten's own backward is the faster (a strided sum is slow there), so eager
+    steps keep ``F.interpolate`` whole; so do channels-last maps (convolutions on a GPU), whose
+    layout it keeps.
     """
     hh, ww = h.shape[-2:]
     if torch.compiler.is_compiling() and tuple(size) == (2 * hh, 2 * ww) and h.is_contiguous():
