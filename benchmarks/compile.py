@@ -92,7 +92,7 @@ def matmul_seconds(model: torch.nn.Module, batch: int, repeat: int = 20) -> floa
         x, g = torch.rand(batch, lin.in_features), torch.rand(batch, lin.out_features)
         w, b = lin.weight.detach().clone(), torch.rand(lin.out_features)
         calls.append(lambda x=x, w=w, b=b: torch.addmm(b, x, w.t()))  # forward
-        calls.append(lambda x=x, g=g: torch.mm(x.t(), g))  # the weight's gradient
+        calls.append(lambda x=x, g=g: torch.mm(g.t(), x))  # the weight's gradient, in its layout, as autograd does
         if k > 0:  # the first layer's input needs no gradient
             calls.append(lambda g=g, w=w: torch.mm(g, w))
     times = []
@@ -105,7 +105,7 @@ def matmul_seconds(model: torch.nn.Module, batch: int, repeat: int = 20) -> floa
     return statistics.median(times)
 
 
-def median_abs(rows: list[dict], key: str) -> float:
+def median_of(rows: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
 
@@ -121,6 +121,8 @@ def main() -> None:
                          "one measurement of each mode")
     ap.add_argument("--out", default="benchmarks/results/compile.json")
     args = ap.parse_args()
+    if args.parity_seeds < 1 or args.rounds < 1:
+        ap.error("--rounds and --parity-seeds must be at least 1")
     from aekit.device import resolve_device
 
     device = resolve_device(args.device)
@@ -170,7 +172,7 @@ def main() -> None:
                "eager_step_ms": round(1e3 * eager_step, 2),
                "matmul_ms": round(1e3 * mm, 2) if mm else None,
                "ceiling": round(eager_step / mm, 3) if mm else None,
-               "parity_200_steps": {f"median_{k}": median_abs(seeds, k) for k in (
+               "parity_200_steps": {f"median_{k}": median_of(seeds, k) for k in (
                    "train_loss_diff", "test_mse_diff", "train_loss_diff_one_ulp_eager", "test_mse_diff_one_ulp_eager")}
                | {"seeds": seeds}}
         results.append(row)

@@ -216,7 +216,7 @@ def test_precision_auto_keeps_its_first_decision_on_resume(monkeypatch, tmp_path
     assert next(picks) == 1.0  # the resumed run did not time the precisions again
 
 
-def test_training_on_the_cpu_keeps_freed_memory_unless_glibc_is_told_otherwise(monkeypatch):
+def test_training_on_the_cpu_keeps_freed_memory_unless_told_otherwise(monkeypatch):
     import ctypes
     import sys
 
@@ -228,16 +228,42 @@ def test_training_on_the_cpu_keeps_freed_memory_unless_glibc_is_told_otherwise(m
         ctypes.CDLL(None).gnu_get_libc_version  # noqa: B018
     except AttributeError:
         pytest.skip("not glibc")
-    calls = []
+    calls, refuse = [], set()
+
+    def mallopt(key, value):
+        calls.append((key, value))
+        return 0 if value in refuse else 1
+
     monkeypatch.setattr(ctypes, "CDLL", lambda name: type("libc", (), {
-        "gnu_get_libc_version": None, "mallopt": staticmethod(lambda k, v: calls.append((k, v)) or 1)})())
+        "gnu_get_libc_version": None, "mallopt": staticmethod(mallopt)})())
     keep = speed.keep_freed_memory.__wrapped__  # the uncached function: the cached one ran already
-    for var in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
+    for var in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES", "AEKIT_KEEP_FREED_MEMORY"):
         monkeypatch.delenv(var, raising=False)
     assert keep() is True
-    assert calls == [(speed.M_MMAP_THRESHOLD, 32 << 20), (speed.M_TRIM_THRESHOLD, 256 << 20)]
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")  # the user's own setting wins
-    assert keep() is False and len(calls) == 2
+    assert calls == [(speed.M_MMAP_THRESHOLD, 128 << 20), (speed.M_TRIM_THRESHOLD, 256 << 20)]
+    calls.clear()
+    refuse.add(128 << 20)  # an older glibc: at most 32 MB
+    assert keep() is True
+    assert calls == [(speed.M_MMAP_THRESHOLD, 128 << 20), (speed.M_MMAP_THRESHOLD, 32 << 20),
+                     (speed.M_TRIM_THRESHOLD, 256 << 20)]
+    calls.clear()
+    refuse.add(32 << 20)  # no mmap threshold taken: the trim one is left alone too
+    assert keep() is False and (speed.M_TRIM_THRESHOLD, 256 << 20) not in calls
+    calls.clear()
+    for var, value in (("MALLOC_TRIM_THRESHOLD_", "131072"), ("GLIBC_TUNABLES", ""), ("AEKIT_KEEP_FREED_MEMORY", "0")):
+        with monkeypatch.context() as m:
+            m.setenv(var, value)  # the user's own setting wins
+            assert keep() is False and calls == []
+
+
+def test_a_cpu_trainer_sets_the_allocator(monkeypatch, small_images):
+    called = []
+    monkeypatch.setattr(loop, "keep_freed_memory", lambda: called.append(1))
+    model = create_model("mlp", (1, 28, 28), layers=[], code=2)
+    model.resolve_output("unit")
+    loop.fit(model, small_images.train, None, TrainConfig(epochs=1, batch_size=16, max_steps=1), progress=False,
+             device=torch.device("cpu"))
+    assert called == [1]
 
 
 @pytest.mark.parametrize("shape, size", [((2, 4, 7, 7), (14, 14)), ((2, 3, 13, 13), (25, 25))])

@@ -29,6 +29,10 @@ MNIST one-class a 16-number code beats a 32-number one, 0.964 against 0.957 mean
 defaults were chosen on ``benchmarks/outliers.py``'s three data families together (MNIST, scikit-
 learn's digits, breast cancer), averaged over random seeds, never per data set.
 
+Fitting on the CPU makes glibc keep freed memory for reuse, for the whole process (faster steps, an
+RSS that stays near its peak; see :func:`aekit.training.speed.keep_freed_memory`, and set
+``AEKIT_KEEP_FREED_MEMORY=0`` to leave the allocator alone).
+
 Persistence: ``pickle``, ``joblib`` and ``clone`` work; a pickle holds the model as its config and
 safetensors bytes, never a pickled module (``__getstate__``). ``est.save(dir)`` writes a run folder
 (``config.json`` + ``model.safetensors``, no pickle at all) and ``Class.load(dir)`` reads it back.

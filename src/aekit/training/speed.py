@@ -10,7 +10,7 @@ graph: the fused Adam kernel already updates every parameter in one pass.
 
 On the CPU, training keeps freed memory for reuse (:func:`keep_freed_memory`): glibc otherwise
 returns every large tensor's pages to the kernel when it is freed and page-faults them back on the
-next step: the conv recipe's network trained 2 to 2.4 times slower for it.
+next step: the conv recipe's network trained 1.9 to 2.4 times slower for it.
 
 Where the compiler is missing (no C++ compiler for inductor on the CPU, a Python that dynamo does
 not support) or fails on this model, the step runs eagerly and one line says so; the run goes on.
@@ -40,31 +40,34 @@ from aekit.progress import say
 
 # glibc's mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed value on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX)
+# Blocks up to this size come from the heap and are kept for reuse. Some glibc versions refuse
+# more than 32 MB, others take more: the larger is tried first, as a conv step's activation maps
+# pass 32 MB above a batch of about 330 (32 channels of 28x28 floats each).
+MMAP_THRESHOLDS = (128 << 20, 32 << 20)
 TRIM_THRESHOLD = 256 << 20
 
 
 @functools.cache
 def keep_freed_memory() -> bool:
-    """Make glibc's malloc keep freed blocks of up to 32 MB for reuse, and give heap memory back to
-    the kernel only once 256 MB lie free at its top. Returns whether it did.
+    """Make glibc's malloc keep freed blocks of up to 128 MB (32 MB on an older glibc) for reuse,
+    and give heap memory back to the kernel only once 256 MB lie free at its top. Returns whether
+    it did.
 
     By default glibc gives memory back eagerly: blocks above its (adaptive) mmap threshold are
     unmapped when freed, and the heap's top is trimmed as soon as a little lies free there. A
     training step frees and reallocates the same activations and gradients every step, so a step
     could page-fault (and the kernel zero) them afresh each time. For the conv recipe's network
     (25 MB activation maps at batch 256) aekit's loop ran at 1,813 to 2,198 samples/s with glibc's
-    defaults and 4,239 to 4,379 with these settings on a 2-core EPYC
+    defaults and 4,239 to 4,379 with these settings (1.9 to 2.4 times as fast) on a 2-core EPYC
     (``GLIBC_TUNABLES= python benchmarks/throughput.py --models conv --precisions fp32``, against the
-    same without the variable); the deep mlp's step did not change measurably. Both thresholds are
-    set because fixing one turns off glibc's adjustment of both, which would leave the trim
-    threshold at its small default. The cost is that the process's RSS stays near its peak.
-    Process-wide and done once; nothing is changed where the user has set glibc's own malloc
-    variables (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or ``GLIBC_TUNABLES``, even
-    empty), or off Linux with glibc.
+    same without the variable); the deep mlp's step did not change measurably. The cost is that
+    the process's RSS stays near its peak. Process-wide and done once; nothing is changed where the
+    user has set glibc's own malloc variables (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``
+    or ``GLIBC_TUNABLES``, even empty) or ``AEKIT_KEEP_FREED_MEMORY=0``, or off Linux with glibc.
     """
-    if not sys.platform.startswith("linux") or any(
-            v in os.environ for v in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")):
+    glibc_vars = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+    if (not sys.platform.startswith("linux") or any(v in os.environ for v in glibc_vars)
+            or os.environ.get("AEKIT_KEEP_FREED_MEMORY", "").strip() == "0"):
         return False
     try:
         libc = ctypes.CDLL(None)
@@ -73,7 +76,11 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    # The trim threshold only once the mmap one is set: alone, it would switch glibc's adaptive
+    # thresholds off and leave freed blocks to be unmapped at the default 128 KB.
+    if not any(mallopt(M_MMAP_THRESHOLD, value) for value in MMAP_THRESHOLDS):
+        return False
+    return bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def compiler_missing(device: torch.device) -> str | None:
