@@ -31,7 +31,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from outliers import ROOT, breast_cancer_tasks, mnist_tasks, sk_digits_tasks
+from outliers import ROOT, breast_cancer_tasks, mnist_tasks, sk_digits_tasks, warm_up
 
 from aekit.estimator import AutoencoderOutlierDetector
 
@@ -71,8 +71,7 @@ def main() -> None:
     if unknown := set(families) - set(FAMILIES):
         ap.error(f"unknown --families {', '.join(sorted(unknown))}; use {', '.join(FAMILIES)}")
     tasks = {f: list(FAMILIES[f](args.data_dir)) for f in families}
-    first = next(iter(tasks.values()))[0][1]
-    AutoencoderOutlierDetector(random_state=0).fit(first[:256].astype(np.float32))  # untimed: one-time costs
+    warm_up("aekit", lambda seed: AutoencoderOutlierDetector(random_state=seed), next(iter(tasks.values()))[0][1])
     rows = []
     for fam, ts in tasks.items():
         dist = [roc_auc_score(y, ((xte - xtr.mean(0)) ** 2).sum(1)) for _, xtr, xte, y in ts]
