@@ -20,7 +20,7 @@ from aekit.config import RunConfig, TrainConfig
 from aekit.data.dataset import Dataset, Split
 from aekit.data.sources import load_dataset
 from aekit.metrics import as_float
-from aekit.tasks.anomaly import auroc, scores
+from aekit.tasks.anomaly import auroc, error_scale, scores
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,8 @@ def main() -> None:
         run = aekit.train(cfg, Path("benchmarks/results/anomaly-runs") / f"digit{digit}-{int(time.time())}",
                           dataset=one, progress=False)
         other = (ds.test.y != digit).astype(int)
-        ae_auc = auroc(scores(run.model, ds.test.x)[0], other)
+        scale = error_scale(run.model, normal, ds.value_range == "unit")  # None for pixels, as aekit anomaly
+        ae_auc = auroc(scores(run.model, ds.test.x, scale)[0], other)
         pca = PCA(args.code).fit(normal)
         te = as_float(ds.test.x)
         pca_err = np.square(te.reshape(len(te), -1) - pca.inverse_transform(pca.transform(te))).sum(1)

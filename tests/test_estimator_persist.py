@@ -68,13 +68,27 @@ def test_model_is_exposed_and_load_refuses_other_folders(fitted, tmp_path):
 
 
 def test_detector_score_is_the_one_anomaly_score(fitted):
-    from aekit.tasks.anomaly import score_of
+    from aekit.tasks.anomaly import SCALE_FLOOR, score_of
 
     _, d = fitted
-    X = data()
+    X = data()  # features outside [0, 1]: each feature's error over its mean on the training rows
     err = np.square(X.astype(np.float64) - d._infer(X, "reconstruct"))
-    np.testing.assert_allclose(-d.score_samples(X), score_of(err))
-    assert -d.offset_ == pytest.approx(np.quantile(score_of(err), 0.95))
+    m = err.mean(0)
+    np.testing.assert_allclose(d.scale_, np.maximum(m, SCALE_FLOOR * m.mean() + 1e-12))
+    assert d.scale_.min() > 0 and not np.allclose(score_of(err, d.scale_), score_of(err))  # it changes scores
+    np.testing.assert_allclose(-d.score_samples(X), (err / d.scale_).sum(1))
+    np.testing.assert_allclose(-d.score_samples(X), score_of(err, d.scale_))
+    assert -d.offset_ == pytest.approx(np.quantile(score_of(err, d.scale_), 0.95))
+
+
+def test_detector_scores_pixels_as_they_are():
+    from aekit.tasks.anomaly import score_of
+
+    X = np.random.default_rng(1).uniform(size=(80, 12)).astype(np.float32)  # values in [0, 1]
+    d = AutoencoderOutlierDetector(code=2, epochs=2, random_state=0).fit(X)
+    assert d.scale_ is None
+    np.testing.assert_allclose(-d.score_samples(X), score_of(np.square(X.astype(np.float64)
+                                                                       - d._infer(X, "reconstruct"))))
 
 
 @pytest.mark.parametrize("rule", ["percentile:101", "fpr:0", "contamination:0.6", "median:3"])

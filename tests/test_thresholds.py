@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import aekit
-from aekit.config import RunConfig, TrainConfig
+from aekit.config import DataConfig, RunConfig, TrainConfig
 from tests.badinput import run_cli
 
 
@@ -155,3 +155,151 @@ def test_saved_detector_carries_its_threshold(tmp_path):
     assert rec["threshold"] == pytest.approx(-det.offset_) and rec["rule"] == "percentile:90"
     r = aekit.export(tmp_path / "det", format="torchscript", part="score", out=tmp_path / "d.pt", check=False)
     assert float(r["metadata"]["threshold"]) == pytest.approx(-det.offset_)
+
+
+# --- data outside [0, 1]: each feature's error in its own units ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tabular_run(tmp_path_factory):
+    """A run on standardised tabular features (not pixels): its score divides by an error scale."""
+    d = tmp_path_factory.mktemp("tabular")
+    rng = np.random.default_rng(0)
+    mix = rng.normal(size=(6, 6)) * np.array([3.0, 1, 1, 0.3, 0.3, 0.1])  # features of unequal spread
+    x = (rng.normal(size=(400, 6)) @ mix).astype(np.float32)
+    np.savez(d / "t.npz", x_train=x[:300], x_test=x[300:])
+    cfg = RunConfig(data=DataConfig(name=f"npz:{d / 't.npz'}"), model={"name": "mlp", "code": 2, "layers": [8]},
+                    train=TrainConfig(epochs=3, batch_size=32, lr=1e-2))
+    aekit.train(cfg, d / "run", progress=False)
+    return str(d / "run"), x[:300], x[300:]
+
+
+def test_tabular_run_scores_each_feature_over_its_scale(tabular_run, tmp_path, capsys):
+    from aekit.tasks.anomaly import SCALE_FLOOR, score_of
+
+    run, _, test_x = tabular_run
+    model = aekit.load(run)
+    rec = stored(run)
+    scale = np.asarray(rec["error_scale"])
+    # measured on the training split (val_fraction 0.1 holds out 30 of the 300 rows)
+    o = aekit.run.open_run(run, ("autoencoder",))
+    tr = o.split("train").x
+    m = np.square(tr - model.reconstruct(tr)).mean(0, dtype=np.float64)
+    np.testing.assert_allclose(scale, np.maximum(m, SCALE_FLOOR * m.mean() + 1e-12), rtol=1e-5)
+    rc, _, err = run_cli(["anomaly", run, "--out", tmp_path / "s.csv"], capsys)
+    assert rc == 0, err
+    csv = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)
+    sq = np.square(test_x.astype(np.float64) - model.reconstruct(test_x))
+    np.testing.assert_allclose(csv[:, 1], score_of(sq, scale), rtol=1e-5)
+    assert not np.allclose(csv[:, 1], score_of(sq), rtol=1e-2)  # not the plain sum
+    # --threshold chosen afresh measures the same scale, so it gives the stored threshold again
+    rc, out, _ = run_cli(["anomaly", run, "--threshold", "contamination:0.01", "--json"], capsys)
+    assert rc == 0 and json.loads(out)["threshold"] == pytest.approx(rec["threshold"], rel=1e-9)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_tabular_score_export_carries_the_scale(tabular_run, tmp_path, fmt):
+    from aekit.tasks.anomaly import scores
+
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime", reason="the export extra (onnx, onnxruntime) is not installed")
+    run, _, test_x = tabular_run
+    rec = stored(run)
+    out = tmp_path / ("s.pt" if fmt == "torchscript" else "s.onnx")
+    r = aekit.export(run, format=fmt, part="score", out=out)  # the parity check runs and passes
+    assert r["max_abs_diff"]["score"] < 1e-4 and r["checked_samples"] == len(test_x)
+    assert json.loads(r["metadata"]["error_scale"]) == rec["error_scale"]
+    assert "error_scale" in r["metadata"]["score_definition"]
+    from aekit.export import run_file
+
+    got = run_file(out, fmt, test_x)
+    want_s, want_map = scores(aekit.load(run), test_x, np.asarray(rec["error_scale"]))
+    np.testing.assert_allclose(got[0], want_s, rtol=1e-5)
+    np.testing.assert_allclose(got[1], want_map, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got[1].reshape(len(test_x), -1).sum(1), want_s, rtol=1e-5)  # a map sums to its score
+    assert aekit.export(run, format=fmt, part="score", out=out, check_only=True)["max_abs_diff"]["score"] < 1e-4
+
+
+def test_serve_scores_a_tabular_run_as_the_command_does(tabular_run):
+    from aekit.serve.runs import RunStore
+    from aekit.serve.work import forward, scored
+    from aekit.tasks.anomaly import scores
+
+    run, _, _ = tabular_run
+    store = RunStore({"t": Path(run).resolve()})
+    s = store.get("t")
+    x = s.test_x[:1]
+    r = scored(s, x[0], *[v[0] for v in forward(s, x)])
+    want, maps = scores(aekit.load(run), x, np.asarray(stored(run)["error_scale"]))
+    assert r["score"] == pytest.approx(float(want[0]), rel=1e-5)
+    np.testing.assert_allclose(r["error_map"], maps[0], rtol=1e-4, atol=1e-6)
+
+
+def test_damaged_error_scale_is_one_line(tabular_run, tmp_path, capsys):
+    import shutil
+
+    from tests.badinput import assert_one_line_error
+
+    run = str(shutil.copytree(tabular_run[0], tmp_path / "run"))
+    p = Path(run) / "threshold.json"
+    good = stored(run)
+    too_small = "error_scale must be a list of finite numbers of at least 1e-12"
+    for bad, msg in (([1.0, -2.0, 1, 1, 1, 1], too_small), ([5e-324, 1, 1, 1, 1, 1], too_small),
+                     ([1.0, "x", 1, 1, 1, 1], too_small),
+                     ([1.0, 2.0], "error_scale holds 2 numbers but the model has 6"),
+                     ([], "error_scale holds 0 numbers"), ("1,2", "error_scale must be a list of numbers")):
+        p.write_text(json.dumps({**good, "error_scale": bad}))
+        assert_one_line_error(["anomaly", run], capsys, msg)
+        assert_one_line_error(["export", run, "--part", "score", "--format", "torchscript", "--out",
+                               tmp_path / "s.pt"], capsys, "error_scale")
+    nan = '"error_scale": [NaN, 1, 1, 1, 1, 1]'
+    p.write_text(json.dumps({**good, "error_scale": None}).replace('"error_scale": null', nan))
+    assert_one_line_error(["anomaly", run], capsys, too_small)
+    huge = '"threshold": 1' + "0" * 400  # an integer no float holds
+    p.write_text(json.dumps(good).replace(f'"threshold": {json.dumps(good["threshold"])}', huge))
+    assert_one_line_error(["anomaly", run], capsys, "threshold must be a finite number")
+
+
+def test_threshold_file_from_before_error_scales_keeps_the_plain_sum(tabular_run, tmp_path, capsys):
+    """A tabular run whose threshold.json predates error scales: its scores stay the plain sum, in the
+    command and in an export made from it; a file exported with a scale is checked against its own."""
+    import shutil
+
+    from aekit.tasks.anomaly import score_of
+
+    run = str(shutil.copytree(tabular_run[0], tmp_path / "run"))
+    old = {k: v for k, v in stored(run).items() if k != "error_scale"}
+    (Path(run) / "threshold.json").write_text(json.dumps(old))
+    test_x = tabular_run[2]
+    rc, out, err = run_cli(["anomaly", run, "--out", tmp_path / "s.csv", "--json"], capsys)
+    assert rc == 0, err
+    assert json.loads(out)["score_definition"] == "squared error summed over values"
+    csv = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(csv[:, 1], score_of(np.square(test_x - aekit.load(run).reconstruct(test_x))), rtol=1e-5)
+    r = aekit.export(run, format="torchscript", part="score", out=tmp_path / "plain.pt")
+    assert "error_scale" not in r["metadata"]
+    # a file exported with a fresh threshold carries a scale the stored file lacks: --check-only reads it
+    r = aekit.export(run, format="torchscript", part="score", out=tmp_path / "scaled.pt", threshold="percentile:99")
+    assert "error_scale" in r["metadata"]
+    assert aekit.export(run, format="torchscript", part="score", out=tmp_path / "scaled.pt",
+                        check_only=True)["max_abs_diff"]["score"] < 1e-4
+    assert aekit.export(run, format="torchscript", part="score", out=tmp_path / "plain.pt",
+                        check_only=True)["max_abs_diff"]["score"] < 1e-4
+
+
+def test_saved_detector_with_a_damaged_scale_is_one_error(tmp_path):
+    from aekit.errors import AekitError
+    from aekit.estimator import AutoencoderOutlierDetector
+
+    X = np.random.default_rng(0).normal(size=(100, 5)).astype(np.float32)
+    det = AutoencoderOutlierDetector(code=2, epochs=2, random_state=0).fit(X)
+    assert det.scale_.shape == (5,)
+    det.save(tmp_path / "det")
+    again = AutoencoderOutlierDetector.load(tmp_path / "det")
+    np.testing.assert_array_equal(again.score_samples(X), det.score_samples(X))
+    cfg = tmp_path / "det" / "config.json"
+    info = json.loads(cfg.read_text())
+    info["estimator"]["fitted"]["scale_"] = [1.0, 1.0]
+    cfg.write_text(json.dumps(info))
+    with pytest.raises(AekitError, match="error_scale holds 2 numbers but the model has 5"):
+        AutoencoderOutlierDetector.load(tmp_path / "det")

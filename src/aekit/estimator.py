@@ -17,7 +17,11 @@ and then by one float32 ulp, well inside any tolerance). Running each row alone 
 too, but one forward pass per row is 40 to 100 times slower.
 
 The outlier score is aekit's one anomaly score (:func:`aekit.tasks.anomaly.score_of`: squared error
-summed over features), with the same threshold rules as ``aekit anomaly``.
+summed over features), with the same threshold rules as ``aekit anomaly``. For features outside
+[0, 1] (tabular data, standardised) each feature's squared error is first divided by its mean on the
+training rows (floored at a quarter of the mean over features; ``scale_``), so that every feature's
+error counts in its own units; pixels in [0, 1] count as they are (the reasons and figures are in
+:mod:`aekit.tasks.anomaly`).
 
 The detector's defaults are one setting for every data set, sized from the data's shape alone
 (``code="auto"``, ``layers="auto"``): a code of a quarter of the features, at least 1 and at most 16
@@ -206,6 +210,10 @@ class _AutoencoderBase(BaseEstimator):
             setattr(obj, k, np.asarray(v, dtype=object) if k == "feature_names_in_" else v)
         if est.get("n_features_out") is not None:
             obj._n_features_out = est["n_features_out"]
+        if getattr(obj, "scale_", None) is not None:  # hand-edited files: one error line, not a numpy one
+            from aekit.tasks.anomaly import checked_scale
+
+            obj.scale_ = checked_scale(obj.scale_, o.model.n_inputs, f"{directory}/config.json")
         obj.model_ = o.model.float().eval()
         return obj
 
@@ -268,9 +276,11 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
     ``fpr:``, ``fit(X, y)`` takes y = +1 for normal rows and -1 for outliers (scikit-learn's labels);
     without y every training row counts as normal.
 
-    The defaults size the network from the number of features (see the module's notes); the
-    scores are squared errors in the units of ``X``, so give it features on comparable scales
-    (pixels in [0, 1], or ``StandardScaler`` first for tabular data).
+    The defaults size the network from the number of features (see the module's notes); on data
+    in [0, 1] the scores are squared errors in the units of ``X``, so give it features on comparable scales
+    (pixels in [0, 1], or ``StandardScaler`` first for tabular data). Where ``X`` is not in [0, 1],
+    each feature's error is scored over its mean on the training rows, ``scale_`` (None for [0, 1]
+    data; see the module's notes).
     """
 
     def __init__(self, code: int | str = "auto", layers: Sequence[int] | str = "auto", activation: str = "elu",
@@ -293,7 +303,7 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
             raise ValueError(str(exc).replace("--threshold ", "threshold ").replace("--", "")) from None
 
     def fit(self, X: Any, y: Any = None) -> AutoencoderOutlierDetector:
-        from aekit.tasks.anomaly import threshold_value
+        from aekit.tasks.anomaly import is_unit_range, scale_from_errors, threshold_value
 
         rule = self._rule()
         X = validate_data(self, X, dtype=np.float32)
@@ -301,6 +311,7 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
         if rule.kind == "fpr":
             normal = np.ones(len(X), bool) if y is None else np.asarray(y).reshape(-1) != -1
         self._fit_model(X)
+        self.scale_ = None if is_unit_range(X) else scale_from_errors(self._squared_errors(X).mean(0))
         self.offset_ = -threshold_value(rule, -self._scores(X), normal)
         return self
 
@@ -310,14 +321,16 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
         from aekit.tasks.anomaly import save_threshold
 
         d = super().save(directory)
-        save_threshold(d, {"threshold": -float(self.offset_), "rule": str(self._rule()), "split": "fit"},
-                       f"{type(self).__name__}.save")
+        rec: dict[str, Any] = {"threshold": -float(self.offset_), "rule": str(self._rule()), "split": "fit"}
+        if getattr(self, "scale_", None) is not None:
+            rec["error_scale"] = [float(v) for v in self.scale_]
+        save_threshold(d, rec, f"{type(self).__name__}.save")
         return d
 
     def _scores(self, X: np.ndarray) -> np.ndarray:
         from aekit.tasks.anomaly import score_of
 
-        return -score_of(self._squared_errors(X))
+        return -score_of(self._squared_errors(X), getattr(self, "scale_", None))
 
     def score_samples(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")

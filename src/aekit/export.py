@@ -1,13 +1,15 @@
 """Export a trained autoencoder as ONNX or TorchScript, with its metadata and a parity check.
 
 Four parts can be exported: ``full`` (input -> reconstruction), ``encoder`` (input -> code),
-``decoder`` (code -> output) and ``score`` (input -> per-sample anomaly score and per-value squared
-error map). Every part takes float32 input already scaled as aekit scales it (the metadata says
-how: uint8 pixels / 255, or the values as they are), with a dynamic batch axis.
+``decoder`` (code -> output) and ``score`` (input -> per-sample anomaly score and per-value error
+map, each value's share of the score). Every part takes float32 input already scaled as aekit
+scales it (the metadata says how: uint8 pixels / 255, or the values as they are), with a dynamic
+batch axis.
 
 The ``score`` part computes aekit's one anomaly score (:func:`aekit.tasks.anomaly.score_of`: the
-squared error summed over all values), summed in float64 as aekit sums it, so its output is the
-number ``aekit anomaly`` writes. Its threshold (``--threshold RULE``, chosen on the validation split,
+squared error summed over all values, each over its error scale where the data is not in [0, 1]; the
+scale is a constant in the file and in its metadata), summed in float64 as aekit sums it, so its
+output is the number ``aekit anomaly`` writes. Its threshold (``--threshold RULE``, chosen on the validation split,
 else the one the run keeps in threshold.json) travels in the file's metadata with the rule that
 chose it, the split and where it came from.
 
@@ -61,8 +63,17 @@ class _Decoder(_Full):
 
 
 class _Score(_Full):
+    def __init__(self, m: Any, scale: np.ndarray | None = None) -> None:
+        super().__init__(m)
+        self.scaled = scale is not None
+        if scale is not None:  # float64, as score_of divides (a constant in the exported graph)
+            self.register_buffer("scale", torch.from_numpy(np.asarray(scale, np.float64).reshape(m.input_shape)))
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         err = torch.square(x - self.m.decode(self.m.encoder(x)))  # (B, *input_shape)
+        if self.scaled:
+            share = err.double() / self.scale
+            return share.reshape(err.shape[0], -1).sum(1), share.float()
         return err.reshape(err.shape[0], -1).double().sum(1), err  # float64 sum, as score_of sums
 
 
@@ -85,7 +96,7 @@ def check_request(fmt: str, part: str, out: str | Path | None) -> None:
 def metadata(o: Any, part: str, threshold: dict[str, Any] | None) -> dict[str, str]:
     """What a user of the file needs, as string key/values (ONNX metadata_props take strings)."""
     from aekit import __version__
-    from aekit.tasks.anomaly import THRESHOLD_FILE
+    from aekit.tasks.anomaly import SCORE_PLAIN, SCORE_SCALED, THRESHOLD_FILE
 
     m, data = o.model, o.info.get("data", {})
     scaling = "uint8 / 255" if data.get("dtype") == "uint8" else "none (values as in the data)"
@@ -94,6 +105,10 @@ def metadata(o: Any, part: str, threshold: dict[str, Any] | None) -> dict[str, s
             "value_scaling": scaling, "value_range": str(data.get("value_range", "")),
             "output": m.output, "dataset": str(data.get("name", ""))}
     if threshold is not None:
+        scale = threshold.get("error_scale")
+        meta["score_definition"] = SCORE_SCALED + " (error_scale)" if scale is not None else SCORE_PLAIN
+        if scale is not None:
+            meta["error_scale"] = json.dumps(scale)
         meta.update({"threshold": repr(float(threshold["threshold"])), "threshold_rule": threshold["rule"],
                      "threshold_split": threshold["split"],
                      "threshold_source": f"{THRESHOLD_FILE} ({threshold['set_by']})" if threshold.get("set_by")
@@ -132,8 +147,9 @@ def torchscript_bytes(module: nn.Module, x: torch.Tensor, meta: dict[str, str]) 
     return buf.getvalue()
 
 
-def reference(m: Any, part: str, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(the input the part takes, aekit's own outputs) for scaled float32 samples ``x``."""
+def reference(m: Any, part: str, x: np.ndarray, scale: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(the input the part takes, aekit's own outputs) for scaled float32 samples ``x`` (``scale``:
+    the score's error scale)."""
     from aekit.tasks.anomaly import scores
 
     if part == "encoder":
@@ -143,7 +159,7 @@ def reference(m: Any, part: str, x: np.ndarray) -> tuple[np.ndarray, list[np.nda
         return z, [m.decode(z)]
     if part == "full":
         return x, [m.reconstruct(x)]
-    s, err = scores(m, x)
+    s, err = scores(m, x, scale)
     return x, [s, err]
 
 
@@ -166,12 +182,13 @@ def run_file(path: Path, fmt: str, inp: np.ndarray) -> list[np.ndarray]:
         raise AekitError(f"{path}: cannot run it as {fmt} ({first[:200]})") from None
 
 
-def check_parity(o: Any, path: Path, fmt: str, part: str, x: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+def check_parity(o: Any, path: Path, fmt: str, part: str, x: np.ndarray,
+                 scale: np.ndarray | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """Max abs difference of each output between the file and aekit on ``x``, and the same held to
     the tolerance (relative for a score); an error over 1e-5."""
     from aekit.metrics import as_float
 
-    inp, want = reference(o.model, part, as_float(x[:CHECK_SAMPLES]))
+    inp, want = reference(o.model, part, as_float(x[:CHECK_SAMPLES]), scale)
     got = run_file(path, fmt, np.ascontiguousarray(inp, dtype=np.float32))
     names = PARTS[part][2]
     if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want, strict=False)):
@@ -186,9 +203,11 @@ def check_parity(o: Any, path: Path, fmt: str, part: str, x: np.ndarray) -> tupl
         # reconstructions differ in the last bit give sums that differ by up to ~1e-7 x 784, 6.7e-5
         # for a trained MNIST model's scores of ~50, while float32 itself only holds such a number
         # to ~4e-6; codes are unbounded too (9.5e-6 seen on a trained 784-512-128-32 encoder). So
-        # scores and codes are held to 1e-5 relative to their size where it exceeds 1.
-        scale = np.maximum(np.abs(w.astype(np.float64)), 1.0) if n in UNBOUNDED else 1.0
-        scaled[n] = float(np.max(d / scale, initial=0.0))
+        # scores and codes are held to 1e-5 relative to their size where it exceeds 1. So is an
+        # error map on tabular data: each squared error over its error scale has no bound either.
+        rel = n in UNBOUNDED or (n == "error_map" and scale is not None)
+        size = np.maximum(np.abs(w.astype(np.float64)), 1.0) if rel else 1.0
+        scaled[n] = float(np.max(d / size, initial=0.0))
     bad = {n: d for n, d in scaled.items() if not d <= TOLERANCE}  # NaN fails too
     if bad:
         raise AekitError(f"{path}: the exported {part} differs from aekit by up to "
@@ -212,6 +231,39 @@ def score_threshold(o: Any, rule: Any, data: str | None, data_dir: str | None) -
     return stored
 
 
+def file_metadata(path: Path, fmt: str) -> dict[str, str]:
+    """The metadata an exported file carries (ONNX metadata_props, TorchScript's aekit.json)."""
+    try:
+        if fmt == "onnx":
+            import onnx
+
+            return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        extra = {"aekit.json": ""}
+        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        meta = json.loads(extra["aekit.json"] or "{}")
+        return meta if isinstance(meta, dict) else {}
+    except ImportError:
+        raise AekitError("checking an ONNX file needs onnx: pip install 'aekit[export]'") from None
+    except Exception as exc:  # the loaders raise their own types for a corrupt or foreign file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AekitError(f"{path}: cannot read it as {fmt} ({first[:200]})") from None
+
+
+def file_scale(o: Any, path: Path, fmt: str) -> np.ndarray | None:
+    """The error scale a score file was exported with (``--check-only``): from its own metadata, so
+    the check compares it with the score it was made to compute; none for a file without one."""
+    from aekit.tasks.anomaly import checked_scale
+
+    text = file_metadata(path, fmt).get("error_scale")
+    if text is None:
+        return None
+    try:
+        scale = json.loads(text)
+    except ValueError:
+        raise AekitError(f"{path}: its error_scale metadata is not a JSON list") from None
+    return checked_scale(scale, o.model.n_inputs, str(path))
+
+
 def export_run(o: Any, fmt: str, part: str, out: str | Path, threshold: Any = None, check: bool = True,
                check_only: bool = False, data: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
     """Write ``part`` of the opened run ``o`` to ``out`` as ``fmt`` (unless ``check_only``), then
@@ -220,19 +272,27 @@ def export_run(o: Any, fmt: str, part: str, out: str | Path, threshold: Any = No
     path = Path(out)
     m = o.model.cpu().float().eval()
     res: dict[str, Any] = {"path": str(path), "format": fmt, "part": part}
+    scale = None
     if not check_only:
         th = score_threshold(o, threshold, data, data_dir) if part == "score" else None
         meta = metadata(o, part, th)
-        module, x = PARTS[part][0](m).eval(), example_input(m, part)
+        if th is not None:
+            from aekit.tasks.anomaly import record_scale
+
+            scale = record_scale(th, m)
+        module = (_Score(m, scale) if part == "score" else PARTS[part][0](m)).eval()
+        x = example_input(m, part)
         atomic_write_bytes(path, onnx_bytes(module, x, part, meta) if fmt == "onnx"
                            else torchscript_bytes(module, x, meta))
         res["metadata"] = meta
     elif not path.is_file():
         raise AekitError(f"{path}: no such file to check")
+    elif part == "score":
+        scale = file_scale(o, path, fmt)
     if check or check_only:
         test = o.split("test", data, data_dir)
         if len(test) == 0:
             raise AekitError("no test samples to check the exported file on; use --no-check")
-        res["max_abs_diff"], res["max_checked_diff"] = check_parity(o, path, fmt, part, test.x)
+        res["max_abs_diff"], res["max_checked_diff"] = check_parity(o, path, fmt, part, test.x, scale)
         res["checked_samples"] = min(len(test), CHECK_SAMPLES)
     return res

@@ -145,6 +145,8 @@ def cmd_anomaly(args: argparse.Namespace) -> int:
         parse_threshold(args.threshold)
     check_outputs(args.out, args.maps)
 
+    from aekit.tasks.anomaly import SCORE_PLAIN
+
     r = anomaly(args.run, out=args.out, contamination=args.contamination, maps=args.maps, data=args.data,
                 data_dir=args.data_dir, split=args.split, threshold=args.threshold,
                 normal_classes=args.normal_classes, save_threshold=args.save_threshold)
@@ -154,6 +156,8 @@ def cmd_anomaly(args: argparse.Namespace) -> int:
     stored = ", stored in the run" if r["threshold_stored"] else ""
     print(f"threshold {r['threshold']:.4g} ({r['threshold_rule']} on the {r['threshold_split']} split{stored}): "
           f"{r['flagged']} of {r['n']} samples flagged")
+    if r["score_definition"] != SCORE_PLAIN:  # tabular data: say what the numbers are
+        print(f"score: {r['score_definition']} (error_scale in threshold.json)")
     if "f1" in r:
         print(f"normal classes {r['normal_classes']}: precision {r['precision']:.4f}, recall {r['recall']:.4f}, "
               f"F1 {r['f1']:.4f}, false-positive rate {r['fpr']:.4f}, ROC AUC {r['roc_auc']:.4f}")

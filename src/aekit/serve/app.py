@@ -283,7 +283,7 @@ def _hot_calls(store: RunStore) -> dict[str, tuple[HotCall, type[BaseModel], str
 
     return {"encode": (encode, ImageReq, "The code of an image"),
             "decode": (decode, DecodeReq, "The image of a code"),
-            "anomaly": (anomaly, ImageReq, "Anomaly score (squared error) against the run's threshold"),
+            "anomaly": (anomaly, ImageReq, "Anomaly score (reconstruction error) against the run's threshold"),
             "reconstruct": (reconstruct, ImageReq, "Reconstruction, code, error map and anomaly score")}
 
 

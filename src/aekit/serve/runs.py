@@ -38,6 +38,7 @@ class Served:
     train_x: np.ndarray
     val_x: np.ndarray
     threshold: float
+    error_scale: np.ndarray | None = None  # the score's per-value scale (threshold.json), None for [0, 1] data
     lock: threading.Lock = field(default_factory=threading.Lock)
     cache: dict[Any, Any] = field(default_factory=dict)
 
@@ -138,7 +139,7 @@ class RunStore:
     def _open(self, rid: str) -> Served:
         from aekit.metrics import as_float
         from aekit.run import open_run
-        from aekit.tasks.anomaly import DEFAULT_RULE, run_threshold, stored_threshold
+        from aekit.tasks.anomaly import DEFAULT_RULE, record_scale, run_threshold, stored_threshold
 
         o = open_run(self.dirs[rid], ("autoencoder", "pretrain"))
         ds, cfg = o.dataset()
@@ -151,6 +152,7 @@ class RunStore:
         # default rule on the whole validation split: the same number the command would give.
         rec = stored_threshold(o.dir) or run_threshold(o, DEFAULT_RULE)
         thr = float(rec["threshold"])
+        scale = record_scale(rec, o.model)
         test_y = None if ds.test.y is None else np.asarray(ds.test.y[:N_TEST])
         return Served(rid, o, as_float(np.asarray(ds.test.x[:N_TEST])), test_y,
-                      as_float(np.asarray(train.x[:2000])), val_x, thr)
+                      as_float(np.asarray(train.x[:2000])), val_x, thr, scale)

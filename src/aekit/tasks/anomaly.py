@@ -3,7 +3,22 @@
 An autoencoder reconstructs what resembles its training data well and anything else badly, so
 the per-sample squared error, summed over all values (the unit of ``sse_per_image``), is a score:
 higher is more anomalous. It is the one definition in aekit: ``aekit anomaly``, the scikit-learn
-detector (:mod:`aekit.estimator`) and an exported ``score`` model all compute :func:`score_of`.
+detector (:mod:`aekit.estimator`), ``aekit serve`` and an exported ``score`` model all compute
+:func:`score_of`.
+
+Each value's squared error is measured in the units that suit the data (:func:`error_scale`):
+- data in [0, 1] (pixels): as it is. Every value has the same unit, and a per-pixel scale would be
+  unstable: a pixel that is blank in every training image has no error to scale by, and normal test
+  digits still put ink in such places now and then (on MNIST one-class, scaling the pixels lowered
+  the mean AUROC from 0.964 to 0.940).
+- other data (features in units of their own, usually standardised): divided by that feature's
+  mean squared error on the training rows, floored at a quarter of the mean over features, so that
+  a feature the model always reconstructs well counts a miss as much as a noisy one counts its
+  usual error (a residual in standard units). On breast cancer (``benchmarks/outliers.py``) this
+  lifted the mean AUROC from 0.955 to 0.968 over five random states.
+The scale belongs to the weights it was measured with and travels with the threshold (threshold.json,
+the detector's ``scale_``, an exported ``score`` model's constants). The error maps are each value's
+share of the score (its squared error over its scale), so a map sums to its score.
 
 The threshold is set on the validation split, in one of three ways (``--threshold KIND:VALUE``):
 ``contamination:c``, the (1 - c) quantile of all validation scores (the share of anomalies the
@@ -37,26 +52,70 @@ THRESHOLD_FILE = "threshold.json"
 DEFAULT_RULE = "contamination:0.01"  # what training stores and `aekit anomaly` uses when none is given
 
 
-def score_of(err: np.ndarray) -> np.ndarray:
-    """Per-sample anomaly score from squared errors ``(n, ...)``: their sum over values, in float64."""
-    return err.reshape(len(err), -1).sum(1, dtype=np.float64)
+SCORE_PLAIN = "squared error summed over values"
+SCORE_SCALED = "squared error over each value's error scale, summed"
+SCALE_FLOOR = 0.25  # a feature's error scale is at least this share of the mean scale over features
 
 
-def scores(model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(per-sample squared error summed over values, per-value squared error maps)."""
+def is_unit_range(x: np.ndarray) -> bool:
+    """Whether every value of ``x`` lies in [0, 1] (the test :attr:`aekit.data.dataset.Dataset.value_range`
+    applies to a data set's splits together). Tabular data min-max scaled to [0, 1] counts as pixels."""
+    from aekit.data.mapped import min_max
+
+    if x.dtype == np.uint8:
+        return True
+    lo, hi = min_max(x)
+    return lo >= 0.0 and hi <= 1.0
+
+
+def scale_from_errors(mean_err: np.ndarray) -> np.ndarray:
+    """The error scale from each value's mean squared error on the training rows (see the module's notes)."""
+    m = np.asarray(mean_err, dtype=np.float64).reshape(-1)
+    return np.maximum(m, SCALE_FLOOR * float(m.mean()) + 1e-12)
+
+
+def error_scale(model: Any, train_x: np.ndarray, unit_range: bool, chunk: int = 4096) -> np.ndarray | None:
+    """Per-value error scale of ``model`` measured on its training rows ``train_x``: None for data in
+    [0, 1] (squared errors count as they are), else :func:`scale_from_errors`."""
+    from aekit.data import mapped
+    from aekit.metrics import as_float
+
+    if unit_range or len(train_x) == 0:
+        return None
+    total = np.zeros(model.n_inputs, np.float64)
+    for piece in mapped.chunks(train_x, chunk):
+        xf = as_float(piece)
+        total += np.square(xf - model.reconstruct(xf)).reshape(len(xf), -1).sum(0, dtype=np.float64)
+    return scale_from_errors(total / len(train_x))
+
+
+def score_of(err: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+    """Per-sample anomaly score from squared errors ``(n, ...)``: their sum over values, each over its
+    ``scale`` where there is one (:func:`error_scale`), in float64."""
+    e = err.reshape(len(err), -1)
+    if scale is not None:
+        return (e / np.asarray(scale, np.float64).reshape(-1)).sum(1)
+    return e.sum(1, dtype=np.float64)
+
+
+def scores(model: Any, x: np.ndarray, scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(per-sample scores, per-value error maps: each value's share of its score)."""
     from aekit.metrics import as_float
 
     xf = as_float(x)
     err = np.square(xf - model.reconstruct(xf))
+    if scale is not None:
+        share = err.astype(np.float64) / np.asarray(scale, np.float64).reshape(err.shape[1:])
+        return share.reshape(len(err), -1).sum(1), share.astype(np.float32)  # = score_of(err, scale)
     return score_of(err), err
 
 
-def sample_scores(model: Any, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+def sample_scores(model: Any, x: np.ndarray, *, scale: np.ndarray | None = None, chunk: int = 4096) -> np.ndarray:
     """The scores of :func:`scores` without the error maps, a chunk at a time (the memory of one
     chunk's maps, not of a whole split's; the same numbers, as reconstruction runs in 4,096-row batches)."""
     from aekit.data import mapped
 
-    parts = [scores(model, piece)[0] for piece in mapped.chunks(x, chunk)]
+    parts = [scores(model, piece, scale)[0] for piece in mapped.chunks(x, chunk)]
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
@@ -194,31 +253,67 @@ def normal_mask(y: np.ndarray | None, normal: Any) -> np.ndarray | None:
 
 
 def choose_threshold(model: Any, ref_x: np.ndarray, ref_y: np.ndarray | None, rule: Any, normal: Any,
-                     split: str) -> dict[str, Any]:
+                     split: str, scale: np.ndarray | None = None) -> dict[str, Any]:
     """The threshold ``rule`` picks from the scores of ``ref_x`` (the rows of ``split``), as a record:
-    value, rule, split, row count, and the normal classes ``fpr`` counted as normal."""
+    value, rule, split, row count, the normal classes ``fpr`` counted as normal, and the error scale
+    the scores were computed with (``error_scale``, where the data has one)."""
     th = parse_threshold(rule)
-    value = threshold_value(th, sample_scores(model, ref_x), normal_mask(ref_y, normal) if th.kind == "fpr" else None)
+    value = threshold_value(th, sample_scores(model, ref_x, scale=scale),
+                            normal_mask(ref_y, normal) if th.kind == "fpr" else None)
     rec: dict[str, Any] = {"threshold": value, "rule": str(th), "split": split, "n": len(ref_x)}
+    if scale is not None:
+        rec["error_scale"] = [float(v) for v in scale]
     if th.kind == "fpr":
         rec["normal_classes"] = sorted(int(c) for c in normal)
     return rec
 
 
-def threshold_on_splits(model: Any, train: Any, val: Any, rule: Any, normal: Any = None) -> dict[str, Any]:
+def threshold_on_splits(model: Any, train: Any, val: Any, rule: Any, normal: Any, *,
+                        unit_range: bool) -> dict[str, Any]:
     """:func:`choose_threshold` on the validation split (the training split where it has none);
-    normal is ``normal`` or the training split's classes."""
+    normal is ``normal`` or the training split's classes; the error scale is measured on the
+    training split unless the data lies in [0, 1] (``unit_range``)."""
     split, ref = ("val", val) if val is not None and len(val) else ("train", train)
     if normal is None:
         normal = training_classes(train.y)
-    return choose_threshold(model, ref.x, ref.y, rule, normal, split)
+    return choose_threshold(model, ref.x, ref.y, rule, normal, split, error_scale(model, train.x, unit_range))
 
 
 def run_threshold(o: Any, rule: Any, data: str | None = None, data_dir: str | None = None,
                   normal: Any = None) -> dict[str, Any]:
     """The threshold of an opened run ``o`` chosen by ``rule`` (see :func:`threshold_on_splits`)."""
-    rec = threshold_on_splits(o.model, o.split("train", data, data_dir), o.split("val", data, data_dir), rule, normal)
-    return {**rec, "data": str(o.dataset(data, data_dir)[0].name)}
+    ds = o.dataset(data, data_dir)[0]
+    rec = threshold_on_splits(o.model, o.split("train", data, data_dir), o.split("val", data, data_dir), rule, normal,
+                              unit_range=ds.value_range == "unit")
+    return {**rec, "data": str(ds.name)}
+
+
+MIN_SCALE = 1e-12  # what scale_from_errors adds: a smaller scale would turn scores into inf
+
+
+def checked_scale(scale: Any, n_values: int, where: str) -> np.ndarray | None:
+    """``scale`` (from a file: threshold.json, a saved detector, an exported model's metadata) as a
+    float64 vector of ``n_values`` numbers each at least MIN_SCALE, or None where there is none; one
+    error line otherwise."""
+    if scale is None:
+        return None
+    if not isinstance(scale, list | tuple | np.ndarray) or len(scale) != n_values:
+        n = len(scale) if isinstance(scale, list | tuple | np.ndarray) else "no list of"
+        raise AekitError(f"{where}: error_scale holds {n} numbers but the model has {n_values} values; "
+                         "set the threshold again with aekit anomaly RUN --threshold RULE --save-threshold")
+    try:
+        out = np.asarray(scale, np.float64)
+    except (TypeError, ValueError, OverflowError):
+        out = np.full(1, np.nan)
+    if out.shape != (n_values,) or not (np.isfinite(out).all() and (out >= MIN_SCALE).all()):
+        raise AekitError(f"{where}: error_scale must be a list of finite numbers of at least {MIN_SCALE:g}")
+    return out
+
+
+def record_scale(rec: dict[str, Any], model: Any) -> np.ndarray | None:
+    """The error scale a threshold record was computed with (None: squared errors as they are), checked
+    against the model's number of values."""
+    return checked_scale(rec.get("error_scale"), model.n_inputs, THRESHOLD_FILE)
 
 
 # --- threshold.json: the threshold a run keeps -----------------------------------------------------
@@ -252,7 +347,7 @@ def save_threshold(run_dir: str | Path, record: dict[str, Any], set_by: str) -> 
 
 def _check_stored(rec: dict[str, Any], where: Path) -> None:
     value = rec.get("threshold")
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+    if not isinstance(value, int | float) or isinstance(value, bool) or not _finite(value):
         raise AekitError(f"{where}: threshold must be a finite number, got {value!r:.40}")
     try:
         parse_threshold(rec.get("rule"))
@@ -262,6 +357,15 @@ def _check_stored(rec: dict[str, Any], where: Path) -> None:
         raise AekitError(f"{where}: split must be the name of a split, got {rec.get('split')!r:.40}")
     if not isinstance(rec.get("weights_sha256"), str):
         raise AekitError(f"{where}: no weights_sha256; not a threshold file aekit wrote")
+    if rec.get("error_scale") is not None and not isinstance(rec["error_scale"], list):
+        raise AekitError(f"{where}: error_scale must be a list of numbers")  # its values: record_scale
+
+
+def _finite(v: int | float) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def stored_threshold(run_dir: str | Path | None, check_weights: bool = True) -> dict[str, Any] | None:
@@ -287,12 +391,14 @@ def anomaly_report(model: Any, x: np.ndarray, y: np.ndarray | None, thr: dict[st
     :func:`stored_threshold`), precision/recall/F1/ROC AUC where ``y`` and the ``normal`` classes
     are known, and optionally a CSV of the scores and a picture of the top error maps."""
     th = parse_threshold(thr["rule"])
-    sc, err = scores(model, x)
+    scale = record_scale(thr, model)
+    sc, err = scores(model, x, scale)
     flagged = sc > thr["threshold"]
     res: dict[str, Any] = {"n": len(sc), "threshold": thr["threshold"], "threshold_rule": str(th),
                            "threshold_split": thr["split"], "threshold_stored": bool(thr.get("set_by")),
                            "flagged": int(flagged.sum()), "flagged_fraction": float(flagged.mean()),
-                           "score_mean": float(sc.mean()), "score_max": float(sc.max())}
+                           "score_mean": float(sc.mean()), "score_max": float(sc.max()),
+                           "score_definition": SCORE_SCALED if scale is not None else SCORE_PLAIN}
     if th.kind == "contamination":
         res["contamination"] = th.value
     is_normal = normal_mask(y, normal)

@@ -89,7 +89,7 @@ def train_autoencoder(model: Any, ds: Dataset, cfg: RunConfig, out: Path, *, dev
         "n_parameters": model.n_parameters(),
     }
     write_json(out / "summary.json", summary)
-    keep_threshold(model, out, train_split, val_split, ds.name)
+    keep_threshold(model, out, train_split, val_split, ds.name, ds.value_range == "unit")
     from aekit import plots
 
     plots.loss_curve(res.history, out / "loss.png", title=f"{model.family} on {ds.name}")
@@ -99,9 +99,10 @@ def train_autoencoder(model: Any, ds: Dataset, cfg: RunConfig, out: Path, *, dev
     return summary, res
 
 
-def keep_threshold(model: Any, out: Path, train: Any, val: Any, data: str) -> None:
+def keep_threshold(model: Any, out: Path, train: Any, val: Any, data: str, unit_range: bool) -> None:
     """threshold.json for the weights just trained: the rule stored before (a resumed run), else
-    contamination:0.01, chosen on the validation split (the training split without one)."""
+    contamination:0.01, chosen on the validation split (the training split without one), with the
+    error scale measured on the training split where the data is not in [0, 1]."""
     from aekit.tasks.anomaly import DEFAULT_RULE, save_threshold, stored_threshold, threshold_on_splits
 
     try:
@@ -111,9 +112,9 @@ def keep_threshold(model: Any, out: Path, train: Any, val: Any, data: str) -> No
     rule = before["rule"] if before else DEFAULT_RULE
     normal = before.get("normal_classes") if before else None
     try:
-        rec = threshold_on_splits(model, train, val, rule, normal)
+        rec = threshold_on_splits(model, train, val, rule, normal, unit_range=unit_range)
     except AekitError:  # a stored fpr: rule whose normal classes this split lacks
-        rec = threshold_on_splits(model, train, val, DEFAULT_RULE, normal)
+        rec = threshold_on_splits(model, train, val, DEFAULT_RULE, normal, unit_range=unit_range)
     save_threshold(out, {**rec, "data": data}, "aekit train")
 
 
