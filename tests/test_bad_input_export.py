@@ -56,12 +56,13 @@ def truncated_pt(c: Ctx) -> str:
     return str(p)
 
 
-def run_with(edit: Callable[[Path], object]) -> Callable[[Ctx], str]:
-    """A copy of the mini run with its threshold.json (or weights) damaged by ``edit(folder)``."""
+def run_with(edit: Callable[[Path], object], which: str = "mini") -> Callable[[Ctx], str]:
+    """A copy of the mini run (or the npy run, whose tabular data gives its threshold an error_scale)
+    with its threshold.json (or weights) damaged by ``edit(folder)``."""
     def build(c: Ctx) -> str:
         import shutil
 
-        d = Path(shutil.copytree(c.run, c.tmp / "damaged"))
+        d = Path(shutil.copytree(c.run if which == "mini" else c.unlabelled, c.tmp / "damaged"))
         edit(d)
         return str(d)
 
@@ -79,6 +80,19 @@ def other_weights(d: Path) -> None:
     name = sorted(w)[0]
     w[name] = w[name] + 1e-3
     save_file(w, d / "model.safetensors")
+
+
+def scale_text(text: str) -> Callable[[Ctx], str]:
+    """The npy run with its stored error_scale replaced by the JSON ``text`` (its digest still right)."""
+    def edit(d: Path) -> None:
+        import json
+
+        rec = json.loads((d / "threshold.json").read_text())
+        assert len(rec["error_scale"]) == 8  # the npy run's 8 features
+        (d / "threshold.json").write_text(json.dumps({**rec, "error_scale": None}).replace(
+            '"error_scale": null', f'"error_scale": {text}'))
+
+    return run_with(edit, "npy")
 
 
 def score_export(run: Callable[[Ctx], str]) -> Callable[[Ctx], list[str]]:
@@ -121,6 +135,19 @@ ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("export-score-threshold-a-folder", score_export(run_with(lambda d: ((d / "threshold.json").unlink(),
                                                                          (d / "threshold.json").mkdir()))),
      "is a folder"),
+    ("anomaly-threshold-huge-integer", lambda c: ["anomaly", threshold_text('{"threshold": 1' + "0" * 400 + ", "
+                                                                             + GOOD + "}")(c)],
+     "threshold must be a finite number"),
+    ("export-score-error-scale-text", score_export(scale_text('"1,2"')), "error_scale must be a list of numbers"),
+    ("export-score-error-scale-wrong-length", score_export(scale_text("[1, 2, 3]")),
+     "error_scale holds 3 numbers but the model has 8 values"),
+    ("anomaly-error-scale-nan", lambda c: ["anomaly", scale_text("[NaN, 1, 1, 1, 1, 1, 1, 1]")(c)],
+     "error_scale must be a list of finite numbers of at least 1e-12"),
+    ("anomaly-error-scale-zero", lambda c: ["anomaly", scale_text("[0, 1, 1, 1, 1, 1, 1, 1]")(c)],
+     "of at least 1e-12"),
+    ("anomaly-error-scale-huge-integer",
+     lambda c: ["anomaly", scale_text("[1" + "0" * 400 + ", 1, 1, 1, 1, 1, 1, 1]")(c)],
+     "of at least 1e-12"),
     ("anomaly-threshold-corrupt", lambda c: ["anomaly", threshold_text("{")(c)], "corrupt JSON"),
     ("export-score-bad-threshold", lambda c: ["export", c.run, "--part", "score", "--threshold", "percentile:101",
                                               "--out", str(c.tmp / "s.onnx")], "[50, 100]"),
