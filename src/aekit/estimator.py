@@ -303,7 +303,8 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
             raise ValueError(str(exc).replace("--threshold ", "threshold ").replace("--", "")) from None
 
     def fit(self, X: Any, y: Any = None) -> AutoencoderOutlierDetector:
-        from aekit.tasks.anomaly import is_unit_range, scale_from_errors, threshold_value
+        from aekit.data.dataset import unit_range
+        from aekit.tasks.anomaly import scale_from_errors, score_of, threshold_value
 
         rule = self._rule()
         X = validate_data(self, X, dtype=np.float32)
@@ -311,8 +312,9 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
         if rule.kind == "fpr":
             normal = np.ones(len(X), bool) if y is None else np.asarray(y).reshape(-1) != -1
         self._fit_model(X)
-        self.scale_ = None if is_unit_range(X) else scale_from_errors(self._squared_errors(X).mean(0))
-        self.offset_ = -threshold_value(rule, -self._scores(X), normal)
+        err = self._squared_errors(X)  # one pass over the training rows, for the scale and the threshold
+        self.scale_ = None if unit_range(X) else scale_from_errors(err.mean(0))
+        self.offset_ = -threshold_value(rule, score_of(err, self.scale_), normal)
         return self
 
     def save(self, directory: str | Path) -> Path:

@@ -9,9 +9,9 @@ batch axis.
 The ``score`` part computes aekit's one anomaly score (:func:`aekit.tasks.anomaly.score_of`: the
 squared error summed over all values, each over its error scale where the data is not in [0, 1]; the
 scale is a constant in the file and in its metadata), summed in float64 as aekit sums it, so its
-output is the number ``aekit anomaly`` writes. Its threshold (``--threshold RULE``, chosen on the validation split,
-else the one the run keeps in threshold.json) travels in the file's metadata with the rule that
-chose it, the split and where it came from.
+output is the number ``aekit anomaly`` writes. Its threshold (``--threshold RULE``, chosen on the
+validation split, else the one the run keeps in threshold.json) travels in the file's metadata with
+the rule that chose it, the split and where it came from.
 
 After writing, the file is run on up to 1,000 test samples (onnxruntime / ``torch.jit.load``) and
 compared with aekit's own outputs: a difference over 1e-5 is an error, as anomalib users found
@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -163,33 +164,63 @@ def reference(m: Any, part: str, x: np.ndarray, scale: np.ndarray | None = None)
     return x, [s, err]
 
 
-def run_file(path: Path, fmt: str, inp: np.ndarray) -> list[np.ndarray]:
-    """Run an exported file on ``inp`` with the runtime its users will use."""
+def _unrunnable(path: Path, fmt: str, exc: Exception) -> AekitError:
+    if isinstance(exc, ImportError):
+        return AekitError("checking an ONNX file needs onnxruntime: pip install 'aekit[export]'")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return AekitError(f"{path}: cannot run it as {fmt} ({first[:200]})")
+
+
+def open_file(path: Path, fmt: str) -> tuple[Callable[[np.ndarray], list[np.ndarray]], dict[str, str]]:
+    """Load an exported file once with the runtime its users will use: (a function that runs it on a
+    batch, the metadata it carries: ONNX metadata_props, TorchScript's aekit.json)."""
     try:
         if fmt == "onnx":
             import onnxruntime as ort
 
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            return list(sess.run(None, {sess.get_inputs()[0].name: inp}))
-        mod = torch.jit.load(str(path), map_location="cpu")
-        with torch.no_grad():
-            out = mod(torch.from_numpy(inp))
-        return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
-    except ImportError:
-        raise AekitError("checking an ONNX file needs onnxruntime: pip install 'aekit[export]'") from None
+            meta: Any = dict(sess.get_modelmeta().custom_metadata_map)
+
+            def forward(inp: np.ndarray) -> list[np.ndarray]:
+                return list(sess.run(None, {sess.get_inputs()[0].name: inp}))
+        else:
+            extra = {"aekit.json": ""}
+            mod = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+            meta = json.loads(extra["aekit.json"] or "{}")
+
+            def forward(inp: np.ndarray) -> list[np.ndarray]:
+                with torch.no_grad():
+                    out = mod(torch.from_numpy(inp))
+                return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
     except Exception as exc:  # the runtimes raise their own types for a corrupt or foreign file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AekitError(f"{path}: cannot run it as {fmt} ({first[:200]})") from None
+        raise _unrunnable(path, fmt, exc) from None
+
+    def run(inp: np.ndarray) -> list[np.ndarray]:
+        try:
+            return forward(inp)
+        except Exception as exc:  # a foreign file may load and still refuse this input
+            raise _unrunnable(path, fmt, exc) from None
+
+    return run, meta if isinstance(meta, dict) else {}
 
 
-def check_parity(o: Any, path: Path, fmt: str, part: str, x: np.ndarray,
-                 scale: np.ndarray | None = None) -> tuple[dict[str, float], dict[str, float]]:
+def run_file(path: Path, fmt: str, inp: np.ndarray) -> list[np.ndarray]:
+    """Run an exported file on ``inp`` with the runtime its users will use."""
+    return open_file(path, fmt)[0](inp)
+
+
+def check_parity(o: Any, path: Path, fmt: str, part: str, x: np.ndarray, scale: np.ndarray | None = None,
+                 scale_from_file: bool = False) -> tuple[dict[str, float], dict[str, float]]:
     """Max abs difference of each output between the file and aekit on ``x``, and the same held to
-    the tolerance (relative for a score); an error over 1e-5."""
+    the tolerance (relative for a score); an error over 1e-5. A score is compared with aekit's under
+    ``scale``, or, with ``scale_from_file``, under the error scale the file's metadata carries."""
     from aekit.metrics import as_float
 
+    run, meta = open_file(path, fmt)
+    if scale_from_file:
+        scale = file_scale(o, path, meta)
     inp, want = reference(o.model, part, as_float(x[:CHECK_SAMPLES]), scale)
-    got = run_file(path, fmt, np.ascontiguousarray(inp, dtype=np.float32))
+    got = run(np.ascontiguousarray(inp, dtype=np.float32))
     names = PARTS[part][2]
     if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want, strict=False)):
         raise AekitError(f"{path}: its outputs {[g.shape for g in got]} are not a {part} part's "
@@ -231,30 +262,13 @@ def score_threshold(o: Any, rule: Any, data: str | None, data_dir: str | None) -
     return stored
 
 
-def file_metadata(path: Path, fmt: str) -> dict[str, str]:
-    """The metadata an exported file carries (ONNX metadata_props, TorchScript's aekit.json)."""
-    try:
-        if fmt == "onnx":
-            import onnx
-
-            return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        extra = {"aekit.json": ""}
-        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-        meta = json.loads(extra["aekit.json"] or "{}")
-        return meta if isinstance(meta, dict) else {}
-    except ImportError:
-        raise AekitError("checking an ONNX file needs onnx: pip install 'aekit[export]'") from None
-    except Exception as exc:  # the loaders raise their own types for a corrupt or foreign file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AekitError(f"{path}: cannot read it as {fmt} ({first[:200]})") from None
-
-
-def file_scale(o: Any, path: Path, fmt: str) -> np.ndarray | None:
-    """The error scale a score file was exported with (``--check-only``): from its own metadata, so
-    the check compares it with the score it was made to compute; none for a file without one."""
+def file_scale(o: Any, path: Path, meta: dict[str, str]) -> np.ndarray | None:
+    """The error scale a score file was exported with (``--check-only``): from its own metadata
+    ``meta``, so the check compares it with the score it was made to compute; none for a file
+    without one."""
     from aekit.tasks.anomaly import checked_scale
 
-    text = file_metadata(path, fmt).get("error_scale")
+    text = meta.get("error_scale")
     if text is None:
         return None
     try:
@@ -287,12 +301,11 @@ def export_run(o: Any, fmt: str, part: str, out: str | Path, threshold: Any = No
         res["metadata"] = meta
     elif not path.is_file():
         raise AekitError(f"{path}: no such file to check")
-    elif part == "score":
-        scale = file_scale(o, path, fmt)
     if check or check_only:
         test = o.split("test", data, data_dir)
         if len(test) == 0:
             raise AekitError("no test samples to check the exported file on; use --no-check")
-        res["max_abs_diff"], res["max_checked_diff"] = check_parity(o, path, fmt, part, test.x, scale)
+        res["max_abs_diff"], res["max_checked_diff"] = check_parity(o, path, fmt, part, test.x, scale,
+                                                                     scale_from_file=check_only and part == "score")
         res["checked_samples"] = min(len(test), CHECK_SAMPLES)
     return res

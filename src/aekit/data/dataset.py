@@ -20,6 +20,15 @@ from aekit.errors import AekitError
 SPLITS = ("train", "val", "test")
 
 
+def unit_range(x: np.ndarray) -> bool:
+    """Whether every value of ``x`` lies in [0, 1] (uint8 pixels, which aekit scales by 1/255, do).
+    Tabular data min-max scaled to [0, 1] counts as pixels."""
+    if x.dtype == np.uint8:
+        return True
+    lo, hi = min_max(x)
+    return lo >= 0.0 and hi <= 1.0
+
+
 @dataclass
 class Split:
     """One split: inputs ``x`` (uint8 images or float32 rows) and optional labels ``y``."""
@@ -72,9 +81,8 @@ class Dataset:
             return self.meta["value_range"]
         if self.train.x.dtype == np.uint8:
             return "unit"
-        (lo_tr, hi_tr), (lo_te, hi_te) = min_max(self.train.x), min_max(self.test.x)
-        lo, hi = min(lo_tr, lo_te if len(self.test) else 0.0), max(hi_tr, hi_te if len(self.test) else 1.0)
-        self.meta["value_range"] = "unit" if lo >= 0.0 and hi <= 1.0 else "real"
+        unit = unit_range(self.train.x) and (len(self.test) == 0 or unit_range(self.test.x))
+        self.meta["value_range"] = "unit" if unit else "real"
         return self.meta["value_range"]
 
     def split(self, name: str, val_fraction: float = 0.1, seed: int = 0) -> Split:

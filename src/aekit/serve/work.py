@@ -15,7 +15,7 @@ import numpy as np
 
 from aekit.errors import AekitError
 from aekit.serve.runs import Served
-from aekit.tasks.anomaly import score_of
+from aekit.tasks.anomaly import score_of, shares
 
 N_CHOOSE = 100  # validation images a denoising baseline's setting is chosen on
 MASK_KINDS = ("center:", "random:", "rows:")
@@ -34,10 +34,9 @@ def forward(s: Served, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def scored(s: Served, x: np.ndarray, recon: np.ndarray, code: np.ndarray) -> dict[str, Any]:
     """Reconstruction, code, per-pixel error map and the anomaly score against the run's threshold."""
-    err = np.square(x - recon)
-    score = float(score_of(err[None], s.error_scale)[0])  # the one definition, as `aekit anomaly` uses
-    if s.error_scale is not None:  # the map is each value's share of the score, as aekit anomaly draws it
-        err = (err / s.error_scale.reshape(err.shape)).astype(np.float32)
+    share = shares(np.square(x - recon)[None], s.error_scale)  # each value's share, as aekit anomaly maps it
+    score = float(score_of(share)[0])  # the one definition, as `aekit anomaly` and the threshold use
+    err = share[0].astype(np.float32, copy=False)
     return {"input": x, "recon": recon, "code": code, "error_map": err,
             "score": score, "threshold": s.threshold, "anomaly": score > s.threshold}
 

@@ -57,17 +57,6 @@ SCORE_SCALED = "squared error over each value's error scale, summed"
 SCALE_FLOOR = 0.25  # a feature's error scale is at least this share of the mean scale over features
 
 
-def is_unit_range(x: np.ndarray) -> bool:
-    """Whether every value of ``x`` lies in [0, 1] (the test :attr:`aekit.data.dataset.Dataset.value_range`
-    applies to a data set's splits together). Tabular data min-max scaled to [0, 1] counts as pixels."""
-    from aekit.data.mapped import min_max
-
-    if x.dtype == np.uint8:
-        return True
-    lo, hi = min_max(x)
-    return lo >= 0.0 and hi <= 1.0
-
-
 def scale_from_errors(mean_err: np.ndarray) -> np.ndarray:
     """The error scale from each value's mean squared error on the training rows (see the module's notes)."""
     m = np.asarray(mean_err, dtype=np.float64).reshape(-1)
@@ -78,36 +67,36 @@ def error_scale(model: Any, train_x: np.ndarray, unit_range: bool, chunk: int = 
     """Per-value error scale of ``model`` measured on its training rows ``train_x``: None for data in
     [0, 1] (squared errors count as they are), else :func:`scale_from_errors`."""
     from aekit.data import mapped
-    from aekit.metrics import as_float
 
     if unit_range or len(train_x) == 0:
         return None
     total = np.zeros(model.n_inputs, np.float64)
     for piece in mapped.chunks(train_x, chunk):
-        xf = as_float(piece)
-        total += np.square(xf - model.reconstruct(xf)).reshape(len(xf), -1).sum(0, dtype=np.float64)
+        total += scores(model, piece)[1].reshape(len(piece), -1).sum(0, dtype=np.float64)
     return scale_from_errors(total / len(train_x))
 
 
+def shares(err: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+    """Each value's share of its sample's score, from squared errors ``(n, ...)``: the error over its
+    ``scale`` (:func:`error_scale`) in float64, or the error itself where there is no scale."""
+    if scale is None:
+        return err
+    return err.astype(np.float64) / np.asarray(scale, np.float64).reshape(err.shape[1:])
+
+
 def score_of(err: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
-    """Per-sample anomaly score from squared errors ``(n, ...)``: their sum over values, each over its
-    ``scale`` where there is one (:func:`error_scale`), in float64."""
-    e = err.reshape(len(err), -1)
-    if scale is not None:
-        return (e / np.asarray(scale, np.float64).reshape(-1)).sum(1)
-    return e.sum(1, dtype=np.float64)
+    """Per-sample anomaly score from squared errors ``(n, ...)``: the sum of their :func:`shares`, in
+    float64."""
+    return shares(err, scale).reshape(len(err), -1).sum(1, dtype=np.float64)
 
 
 def scores(model: Any, x: np.ndarray, scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(per-sample scores, per-value error maps: each value's share of its score)."""
+    """(per-sample scores, per-value error maps: each value's share of its score, float32)."""
     from aekit.metrics import as_float
 
     xf = as_float(x)
-    err = np.square(xf - model.reconstruct(xf))
-    if scale is not None:
-        share = err.astype(np.float64) / np.asarray(scale, np.float64).reshape(err.shape[1:])
-        return share.reshape(len(err), -1).sum(1), share.astype(np.float32)  # = score_of(err, scale)
-    return score_of(err), err
+    share = shares(np.square(xf - model.reconstruct(xf)), scale)
+    return score_of(share), share.astype(np.float32, copy=False)
 
 
 def sample_scores(model: Any, x: np.ndarray, *, scale: np.ndarray | None = None, chunk: int = 4096) -> np.ndarray:
