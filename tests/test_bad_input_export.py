@@ -95,6 +95,88 @@ def scale_text(text: str) -> Callable[[Ctx], str]:
     return run_with(edit, "npy")
 
 
+def threshold_edit(which: str = "mini", **changes: object) -> Callable[[Ctx], str]:
+    """A copy of the run whose threshold.json has the fields ``changes`` replaced, the rest (its digest
+    included) as aekit wrote them."""
+    def edit(d: Path) -> None:
+        import json
+
+        rec = json.loads((d / "threshold.json").read_text())
+        (d / "threshold.json").write_text(json.dumps({**rec, **changes}))
+
+    return run_with(edit, which)
+
+
+SUFFIXES = {"onnx": "onnx", "torchscript": "pt"}
+
+
+def edit_metadata(path: Path, fmt: str, changes: dict[str, str | None]) -> None:
+    """Set (or, for None, delete) metadata entries of an exported file, leaving its graph as it is."""
+    import json
+
+    if fmt == "onnx":
+        import onnx
+
+        proto = onnx.load(str(path))
+        meta = {e.key: e.value for e in proto.metadata_props}
+        meta = {k: v for k, v in {**meta, **changes}.items() if v is not None}
+        del proto.metadata_props[:]
+        for k, v in meta.items():
+            proto.metadata_props.add(key=k, value=v)
+        onnx.save(proto, str(path))
+        return
+    import torch
+
+    extra = {"aekit.json": ""}
+    mod = torch.jit.load(str(path), _extra_files=extra)
+    meta = {k: v for k, v in {**json.loads(extra["aekit.json"]), **changes}.items() if v is not None}
+    torch.jit.save(mod, str(path), _extra_files={"aekit.json": json.dumps(meta)} if meta else {})
+
+
+def check_edited(part: str, fmt: str, changes: dict[str, str | None],
+                 which: str = "mini") -> Callable[[Ctx], list[str]]:
+    """``export --check-only`` of a file exported from the run (its stored threshold for a score) whose
+    metadata was then edited by ``changes``."""
+    def build(c: Ctx) -> list[str]:
+        import aekit
+
+        run = c.run if which == "mini" else c.unlabelled
+        path = c.tmp / f"edited.{SUFFIXES[fmt]}"
+        aekit.export(run, format=fmt, part=part, out=path, check=False)
+        edit_metadata(path, fmt, changes)
+        return ["export", run, "--check-only", "--part", part, "--format", fmt, "--out", str(path)]
+
+    return build
+
+
+def torchscript_bomb_of(c: Ctx, entries: Callable[[int], dict[str, int]]) -> str:
+    """The mini run's full part as TorchScript, with the entries ``entries(budget)`` (see
+    tests.test_bombs.torchscript_bomb) replaced or added as deflated zeros."""
+    import aekit
+    from aekit.export import file_budget
+    from tests.test_bombs import torchscript_bomb
+
+    aekit.export(c.run, format="torchscript", part="full", out=c.tmp / "full.pt", check=False)
+    return str(torchscript_bomb(c.tmp / "full.pt", c.tmp / "bomb.pt", entries(file_budget(aekit.load(c.run), "full"))))
+
+
+def onnx_over_budget(c: Ctx) -> str:
+    """A real ONNX export grown (sparsely) to one byte over what the run's model can need."""
+    import os
+
+    import aekit
+    from aekit.export import file_budget
+
+    p = c.tmp / "big.onnx"
+    aekit.export(c.run, format="onnx", part="full", out=p, check=False)
+    os.truncate(p, file_budget(aekit.load(c.run), "full") + 1)
+    return str(p)
+
+
+def check_file(fmt: str, build: Callable[[Ctx], str]) -> Callable[[Ctx], list[str]]:
+    return lambda c: ["export", c.run, "--check-only", "--format", fmt, "--out", build(c)]
+
+
 def score_export(run: Callable[[Ctx], str]) -> Callable[[Ctx], list[str]]:
     return lambda c: ["export", run(c), "--part", "score", "--format", "torchscript", "--out", str(c.tmp / "s.pt")]
 
@@ -160,6 +242,70 @@ ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("export-check-missing-file", lambda c: ["export", c.run, "--check-only", "--out", str(c.tmp / "no.onnx")],
      "no such file"),
     ("anomaly-both-rules", on("mini", "anomaly", "--threshold", "fpr:0.01", "--contamination", "0.1"), "not both"),
+    # issue 21 item 9: sizes an exported file declares are checked before a runtime reads it
+    ("export-check-torchscript-zip-bomb", check_file("torchscript", lambda c: torchscript_bomb_of(
+        c, lambda budget: {"data/0": 1 << 30})), "its entry 'archive/data/0' declares 1,073,741,824 bytes"),
+    ("export-check-torchscript-entries-over-budget", check_file("torchscript", lambda c: torchscript_bomb_of(
+        c, lambda budget: {f"pad/{i}": budget // 4 for i in range(5)})), "entries declare"),
+    ("export-check-onnx-over-budget", check_file("onnx", onnx_over_budget),
+     "more than an exported model of this run holds"),
+    # item 10: --check-only compares the file's metadata with what the run would write now
+    ("export-check-onnx-threshold-edited", check_edited("score", "onnx", {"threshold": "1e9"}),
+     "its metadata threshold is '1e9' but this run gives"),
+    ("export-check-torchscript-threshold-edited", check_edited("score", "torchscript", {"threshold": "-1"}),
+     "its metadata threshold is '-1'"),
+    ("export-check-threshold-rule-edited", check_edited("score", "onnx", {"threshold_rule": "percentile:50"}),
+     "metadata threshold_rule"),
+    ("export-check-threshold-source-no-rule", check_edited("score", "torchscript", {
+        "threshold_source": "aekit export --threshold", "threshold_rule": "median:\x1b[2J"}),
+     "threshold_rule 'median:\\x1b[2J' is no rule aekit writes"),
+    ("export-check-input-shape-edited", check_edited("full", "torchscript", {"input_shape": "[1, 28, 29]"}),
+     "metadata input_shape"),
+    ("export-check-value-scaling-edited", check_edited("encoder", "onnx", {"value_scaling": "none"}),
+     "metadata value_scaling"),
+    ("export-check-score-definition-edited", check_edited("score", "onnx", {"score_definition": "anything"}),
+     "metadata score_definition"),
+    ("export-check-error-scale-edited", check_edited("score", "torchscript", {"error_scale": str([1.0] * 8)}, "npy"),
+     "metadata error_scale"),
+    ("export-check-error-scale-removed", check_edited("score", "onnx", {"error_scale": None}, "npy"),
+     "metadata error_scale is no value"),
+    ("export-check-metadata-key-added", check_edited("decoder", "torchscript", {"threshold": "0.5"}),
+     "'threshold', which this run would not write"),
+    ("export-check-no-metadata", check_edited("full", "torchscript", dict.fromkeys(
+        ["aekit_version", "part", "model", "input_shape", "code_size", "value_scaling", "value_range", "output",
+         "dataset"])), "carries no aekit metadata"),
+    ("export-check-part-edited", check_edited("full", "onnx", {"part": "encoder"}), "was it exported"),
+    ("export-threshold-with-check-only", on("mini", "export", "--check-only", "--part", "score", "--threshold",
+                                            "percentile:99", "--out", "s.onnx"), "--threshold and --check-only"),
+    ("export-threshold-with-part-full", on("mini", "export", "--threshold", "percentile:99", "--out", "f.onnx"),
+     "--threshold is for --part score; a full part"),
+    ("export-threshold-with-part-encoder", on("mini", "export", "--part", "encoder", "--threshold", "fpr:0.01",
+                                              "--out", "e.onnx"), "a encoder part"),
+    # item 11: every threshold.json field against what the run can produce
+    ("anomaly-threshold-negative", lambda c: ["anomaly", threshold_edit(threshold=-5)(c)],
+     "threshold must be a finite number >= 0"),
+    ("export-score-threshold-negative", score_export(threshold_edit(threshold=-1e-9)), "finite number >= 0"),
+    ("anomaly-split-escape-codes", lambda c: ["anomaly", threshold_edit(split="val\x1b[2J\x1b]0;pwned\x07")(c)],
+     "split must be one of val, train, fit, got 'val\\x1b[2J"),
+    ("anomaly-split-unknown", lambda c: ["anomaly", threshold_edit(split="test")(c)], "split must be one of"),
+    ("anomaly-rule-with-newline", lambda c: ["anomaly", threshold_edit(rule="percentile:99\n")(c)],
+     "rule must be written as percentile:99"),
+    ("anomaly-rule-a-number", lambda c: ["anomaly", threshold_edit(rule=0.01)(c)],
+     "rule must be written as contamination:0.01"),
+    ("anomaly-digest-not-hex", lambda c: ["anomaly", threshold_edit(weights_sha256="\x1b[31m" + "0" * 59)(c)],
+     "weights_sha256 must be 64 hex digits"),
+    ("anomaly-set-by-unknown", lambda c: ["anomaly", threshold_edit(set_by="\x1b]0;title\x07")(c)],
+     "set_by must name what wrote it"),
+    ("anomaly-n-negative", lambda c: ["anomaly", threshold_edit(n=-3)(c)], "n must be the number of samples"),
+    ("anomaly-normal-classes-text", lambda c: ["anomaly", threshold_edit(normal_classes=["a"])(c)],
+     "normal_classes must be a list of class labels"),
+    ("anomaly-data-not-text", lambda c: ["anomaly", threshold_edit(data=5)(c)], "data must be a string"),
+    ("anomaly-error-scale-on-pixels", lambda c: ["anomaly", threshold_edit(error_scale=[1e-12] * 784)(c)],
+     "error_scale is for data outside [0, 1]"),
+    ("export-score-error-scale-on-pixels", score_export(threshold_edit(error_scale=[1.0] * 784)),
+     "this run's data lies in [0, 1]"),
+    ("anomaly-error-scale-one-value-tiny", lambda c: ["anomaly", scale_text("[1e-6, 1, 1, 1, 1, 1, 1, 1]")(c)],
+     "error_scale has values under 0.2 of its mean"),
 ]
 
 

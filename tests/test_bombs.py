@@ -266,6 +266,58 @@ def test_npz_member_claiming_an_impossible_ratio(tmp_path):
         load_dataset(f"npz:{tmp_path}/b.npz")
 
 
+# --- exported models (aekit export --check-only) ----------------------------------------------------
+
+
+def zeros_crc(n: int) -> int:
+    """CRC-32 of ``n`` zero bytes, a segment at a time (never ``n`` bytes at once)."""
+    crc, seg = 0, bytes(min(n, SEGMENT))
+    for start in range(0, n, SEGMENT):
+        crc = zlib.crc32(seg[: min(SEGMENT, n - start)], crc)
+    return crc
+
+
+def torchscript_bomb(src: Path, dst: Path, entries: dict[str, int]) -> Path:
+    """The TorchScript archive ``src`` rewritten to ``dst`` with each entry named in ``entries`` (a name
+    inside its archive folder, e.g. ``data/0``) replaced, or added, as that many deflated zeros: a
+    valid zip whose sizes and CRCs are right, so torch would inflate every byte."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as z:
+        root = z.infolist()[0].filename.split("/")[0]
+        old = {i.filename: z.read(i) for i in z.infolist()}
+    members = [(name, data, 0, len(data), zlib.crc32(data)) for name, data in old.items()
+               if name.removeprefix(root + "/") not in entries]
+    members += [(f"{root}/{name}", deflate_zeros(n), zipfile.ZIP_DEFLATED, n, zeros_crc(n))
+                for name, n in entries.items()]
+    write_zip(dst, members)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    import aekit
+    from aekit.config import RunConfig
+
+    d = tmp_path_factory.mktemp("bomb-run") / "run"
+    aekit.train(RunConfig.from_dict({"model": {"name": "mlp", "code": 4}, "train": {"epochs": 1, "max_steps": 1}}),
+                d, progress=False)
+    return d
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="peak RSS is read from /proc")
+def test_torchscript_zip_bomb_is_refused_from_its_directory(tmp_path, tiny_run):
+    # The issue's file: a real export whose data/0 entry inflates to 1 GiB, 1.1 MB on disk; torch.jit.load
+    # allocated and inflated it (1,362 MB peak) before the check failed.
+    import aekit
+
+    aekit.export(tiny_run, format="torchscript", part="full", out=tmp_path / "full.pt", check=False)
+    bomb = torchscript_bomb(tmp_path / "full.pt", tmp_path / "bomb.pt", {"data/0": 1 << 30})
+    assert bomb.stat().st_size < 2e6
+    assert_bounded(f"import aekit; aekit.export({str(tiny_run)!r}, format='torchscript', part='full', "
+                   f"out={str(bomb)!r}, check_only=True)", "declares 1,073,741,824 bytes")
+
+
 # --- images -------------------------------------------------------------------------------------
 
 

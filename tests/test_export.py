@@ -99,3 +99,45 @@ def test_api_name_survives_importing_the_module():
     from aekit.export import export_run
 
     assert callable(aekit.export) and aekit.export.__module__ == "aekit.api" and callable(export_run)
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_check_only_accepts_untouched_files_and_ignores_the_writer_version(runs, tmp_path, fmt):
+    """--check-only compares the metadata with what the run would write now (issue 21, item 10): an
+    untouched file passes, for a threshold from threshold.json and one chosen at export time; the
+    aekit version that wrote a file is not part of the comparison, so an upgrade does not fail it."""
+    pytest.importorskip("onnxruntime") if fmt == "onnx" else None
+    from tests.test_bad_input_export import edit_metadata
+
+    for threshold in (None, "percentile:99"):
+        out = tmp_path / f"s{SUFFIX[fmt]}"
+        aekit.export(runs["conv"], format=fmt, part="score", out=out, threshold=threshold, check=False)
+        edit_metadata(out, fmt, {"aekit_version": "0.0.1"})
+        r = aekit.export(runs["conv"], format=fmt, part="score", out=out, check_only=True)
+        assert r["checked_samples"] == 1000
+
+
+def test_threshold_is_refused_where_it_would_be_ignored(runs, tmp_path):
+    from aekit.errors import AekitError
+
+    with pytest.raises(AekitError, match="--threshold and --check-only"):
+        aekit.export(runs["mlp"], part="score", out=tmp_path / "s.onnx", threshold="percentile:99", check_only=True)
+    with pytest.raises(AekitError, match="--threshold is for --part score"):
+        aekit.export(runs["mlp"], part="decoder", out=tmp_path / "d.onnx", threshold="percentile:99")
+    assert not (tmp_path / "d.onnx").exists()
+
+
+def test_file_budget_holds_every_export_with_room(runs, tmp_path):
+    """The size limit of --check-only (item 9) is well above what aekit writes, for every part and format."""
+    pytest.importorskip("onnxruntime")
+    from aekit.export import FILE_SLACK, file_budget
+
+    for name, run in runs.items():
+        model = aekit.load(run)
+        for part in EXPORT_PARTS:
+            for fmt in EXPORT_FORMATS:
+                out = tmp_path / f"{name}-{part}{SUFFIX[fmt]}"
+                aekit.export(run, format=fmt, part=part, out=out, check=False,
+                             threshold="percentile:99" if part == "score" else None)
+                budget = file_budget(model, part)
+                assert out.stat().st_size < (budget - FILE_SLACK) / 2 + 64_000, (name, part, fmt)

@@ -210,9 +210,9 @@ def test_tabular_score_export_carries_the_scale(tabular_run, tmp_path, fmt):
     assert r["max_abs_diff"]["score"] < 1e-4 and r["checked_samples"] == len(test_x)
     assert json.loads(r["metadata"]["error_scale"]) == rec["error_scale"]
     assert "error_scale" in r["metadata"]["score_definition"]
-    from aekit.export import run_file
+    from aekit.export import file_budget, run_file
 
-    got = run_file(out, fmt, test_x)
+    got = run_file(out, fmt, test_x, file_budget(aekit.load(run), "score"))
     want_s, want_map = scores(aekit.load(run), test_x, np.asarray(rec["error_scale"]))
     np.testing.assert_allclose(got[0], want_s, rtol=1e-5)
     np.testing.assert_allclose(got[1], want_map, rtol=1e-4, atol=1e-6)
@@ -303,3 +303,60 @@ def test_saved_detector_with_a_damaged_scale_is_one_error(tmp_path):
     cfg.write_text(json.dumps(info))
     with pytest.raises(AekitError, match="error_scale holds 2 numbers but the model has 5"):
         AutoencoderOutlierDetector.load(tmp_path / "det")
+
+
+# --- text from threshold.json is escaped; every field checked (issue 21, item 11) ------------------
+
+
+def test_shown_escapes_what_a_terminal_would_obey():
+    from aekit.tasks.anomaly import shown
+
+    assert shown("val") == "val"
+    assert shown("a\x1b[2Jb\n\u202e\x07") == "a\\x1b[2Jb\\n\\u202e\\x07"
+    assert shown("x" * 100, 10) == "x" * 10 + "..."
+
+
+def test_escape_codes_in_threshold_json_never_reach_the_terminal(run_copy, capsys):
+    from tests.badinput import assert_one_line_error
+
+    p = Path(run_copy) / "threshold.json"
+    good = stored(run_copy)
+    for key, value in (("split", "val\x1b[2J\x1b]0;pwned\x07"), ("set_by", "aekit train\x1b[31m"),
+                       ("rule", "percentile:99\n\x1b[2J"), ("weights_sha256", "\x1b[2J" + "0" * 60)):
+        p.write_text(json.dumps({**good, key: value}))
+        line = assert_one_line_error(["anomaly", run_copy], capsys, key)
+        assert "\x1b" not in line and "\x07" not in line and "\\x1b" in line, line
+
+
+def test_anomaly_prints_file_text_escaped(monkeypatch, capsys):
+    import aekit.api
+
+    r = {"threshold": 1.0, "threshold_rule": "percentile:99", "threshold_split": "val\x1b[2J", "n": 3,
+         "threshold_stored": True, "flagged": 1, "score_definition": "squared error summed over values"}
+    monkeypatch.setattr(aekit.api, "anomaly", lambda *a, **k: r)
+    rc, out, _ = run_cli(["anomaly", "somewhere"], capsys)
+    assert rc == 0 and "\x1b" not in out and "val\\x1b[2J split" in out
+
+
+def test_measured_error_scales_pass_the_sanity_check(tabular_run):
+    from aekit.tasks.anomaly import MIN_SHARE, checked_scale, scale_from_errors
+
+    # the worst case scale_from_errors can write: one feature holds all the error
+    worst = scale_from_errors(np.array([1.0] + [0.0] * 99))
+    assert worst.min() >= MIN_SHARE * worst.mean()
+    checked_scale(list(worst), 100, "x")
+    checked_scale(stored(tabular_run[0])["error_scale"], 6, "x")
+
+
+def test_check_only_refuses_a_file_whose_run_threshold_changed(run_copy, tmp_path, capsys):
+    from tests.badinput import assert_one_line_error
+
+    out = tmp_path / "s.onnx"
+    pytest.importorskip("onnxruntime")
+    assert run_cli(["export", run_copy, "--part", "score", "--out", out], capsys)[0] == 0
+    assert run_cli(["export", run_copy, "--part", "score", "--out", out, "--check-only"], capsys)[0] == 0
+    rc, _, err = run_cli(["anomaly", run_copy, "--threshold", "percentile:90", "--save-threshold"], capsys)
+    assert rc == 0, err
+    # the file still computes the run's scores, but carries a threshold the run no longer keeps
+    assert_one_line_error(["export", run_copy, "--part", "score", "--out", out, "--check-only"], capsys,
+                          "its metadata threshold is")

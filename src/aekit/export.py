@@ -15,7 +15,11 @@ the rule that chose it, the split and where it came from.
 
 After writing, the file is run on up to 1,000 test samples (onnxruntime / ``torch.jit.load``) and
 compared with aekit's own outputs: a difference over 1e-5 is an error, as anomalib users found
-exported scores silently drifting from the checkpoint's.
+exported scores silently drifting from the checkpoint's. ``--check-only`` first compares the file's
+metadata with what the run would write now (a threshold, input shape or scaling edited in the file is
+refused, not only changed outputs). Before a runtime reads a file, its size and, for TorchScript's
+zip archive, every entry's declared size are held to what the run's model can need
+(:func:`file_budget`), so a small archive that expands to gigabytes is refused unread.
 
 The ONNX files come from PyTorch's TorchScript-based exporter (``dynamo=False``): the dynamo
 exporter needs onnxscript, one more dependency, and these graphs (linear layers, convolutions,
@@ -27,6 +31,7 @@ from __future__ import annotations
 import io
 import json
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,11 +42,14 @@ from torch import nn
 
 from aekit.errors import AekitError
 from aekit.io import atomic_write_bytes
+from aekit.tasks.anomaly import shown
 
 TOLERANCE = 1e-5  # max abs difference allowed between the exported file and aekit (fp32; see check_parity)
 CHECK_SAMPLES = 1000
 UNBOUNDED = ("score", "code")  # outputs checked relative to their size above 1 (see check_parity)
 OPSET = 17
+EXPORT_SOURCE = "aekit export --threshold"  # threshold_source of a threshold chosen at export time
+FILE_SLACK = 8 << 20  # bytes a file may hold beyond its tensors (graph, code, pickles: under 30 KB seen)
 
 
 class _Full(nn.Module):
@@ -82,15 +90,25 @@ PARTS = {"full": (_Full, ["x"], ["recon"]), "encoder": (_Encoder, ["x"], ["code"
          "decoder": (_Decoder, ["code"], ["recon"]), "score": (_Score, ["x"], ["score", "error_map"])}
 
 
-def check_request(fmt: str, part: str, out: str | Path | None) -> None:
-    """Before any work: a known format and part, and an output file named for the format."""
+def check_request(fmt: str, part: str, out: str | Path | None, threshold: Any = None,
+                  check_only: bool = False) -> None:
+    """Before any work: a known format and part, an output file named for the format, and a
+    ``threshold`` rule only where it is used (a new score file)."""
     from aekit.config import EXPORT_FORMATS, EXPORT_PARTS
     from aekit.outputs import check_output_file
+    from aekit.tasks.anomaly import parse_threshold
 
     if fmt not in EXPORT_FORMATS:
         raise AekitError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r:.40}")
     if part not in EXPORT_PARTS:
         raise AekitError(f"--part must be one of {', '.join(EXPORT_PARTS)}, got {part!r:.40}")
+    if threshold is not None:  # never silently ignored: a --threshold that did nothing misleads
+        if check_only:
+            raise AekitError("--threshold and --check-only: a file is checked against the threshold its own "
+                             "metadata names (its threshold_rule, or the run's threshold.json); drop --threshold")
+        if part != "score":
+            raise AekitError(f"--threshold is for --part score; a {part} part carries no threshold")
+        parse_threshold(threshold)
     check_output_file(out, (".onnx",) if fmt == "onnx" else (".pt", ".ts"), "--out")
 
 
@@ -113,7 +131,7 @@ def metadata(o: Any, part: str, threshold: dict[str, Any] | None) -> dict[str, s
         meta.update({"threshold": repr(float(threshold["threshold"])), "threshold_rule": threshold["rule"],
                      "threshold_split": threshold["split"],
                      "threshold_source": f"{THRESHOLD_FILE} ({threshold['set_by']})" if threshold.get("set_by")
-                     else "aekit export --threshold"})
+                     else EXPORT_SOURCE})
     return meta
 
 
@@ -168,17 +186,56 @@ def _unrunnable(path: Path, fmt: str, exc: Exception) -> AekitError:
     if isinstance(exc, ImportError):
         return AekitError("checking an ONNX file needs onnxruntime: pip install 'aekit[export]'")
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return AekitError(f"{path}: cannot run it as {fmt} ({first[:200]})")
+    return AekitError(f"{path}: cannot run it as {fmt} ({shown(first, 200)})")  # it may quote the file's names
 
 
-def open_file(path: Path, fmt: str) -> tuple[Callable[[np.ndarray], list[np.ndarray]], dict[str, str]]:
-    """Load an exported file once with the runtime its users will use: (a function that runs it on a
-    batch, the metadata it carries: ONNX metadata_props, TorchScript's aekit.json)."""
+def file_budget(m: Any, part: str) -> int:
+    """The most bytes an exported ``part`` of model ``m`` can hold, in all and in any one entry: twice
+    its tensors (parameters, buffers, a score's float64 error scale) plus FILE_SLACK. The files aekit
+    writes hold at most the tensors plus 30 KB of graph or code (linear, MLP and conv models, every
+    part, both formats), so the margin refuses only what no export of the run holds."""
+    tensors = sum(t.numel() * t.element_size() for t in (*m.parameters(), *m.buffers()))
+    return 2 * (tensors + (8 * m.n_inputs if part == "score" else 0)) + FILE_SLACK
+
+
+def check_sizes(path: Path, fmt: str, budget: int) -> None:
+    """Refuse a file larger than ``budget`` bytes, or (TorchScript, a zip archive) one whose entries
+    declare more, in all or alone, before a runtime reads it: torch allocates each entry's declared
+    size and inflates it, so a 1 MB archive can ask for gigabytes."""
+    try:
+        size = path.stat().st_size
+        if size > budget:
+            raise AekitError(f"{path}: {size:,} bytes, more than an exported model of this run holds "
+                             f"({budget:,}); was it exported from this run?")
+        if fmt != "torchscript":
+            return
+        with zipfile.ZipFile(path) as z:  # reads the central directory only, nothing is inflated
+            entries = z.infolist()
+    except AekitError:  # the size refused above (an AekitError is a ValueError too)
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise _unrunnable(path, fmt, exc) from None
+    big = max(entries, key=lambda e: e.file_size, default=None)
+    if big is not None and big.file_size > budget:
+        raise AekitError(f"{path}: its entry '{shown(big.filename, 60)}' declares {big.file_size:,} bytes, more "
+                         f"than an exported model of this run holds ({budget:,}); refused unread")
+    total = sum(e.file_size for e in entries)
+    if total > budget:
+        raise AekitError(f"{path}: its {len(entries)} entries declare {total:,} bytes, more than an exported "
+                         f"model of this run holds ({budget:,}); refused unread")
+
+
+def open_file(path: Path, fmt: str, budget: int) -> tuple[Callable[[np.ndarray], list[np.ndarray]], dict[str, str]]:
+    """Load an exported file once with the runtime its users will use, after :func:`check_sizes` holds
+    it to ``budget`` bytes: (a function that runs it on a batch, the metadata it carries: ONNX
+    metadata_props, TorchScript's aekit.json)."""
+    check_sizes(path, fmt, budget)
     try:
         if fmt == "onnx":
             import onnxruntime as ort
 
-            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            # From its bytes (size checked), so no external data file beside it is ever read.
+            sess = ort.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
             meta: Any = dict(sess.get_modelmeta().custom_metadata_map)
 
             def forward(inp: np.ndarray) -> list[np.ndarray]:
@@ -204,21 +261,19 @@ def open_file(path: Path, fmt: str) -> tuple[Callable[[np.ndarray], list[np.ndar
     return run, meta if isinstance(meta, dict) else {}
 
 
-def run_file(path: Path, fmt: str, inp: np.ndarray) -> list[np.ndarray]:
-    """Run an exported file on ``inp`` with the runtime its users will use."""
-    return open_file(path, fmt)[0](inp)
+def run_file(path: Path, fmt: str, inp: np.ndarray, budget: int) -> list[np.ndarray]:
+    """Run an exported file (at most ``budget`` bytes, :func:`file_budget`) on ``inp`` with the runtime
+    its users will use."""
+    return open_file(path, fmt, budget)[0](inp)
 
 
-def check_parity(o: Any, path: Path, fmt: str, part: str, x: np.ndarray, scale: np.ndarray | None = None,
-                 scale_from_file: bool = False) -> tuple[dict[str, float], dict[str, float]]:
-    """Max abs difference of each output between the file and aekit on ``x``, and the same held to
-    the tolerance (relative for a score); an error over 1e-5. A score is compared with aekit's under
-    ``scale``, or, with ``scale_from_file``, under the error scale the file's metadata carries."""
+def check_parity(o: Any, run: Callable[[np.ndarray], list[np.ndarray]], path: Path, part: str, x: np.ndarray,
+                 scale: np.ndarray | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """Max abs difference of each output between the opened file ``run`` and aekit on ``x``, and the
+    same held to the tolerance (relative for a score); an error over 1e-5. A score is compared with
+    aekit's under ``scale``."""
     from aekit.metrics import as_float
 
-    run, meta = open_file(path, fmt)
-    if scale_from_file:
-        scale = file_scale(o, path, meta)
     inp, want = reference(o.model, part, as_float(x[:CHECK_SAMPLES]), scale)
     got = run(np.ascontiguousarray(inp, dtype=np.float32))
     names = PARTS[part][2]
@@ -262,38 +317,72 @@ def score_threshold(o: Any, rule: Any, data: str | None, data_dir: str | None) -
     return stored
 
 
-def file_scale(o: Any, path: Path, meta: dict[str, str]) -> np.ndarray | None:
-    """The error scale a score file was exported with (``--check-only``): from its own metadata
-    ``meta``, so the check compares it with the score it was made to compute; none for a file
-    without one."""
-    from aekit.tasks.anomaly import checked_scale
+def file_threshold(o: Any, path: Path, meta: dict[str, Any], data: str | None,
+                   data_dir: str | None) -> dict[str, Any]:
+    """The threshold the run gives the score file ``path`` (``--check-only``), by the source its
+    metadata ``meta`` names: the rule it was exported with, chosen again, else the run's threshold.json."""
+    from aekit.tasks.anomaly import parse_threshold, run_threshold, stored_threshold
 
-    text = meta.get("error_scale")
-    if text is None:
-        return None
+    if meta.get("threshold_source") == EXPORT_SOURCE:
+        rule = meta.get("threshold_rule")
+        try:
+            parse_threshold(rule)
+        except AekitError:
+            raise AekitError(f"{path}: its threshold_rule '{shown(rule, 40)}' is no rule aekit writes; "
+                             "export it again") from None
+        return run_threshold(o, rule, data, data_dir)
+    stored = stored_threshold(o.dir)
+    if stored is None:
+        raise AekitError(f"{path}: it carries a threshold from a threshold.json that "
+                         f"{o.dir if o.dir is not None else 'this model'} does not have; export it again")
+    return stored
+
+
+def _same(key: str, got: Any, want: str) -> bool:
+    """A metadata value of the file against the run's: the threshold and error scale as numbers (a
+    threshold chosen again may differ in its last bits from one CPU to another), the rest as text."""
+    if key not in ("threshold", "error_scale") or not isinstance(got, str):
+        return got == want
     try:
-        scale = json.loads(text)
-    except ValueError:
-        raise AekitError(f"{path}: its error_scale metadata is not a JSON list") from None
-    return checked_scale(scale, o.model.n_inputs, str(path))
+        g, w = np.asarray(json.loads(got), np.float64), np.asarray(json.loads(want), np.float64)
+    except (ValueError, TypeError, RecursionError):
+        return False
+    return g.shape == w.shape and bool(np.all(np.abs(g - w) <= TOLERANCE * np.maximum(np.abs(w), 1.0)))
+
+
+def compare_metadata(path: Path, got: dict[str, Any], want: dict[str, str], part: str) -> None:
+    """The file's metadata ``got`` must be what the run would write now, ``want`` (all but the aekit
+    version that wrote it): an edited threshold, shape or scaling is an error, even where the outputs
+    still agree."""
+    if not got:
+        raise AekitError(f"{path}: it carries no aekit metadata; was it exported with aekit export?")
+    if got.get("part") != part:
+        raise AekitError(f"{path}: it holds a '{shown(got.get('part'), 20)}' part, not {part}; was it exported "
+                         f"from this run with --part {part}?")
+    for key in sorted((set(got) | set(want)) - {"aekit_version"}):
+        if key not in want:
+            raise AekitError(f"{path}: its metadata holds '{shown(key, 40)}', which this run would not write; "
+                             "export it again")
+        if not _same(key, got.get(key), want[key]):
+            have = "no value" if key not in got else f"'{shown(got[key], 60)}'"
+            raise AekitError(f"{path}: its metadata {key} is {have} but this run gives '{shown(want[key], 60)}'; "
+                             "edited, or exported from other weights, data or threshold: export it again")
 
 
 def export_run(o: Any, fmt: str, part: str, out: str | Path, threshold: Any = None, check: bool = True,
                check_only: bool = False, data: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
     """Write ``part`` of the opened run ``o`` to ``out`` as ``fmt`` (unless ``check_only``), then
     compare the file with aekit on up to 1,000 test samples (unless ``check`` is False)."""
-    check_request(fmt, part, None if check_only else out)
+    from aekit.tasks.anomaly import record_scale
+
+    check_request(fmt, part, None if check_only else out, threshold, check_only)
     path = Path(out)
     m = o.model.cpu().float().eval()
     res: dict[str, Any] = {"path": str(path), "format": fmt, "part": part}
-    scale = None
     if not check_only:
         th = score_threshold(o, threshold, data, data_dir) if part == "score" else None
         meta = metadata(o, part, th)
-        if th is not None:
-            from aekit.tasks.anomaly import record_scale
-
-            scale = record_scale(th, m)
+        scale = record_scale(th, m) if th is not None else None
         module = (_Score(m, scale) if part == "score" else PARTS[part][0](m)).eval()
         x = example_input(m, part)
         atomic_write_bytes(path, onnx_bytes(module, x, part, meta) if fmt == "onnx"
@@ -305,7 +394,13 @@ def export_run(o: Any, fmt: str, part: str, out: str | Path, threshold: Any = No
         test = o.split("test", data, data_dir)
         if len(test) == 0:
             raise AekitError("no test samples to check the exported file on; use --no-check")
-        res["max_abs_diff"], res["max_checked_diff"] = check_parity(o, path, fmt, part, test.x, scale,
-                                                                     scale_from_file=check_only and part == "score")
+        run, file_meta = open_file(path, fmt, file_budget(m, part))
+        if check_only:  # what this run would write now, with the threshold the file says it carries
+            th = file_threshold(o, path, file_meta, data, data_dir) if file_meta.get("part") == part == "score" \
+                else None
+            meta = metadata(o, part, th)
+            scale = record_scale(th, m) if th is not None else None
+        compare_metadata(path, file_meta, meta, part)
+        res["max_abs_diff"], res["max_checked_diff"] = check_parity(o, run, path, part, test.x, scale)
         res["checked_samples"] = min(len(test), CHECK_SAMPLES)
     return res

@@ -10,11 +10,9 @@ from aekit.cli.common import data_flags, json_out
 def cmd_export(args: argparse.Namespace) -> int:
     from aekit.api import export
     from aekit.export import check_request
-    from aekit.tasks.anomaly import parse_threshold
 
-    check_request(args.format, args.part, None if args.check_only else args.out)  # before the run is opened
-    if args.threshold is not None:
-        parse_threshold(args.threshold)
+    # before the run is opened: format, part, --out, and --threshold only where a new score file uses it
+    check_request(args.format, args.part, None if args.check_only else args.out, args.threshold, args.check_only)
     r = export(args.run, format=args.format, part=args.part, out=args.out, threshold=args.threshold,
                check=not args.no_check, check_only=args.check_only, data=args.data, data_dir=args.data_dir)
     if args.json:
@@ -39,7 +37,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", required=True, metavar="FILE", help=".onnx for onnx, .pt or .ts for torchscript")
     e.add_argument("--threshold", metavar="KIND:VALUE",
                    help="for --part score: contamination:0.01 | percentile:99.5 | fpr:0.01 on the validation split "
-                   "(default: the run's stored threshold, from training or aekit anomaly --save-threshold)")
+                   "(default: the run's stored threshold, from training or aekit anomaly --save-threshold); "
+                   "not with --check-only, which checks a file against the threshold it names")
     e.add_argument("--no-check", action="store_true", help="skip running the file on 1,000 test samples")
     e.add_argument("--check-only", action="store_true", help="only check an existing FILE against the run")
     data_flags(e)

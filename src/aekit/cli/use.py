@@ -145,7 +145,7 @@ def cmd_anomaly(args: argparse.Namespace) -> int:
         parse_threshold(args.threshold)
     check_outputs(args.out, args.maps)
 
-    from aekit.tasks.anomaly import SCORE_PLAIN
+    from aekit.tasks.anomaly import SCORE_PLAIN, shown
 
     r = anomaly(args.run, out=args.out, contamination=args.contamination, maps=args.maps, data=args.data,
                 data_dir=args.data_dir, split=args.split, threshold=args.threshold,
@@ -154,8 +154,9 @@ def cmd_anomaly(args: argparse.Namespace) -> int:
         json_out(r)
         return 0
     stored = ", stored in the run" if r["threshold_stored"] else ""
-    print(f"threshold {r['threshold']:.4g} ({r['threshold_rule']} on the {r['threshold_split']} split{stored}): "
-          f"{r['flagged']} of {r['n']} samples flagged")
+    # rule and split may come from the run's threshold.json: printed escaped, as any text read from a file
+    print(f"threshold {r['threshold']:.4g} ({shown(r['threshold_rule'])} on the {shown(r['threshold_split'])} "
+          f"split{stored}): {r['flagged']} of {r['n']} samples flagged")
     if r["score_definition"] != SCORE_PLAIN:  # tabular data: say what the numbers are
         print(f"score: {r['score_definition']} (error_scale in threshold.json)")
     if "f1" in r:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -278,6 +279,7 @@ def run_threshold(o: Any, rule: Any, data: str | None = None, data_dir: str | No
 
 
 MIN_SCALE = 1e-12  # what scale_from_errors adds: a smaller scale would turn scores into inf
+MIN_SHARE = SCALE_FLOOR / (1 + SCALE_FLOOR)  # the least share of its mean a measured scale holds
 
 
 def checked_scale(scale: Any, n_values: int, where: str) -> np.ndarray | None:
@@ -296,6 +298,12 @@ def checked_scale(scale: Any, n_values: int, where: str) -> np.ndarray | None:
         out = np.full(1, np.nan)
     if out.shape != (n_values,) or not (np.isfinite(out).all() and (out >= MIN_SCALE).all()):
         raise AekitError(f"{where}: error_scale must be a list of finite numbers of at least {MIN_SCALE:g}")
+    # scale_from_errors floors every value at SCALE_FLOOR of the errors' mean, and that mean is at least
+    # the scale's mean over (1 + SCALE_FLOOR): no value it writes is under MIN_SHARE of the scale's mean.
+    # A smaller one (a feature made to dominate every score) was not measured by aekit.
+    if out.min() < MIN_SHARE * out.mean() * (1 - 1e-9):
+        raise AekitError(f"{where}: error_scale has values under {MIN_SHARE:g} of its mean, which aekit never "
+                         "measures; set the threshold again with aekit anomaly RUN --threshold RULE --save-threshold")
     return out
 
 
@@ -334,20 +342,62 @@ def save_threshold(run_dir: str | Path, record: dict[str, Any], set_by: str) -> 
     return path
 
 
-def _check_stored(rec: dict[str, Any], where: Path) -> None:
+THRESHOLD_SPLITS = ("val", "train", "fit")  # where a threshold is chosen (see threshold_on_splits, the detector)
+# who writes threshold.json: training, aekit anomaly, a saved detector (its class name, then .save)
+_WRITERS = re.compile(r"aekit train|aekit anomaly --save-threshold|[A-Za-z_][A-Za-z0-9_]{0,99}\.save")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def shown(text: Any, limit: int = 80) -> str:
+    """A string read from a file, safe to print on a terminal or in an error line: every character
+    that is not printable (newlines, escape codes, bidirectional overrides) escaped as Python writes
+    it, and cut to ``limit`` characters."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text)[:limit])
+    return out + ("..." if len(str(text)) > limit else "")
+
+
+def _check_stored(rec: dict[str, Any], where: Path, value_range: str | None) -> None:
+    """Every field of a threshold.json against what aekit writes for a run whose data lies in
+    ``value_range`` ("unit": [0, 1], "real", None: unknown, as for a saved detector). The error scale's
+    values are checked against the model by :func:`record_scale`, its callers' next step."""
     value = rec.get("threshold")
-    if not isinstance(value, int | float) or isinstance(value, bool) or not _finite(value):
-        raise AekitError(f"{where}: threshold must be a finite number, got {value!r:.40}")
+    # A score is a sum of squared errors: a negative threshold would flag every sample.
+    if not isinstance(value, int | float) or isinstance(value, bool) or not _finite(value) or value < 0:
+        raise AekitError(f"{where}: threshold must be a finite number >= 0 (a score is a sum of squared errors), "
+                         f"got {value!r:.40}")
+    rule = rec.get("rule")
     try:
-        parse_threshold(rec.get("rule"))
+        th = parse_threshold(rule)
     except AekitError as exc:
         raise AekitError(f"{where}: rule: {str(exc).replace('--threshold ', '')}") from None
-    if not isinstance(rec.get("split"), str):
-        raise AekitError(f"{where}: split must be the name of a split, got {rec.get('split')!r:.40}")
+    if rule != str(th):  # aekit writes str(Threshold): no spaces, newlines or bare numbers
+        raise AekitError(f"{where}: rule must be written as {th}, got {rule!r:.40}")
+    if rec.get("split") not in THRESHOLD_SPLITS:
+        raise AekitError(f"{where}: split must be one of {', '.join(THRESHOLD_SPLITS)}, got {rec.get('split')!r:.40}")
     if not isinstance(rec.get("weights_sha256"), str):
         raise AekitError(f"{where}: no weights_sha256; not a threshold file aekit wrote")
-    if rec.get("error_scale") is not None and not isinstance(rec["error_scale"], list):
+    if not _DIGEST.fullmatch(rec["weights_sha256"]):
+        raise AekitError(f"{where}: weights_sha256 must be 64 hex digits, got {rec['weights_sha256']!r:.40}")
+    set_by = rec.get("set_by")
+    if not isinstance(set_by, str) or not _WRITERS.fullmatch(set_by):
+        raise AekitError(f"{where}: set_by must name what wrote it (aekit train, aekit anomaly --save-threshold, "
+                         f"AutoencoderOutlierDetector.save), got {set_by!r:.40}")
+    n = rec.get("n", 1)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise AekitError(f"{where}: n must be the number of samples the threshold was chosen on, got {n!r:.40}")
+    classes = rec.get("normal_classes", [])
+    if not isinstance(classes, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        raise AekitError(f"{where}: normal_classes must be a list of class labels (integers)")
+    for key in ("data", "aekit_version"):
+        if not isinstance(rec.get(key, ""), str):
+            raise AekitError(f"{where}: {key} must be a string, got {rec[key]!r:.40}")
+    scale = rec.get("error_scale")
+    if scale is not None and not isinstance(scale, list):
         raise AekitError(f"{where}: error_scale must be a list of numbers")  # its values: record_scale
+    if scale is not None and value_range == "unit":
+        raise AekitError(f"{where}: error_scale is for data outside [0, 1], and this run's data lies in [0, 1] "
+                         "(its scores are plain sums); set the threshold again with aekit anomaly RUN --threshold "
+                         "RULE --save-threshold")
 
 
 def _finite(v: int | float) -> bool:
@@ -366,12 +416,24 @@ def stored_threshold(run_dir: str | Path | None, check_weights: bool = True) -> 
     if not where.exists() and not where.is_symlink():
         return None
     rec = read_json_object(where)
-    _check_stored(rec, where)
+    _check_stored(rec, where, _value_range(run_dir))
     if check_weights and rec["weights_sha256"] != weights_digest(run_dir):
         raise AekitError(f"{where}: set for other weights than {Path(run_dir) / 'model.safetensors'} (trained "
                          f"further or replaced since); set it again with aekit anomaly {run_dir} --threshold "
                          f"{rec['rule']} --save-threshold")
     return rec
+
+
+def _value_range(run_dir: str | Path) -> str | None:
+    """The run's data range from its config.json ("unit" or "real"), None where it names none (a
+    saved detector's folder, whose data aekit never saw) or the folder has no config.json. Read as
+    plain JSON: the run folder's format is aekit.run's, a layer above this one, which checked it when
+    the run was opened."""
+    if not (Path(run_dir) / "config.json").exists():
+        return None
+    data = read_json_object(Path(run_dir) / "config.json").get("data")
+    vr = data.get("value_range") if isinstance(data, dict) else None
+    return vr if vr in ("unit", "real") else None
 
 
 def anomaly_report(model: Any, x: np.ndarray, y: np.ndarray | None, thr: dict[str, Any],
