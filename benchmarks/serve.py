@@ -2,6 +2,7 @@
 
     python benchmarks/serve.py RUN_DIR [--n 50] [--clients 4] [--out benchmarks/results/serve.json]
     python benchmarks/serve.py RUN_DIR --load 2000 --concurrency 16 [--out benchmarks/results/serve-load.json]
+    python benchmarks/serve.py RUN_DIR --soak 600 [--clients 32] [--out benchmarks/results/serve-soak.json]
 
 Each API call is timed ``--n`` times after one warm-up call (the first call of a run opens it and,
 for denoise, picks the baseline's setting; that cost is reported on its own); then ``--clients``
@@ -17,6 +18,9 @@ parsed once the clock has stopped) because it shares the machine's cores with th
 measures; its own CPU time a request is reported beside the server's. The table gives
 p50/p95/p99 latency, requests/s over the whole run, errors and the server's peak resident memory
 (VmHWM). Goal (issue 13): >= 400 requests/s, p95 <= 25 ms, 0 errors, RSS <= 600 MB.
+
+``--soak SECONDS``: mixed valid and hostile traffic from ``--clients`` clients (32 by default), with
+the server's memory and p99 latency every 10 s (benchmarks/soak.py says what it sends and its goal).
 """
 
 from __future__ import annotations
@@ -186,15 +190,34 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def write(result: dict, path: str) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run")
     ap.add_argument("--n", type=int, default=50)
-    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--clients", type=int, default=None, help="default 4, or 32 with --soak")
     ap.add_argument("--out", default=None, help="JSON file (default benchmarks/results/serve[-load].json)")
     ap.add_argument("--load", type=int, metavar="N", help="the load test: N reconstruct requests (see above)")
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--soak", type=float, metavar="SECONDS", help="the soak test (benchmarks/soak.py)")
     a = ap.parse_args()
+    if a.soak:
+        from soak import soak
+
+        r = soak(a.run, a.soak, a.clients or 32)
+        print(f"RSS {r['rss_at_60s_mb']:.0f} MB at one minute, {r['rss_min_after_60s_mb']:.0f}-"
+              f"{r['rss_max_after_60s_mb']:.0f} MB after (drift {100 * r['rss_drift']:.1f}%); worst fast-route p99 "
+              f"{r['worst_fast_p99_ms']:.1f} ms; {r['answers']} answers, {r['total_5xx']} 5xx, "
+              f"{r['hostile_not_refused']} hostile requests not refused, {r['valid_dropped']} valid ones dropped; "
+              f"goal {'met' if r['goal_met'] else 'NOT met'}; unexpected: {r['unexpected'] or 'none'}")
+        return write(r, a.out or "benchmarks/results/serve-soak.json")
+    a.clients = a.clients or 4
     if a.load:
         r = load_test(a.run, a.load, a.concurrency)
         print(f"{r['requests']} reconstruct requests, {r['concurrency']} at a time: {r['requests_per_s']:.0f} "
@@ -202,11 +225,7 @@ def main() -> None:
               f"{r['errors']} errors, server peak RSS {r['server_peak_rss_mb']:.0f} MB, "
               f"server CPU {r['server_cpu_ms_per_request']:.2f} ms a request "
               f"(the client's {r['client_cpu_ms_per_request']:.2f} ms)")
-        out = Path(a.out or "benchmarks/results/serve-load.json")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(r, indent=2) + "\n")
-        print(f"wrote {out}")
-        return
+        return write(r, a.out or "benchmarks/results/serve-load.json")
     srv, base = start(a.run)
     rows = {}
     with httpx.Client(timeout=120) as c:
@@ -220,11 +239,8 @@ def main() -> None:
     rps = throughput(base, a.clients)
     print(f"reconstruct, {a.clients} clients: {rps:.0f} requests/s")
     srv.should_exit = True
-    out = Path(a.out or "benchmarks/results/serve.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"run": a.run, "n": a.n, "calls": rows, "clients": a.clients,
-                               "reconstruct_requests_per_s": rps}, indent=2) + "\n")
-    print(f"wrote {out}")
+    write({"run": a.run, "n": a.n, "calls": rows, "clients": a.clients, "reconstruct_requests_per_s": rps},
+          a.out or "benchmarks/results/serve.json")
 
 
 if __name__ == "__main__":
