@@ -101,8 +101,8 @@ def test_error_missing_run_dir(capsys, tmp_path):
 
 
 def test_error_unknown_model_and_dataset(capsys, tmp_path):
-    code, _, err = run(capsys, "train", "--model", "vae", "--out", str(tmp_path / "a"), *FAST)
-    assert_one_line_error(code, err, "unknown model 'vae'")
+    code, _, err = run(capsys, "train", "--model", "transformer", "--out", str(tmp_path / "a"), *FAST)
+    assert_one_line_error(code, err, "unknown model 'transformer'")
     code, _, err = run(capsys, "train", "--data", "cifar", "--out", str(tmp_path / "b"), *FAST)
     assert_one_line_error(code, err, "unknown dataset 'cifar'")
 
