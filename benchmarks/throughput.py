@@ -19,6 +19,16 @@ step: inductor on the CPU, CUDA graphs on CUDA; the warm-up round pays for the c
 
     python benchmarks/throughput.py [--data-dir ../shared/datasets/mnist] [--rounds 7] [--models deep,small,conv]
         [--device cpu|cuda] [--compile]
+
+With ``--contended`` it measures instead what a shared machine costs: each model trains with
+``aekit train`` on mnist-mini in a fresh process, alone and beside one busy process per usable CPU,
+``--rounds`` times each, with aekit's thread choice (``AEKIT_THREADS=auto``, see
+aekit/training/cpu_share.py) and with a fixed count of all usable CPUs (torch's default, which
+aekit used before). The table gives the median training seconds and the contended/quiet ratio; the
+goal is a ratio of at most 3 for every model (the fair share beside one busy process per core is
+about 2x to 2.3x), with quiet times no worse than the fixed count's.
+
+    python benchmarks/throughput.py --contended [--rounds 3] [--out benchmarks/results/contended.json]
 """
 
 from __future__ import annotations
@@ -111,17 +121,105 @@ class ConvMinimal(nn.Module):
         return self.decoder(self.encoder(x)).reshape(x.shape[0], *self.shape)
 
 
+CONTENDED = {  # key -> (label, `aekit train` flags on mnist-mini)
+    "small": ("mlp 784-32, 8 epochs", ["--layers", "", "--code", "32", "--epochs", "8"]),
+    "512": ("mlp 784-512-32, 8 epochs", ["--layers", "512", "--code", "32", "--epochs", "8"]),
+    "deep": ("mlp 784-1000-500-250-30, 2 epochs", ["--layers", "1000,500,250", "--code", "30", "--epochs", "2"]),
+    "conv": ("conv 32,64 code 32, 1 epoch", ["--model", "conv", "--code", "32", "--epochs", "1"]),
+}
+
+
+def train_seconds(flags: list[str], threads: str, out: Path) -> float:
+    """``aekit train`` in a fresh process (so the thread settings apply from its start); its training seconds."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["AEKIT_THREADS"] = threads
+    proc = subprocess.run([sys.executable, "-m", "aekit", "train", "--data", "mnist-mini", *flags, "--out", str(out),
+                           "--json", "--quiet", "--seed", "0"], env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"aekit train failed: {proc.stderr.strip()[-500:]}")
+    return float(json.loads(proc.stdout)["train_seconds"])
+
+
+def contended(args: argparse.Namespace) -> None:
+    """Each model alone and beside one busy process per usable CPU, with aekit's choice and a fixed count."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    from aekit.training.cpu_share import usable_cpus
+
+    n_cpu = usable_cpus()
+    keys = args.models.split(",") if args.models else list(CONTENDED)
+    if unknown := set(keys) - set(CONTENDED):
+        raise SystemExit(f"--models: unknown {sorted(unknown)}; with --contended use {','.join(CONTENDED)}")
+    settings = {"aekit auto": "auto", f"fixed {n_cpu}": str(n_cpu)}
+    times: dict[tuple[str, str, str], list[float]] = {}
+    scratch = Path(tempfile.mkdtemp(prefix="aekit-contended-"))
+    spin = "import time\nend = time.monotonic() + 900\nwhile time.monotonic() < end: pass"
+    try:
+        for r in range(args.rounds):
+            for key in keys:
+                for load in ("quiet", "contended"):
+                    busy = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(n_cpu)] \
+                        if load == "contended" else []
+                    try:
+                        time.sleep(0.5 if busy else 0)
+                        for name, threads in settings.items() if r % 2 == 0 else list(settings.items())[::-1]:
+                            out = scratch / f"{key}-{load}-{threads}-{r}"
+                            times.setdefault((key, load, name), []).append(train_seconds(CONTENDED[key][1], threads,
+                                                                                         out))
+                            shutil.rmtree(out, ignore_errors=True)
+                    finally:
+                        for p in busy:
+                            p.kill()
+                            p.wait()
+                print(f"round {r + 1}/{args.rounds} done", flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    rows = []
+    print(f"\n{'model':<36} {'threads':<11} {'quiet s':>8} {'contended s':>12} {'ratio':>6}  all contended")
+    for key in keys:
+        for name in settings:
+            q, c = (statistics.median(times[key, load, name]) for load in ("quiet", "contended"))
+            worst = max(times[key, "contended", name]) / q
+            rows.append({"model": CONTENDED[key][0], "threads": name, "quiet_s": q, "contended_s": c,
+                         "ratio": round(c / q, 2), "worst_ratio": round(worst, 2),
+                         "quiet_all": times[key, "quiet", name], "contended_all": times[key, "contended", name]})
+            print(f"{CONTENDED[key][0]:<36} {name:<11} {q:>8.2f} {c:>12.2f} {c / q:>5.2f}x  "
+                  + " ".join(f"{v:.2f}" for v in times[key, "contended", name]))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"torch": torch.__version__, "usable_cpus": n_cpu, "busy_processes": n_cpu, "rounds": args.rounds}
+    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared/datasets/mnist"))
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--models", default="deep,small,conv")
+    ap.add_argument("--models", default=None, help="default deep,small,conv (with --contended: small,512,deep,conv)")
     ap.add_argument("--precisions", default="fp32,bf16", help="aekit's precisions to measure")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--compile", action="store_true",
                     help="also aekit with --compile in each precision (the warm-up round compiles)")
-    ap.add_argument("--out", default="benchmarks/results/throughput.json")
+    ap.add_argument("--contended", action="store_true",
+                    help="aekit train alone and beside one busy process per CPU (see the docstring)")
+    ap.add_argument("--out", default=None, help="the JSON file (default benchmarks/results/throughput.json, "
+                                                "or contended.json with --contended)")
     args = ap.parse_args()
+    if args.rounds < 1:
+        raise SystemExit("--rounds must be at least 1")
+    if args.contended:
+        args.out = args.out or "benchmarks/results/contended.json"
+        return contended(args)
+    args.out = args.out or "benchmarks/results/throughput.json"
+    args.models = args.models or "deep,small,conv"
     from aekit.device import resolve_device
 
     device = resolve_device(args.device)

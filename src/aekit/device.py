@@ -38,7 +38,21 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
+def fixed_threads() -> int | None:
+    """The thread count the user fixed: ``AEKIT_THREADS=N``, else torch's own count where
+    ``OMP_NUM_THREADS`` is set; None for the automatic choice."""
+    raw = os.environ.get("AEKIT_THREADS", "").strip()
+    if raw not in ("", "auto"):
+        if not raw.isdigit() or not 1 <= int(raw) <= 4096:
+            raise AekitError(f"AEKIT_THREADS={raw[:20]!r} is no thread count; use auto or a whole number from 1")
+        return int(raw)
+    return torch.get_num_threads() if os.environ.get("OMP_NUM_THREADS", "").strip() else None
+
+
 def resolve_device(name: str = "auto") -> torch.device:
+    """The device a name picks. The environment's settings of the compute (``AEKIT_DEVICE``,
+    ``AEKIT_THREADS``) are checked here, before a command writes anything."""
+    fixed_threads()
     chosen = os.environ.get("AEKIT_DEVICE", "").strip()
     if name == "auto" and chosen not in ("", "auto"):  # unset or empty: choose as below
         if chosen not in ("cpu", "cuda", "mps"):

@@ -1,0 +1,117 @@
+"""Training threads sized to the CPUs this process can really use, measured while it trains.
+
+torch's CPU kernels run on an OpenMP team (libgomp in the PyPI wheels) whose threads work in
+lock-step: every parallel region ends at a barrier that waits for the slowest thread, and a
+waiting thread spins. When another busy process holds one of the cores, one of torch's threads is
+descheduled while the others spin at the barrier, and a region that takes microseconds alone
+waits for a whole time slice. On a 2-core machine beside one busy process per core, a
+784-512-32 autoencoder's 8 epochs on mnist-mini took 20.8 s of training with torch's default two
+threads against 1.9 s quiet (11x), and 3.8 s with one thread (2x: about its fair share).
+
+So the loop asks, every half second, how much of the machine other processes have used since the
+last look (``/proc/stat``'s busy time of all CPUs, less this process's own CPU time) and keeps
+``round(usable CPUs - others' use)`` threads, between 1 and the count the process started with:
+all of them on a quiet machine (no slower than before), fewer as others take cores. The usable
+CPUs are the process's affinity mask, bounded by a cgroup's CPU quota (a container's ``--cpus``).
+
+Nothing is changed where the user fixed the count (``OMP_NUM_THREADS`` or ``AEKIT_THREADS``
+set), on a GPU, or where ``/proc/stat`` does not exist (not Linux); ``AEKIT_THREADS=auto`` is
+the default. ``benchmarks/throughput.py --contended`` measures it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from aekit.device import fixed_threads
+
+INTERVAL = 0.5  # seconds between looks: long enough for /proc/stat's 10 ms ticks to count
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask, bounded by a cgroup v2 or v1 CPU quota."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    return max(1, min(n, math.ceil(quota))) if quota else max(1, n)
+
+
+def _cgroup_quota() -> float | None:
+    """The quota in CPUs (``cpu.max``, or v1's ``cpu.cfs_quota_us``/``cpu.cfs_period_us``); None if unlimited."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        q = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        p = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return q / p if q > 0 and p > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def _machine_busy_seconds() -> float | None:
+    """CPU seconds all CPUs have spent busy since boot (``/proc/stat``'s first line, less idle and iowait)."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 6 or fields[0] != b"cpu":
+        return None
+    ticks = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLOCK_TICKS
+
+
+class CpuShare:
+    """Adjusts ``torch.set_num_threads`` to the CPUs left by other processes; ``tick()`` after every step."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.start = torch.get_num_threads()
+        fixed = fixed_threads()
+        if fixed is not None and fixed != self.start:
+            torch.set_num_threads(fixed)
+        busy = _machine_busy_seconds()
+        self.active = device.type == "cpu" and fixed is None and busy is not None and self.start > 1
+        self.most = min(self.start, usable_cpus())
+        self.threads = self.start
+        self.last = (time.monotonic(), busy or 0.0, self._own())
+        self.changes = 0  # how often the count changed (reported by the benchmark)
+
+    @staticmethod
+    def _own() -> float:
+        t = os.times()
+        return t.user + t.system
+
+    def tick(self) -> None:
+        if not self.active:
+            return
+        now = time.monotonic()
+        if now - self.last[0] < INTERVAL:
+            return
+        busy, own = _machine_busy_seconds(), self._own()
+        if busy is None:
+            self.active = False
+            return
+        t0, busy0, own0 = self.last
+        self.last = (now, busy, own)
+        others = max(0.0, (busy - busy0) - (own - own0)) / (now - t0)  # CPUs' worth other processes used
+        # 0.6 of a core left over still earns a thread (a process that runs in bursts), 0.4 does not.
+        want = max(1, min(self.most, math.floor(self.most - others + 0.4)))
+        if want != self.threads:
+            torch.set_num_threads(want)
+            self.threads, self.changes = want, self.changes + 1
+
+    def restore(self) -> None:
+        """Give the caller's process back the count it had (the Python API's user keeps their setting)."""
+        if torch.get_num_threads() != self.start:
+            torch.set_num_threads(self.start)

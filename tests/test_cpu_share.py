@@ -1,0 +1,108 @@
+"""The training threads follow the CPUs other processes leave free (aekit/training/cpu_share.py).
+
+The machine's load is simulated (``/proc/stat``'s busy seconds and this process's CPU time), so the
+tests are deterministic; benchmarks/throughput.py --contended measures the real thing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from aekit.errors import AekitError
+from aekit.training import cpu_share
+from tests.badinput import assert_one_line_error
+
+
+class Clock:
+    """A fake machine: wall time, the machine's busy CPU seconds and this process's CPU seconds."""
+
+    def __init__(self) -> None:
+        self.wall, self.busy, self.own = 100.0, 1000.0, 10.0
+
+    def advance(self, seconds: float, own_cpus: float, other_cpus: float) -> None:
+        self.wall += seconds
+        self.own += seconds * own_cpus
+        self.busy += seconds * (own_cpus + other_cpus)
+
+
+@pytest.fixture
+def machine(monkeypatch: pytest.MonkeyPatch) -> Any:
+    clock = Clock()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("AEKIT_THREADS", raising=False)
+    monkeypatch.setattr(cpu_share, "_machine_busy_seconds", lambda: clock.busy)
+    monkeypatch.setattr(cpu_share.CpuShare, "_own", staticmethod(lambda: clock.own))
+    monkeypatch.setattr(cpu_share.time, "monotonic", lambda: clock.wall)
+    monkeypatch.setattr(cpu_share, "usable_cpus", lambda: 4)
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    yield clock
+    torch.set_num_threads(before)
+
+
+def test_quiet_machine_keeps_every_thread(machine: Clock) -> None:
+    share = cpu_share.CpuShare(torch.device("cpu"))
+    for _ in range(5):
+        machine.advance(0.6, own_cpus=3.9, other_cpus=0.05)
+        share.tick()
+    assert share.active and torch.get_num_threads() == 4 and share.changes == 0
+
+
+def test_busy_neighbours_take_threads_away_and_give_them_back(machine: Clock) -> None:
+    share = cpu_share.CpuShare(torch.device("cpu"))
+    machine.advance(0.6, own_cpus=1.0, other_cpus=3.0)  # three busy processes on four cores
+    share.tick()
+    assert torch.get_num_threads() == 1
+    machine.advance(0.6, own_cpus=1.0, other_cpus=1.0)  # two of them ended
+    share.tick()
+    assert torch.get_num_threads() == 3
+    machine.advance(0.1, own_cpus=3.0, other_cpus=0.0)  # too soon to look again: no change
+    share.tick()
+    assert torch.get_num_threads() == 3
+    machine.advance(0.6, own_cpus=3.0, other_cpus=0.0)
+    share.tick()
+    assert torch.get_num_threads() == 4
+    machine.advance(0.6, own_cpus=1.0, other_cpus=3.0)
+    share.tick()
+    share.restore()  # the caller gets back the count it had
+    assert torch.get_num_threads() == 4
+
+
+def test_a_fixed_count_is_left_alone(machine: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AEKIT_THREADS", "2")
+    share = cpu_share.CpuShare(torch.device("cpu"))
+    assert not share.active and torch.get_num_threads() == 2
+    machine.advance(1.0, own_cpus=1.0, other_cpus=3.0)
+    share.tick()
+    assert torch.get_num_threads() == 2
+    share.restore()
+    assert torch.get_num_threads() == 4
+    monkeypatch.setenv("AEKIT_THREADS", "auto")
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert not cpu_share.CpuShare(torch.device("cpu")).active
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1", "99999", "1.5"])
+def test_a_bad_thread_count_is_refused(machine: Clock, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("AEKIT_THREADS", value)
+    with pytest.raises(AekitError, match="AEKIT_THREADS"):
+        cpu_share.CpuShare(torch.device("cpu"))
+
+
+def test_a_bad_thread_count_is_one_error_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("AEKIT_THREADS", "lots")
+    assert_one_line_error(["train", "--data", "synthetic:plane", "--epochs", "1", "--out", tmp_path / "r"], capsys,
+                          "AEKIT_THREADS")
+
+
+def test_quota_bounds_usable_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_share, "_cgroup_quota", lambda: 1.5)
+    monkeypatch.setattr(cpu_share.os, "sched_getaffinity", lambda _: {0, 1, 2, 3}, raising=False)
+    assert cpu_share.usable_cpus() == 2
+    monkeypatch.setattr(cpu_share, "_cgroup_quota", lambda: None)
+    assert cpu_share.usable_cpus() == 4
