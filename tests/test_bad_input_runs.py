@@ -84,6 +84,10 @@ def resume(d: Path) -> list[str]:
     return ["train", "--out", str(d), "--resume", "--epochs", "3", "--quiet"]
 
 
+def save_threshold(d: Path) -> list[str]:
+    return ["anomaly", str(d), "--threshold", "percentile:99", "--save-threshold"]
+
+
 # --- damage: each takes the copied folder and breaks one thing ------------------------------------
 
 
@@ -148,6 +152,20 @@ def fifo_in_place_of(name: str) -> Callable[[Path], None]:
         (d / name).unlink()
         os.mkfifo(d / name)
     return damage
+
+
+def lock_is(make: Callable[[Path], None]) -> Callable[[Path], None]:
+    """Put something other than a plain file at the folder's ``.lock`` (``make(lock_path)``)."""
+    def damage(d: Path) -> None:
+        (d / ".lock").unlink(missing_ok=True)
+        make(d / ".lock")
+    return damage
+
+
+def link_to_victim(lock: Path) -> None:
+    """A link to a file of the user's: writing the lock through it would overwrite that file."""
+    (lock.parent.parent / "victim").write_text("precious\n")
+    lock.symlink_to(lock.parent.parent / "victim")
 
 
 def sparse_json(size: int) -> Callable[[Path], None]:
@@ -315,6 +333,17 @@ CASES: list[tuple[str, Build, str]] = [
      "size mismatch for"),
     ("last-weights-corrupt", damaged(AE, write("last/model.safetensors", b"\x08" + b"\0" * 7 + b"{garbage"), resume),
      "corrupt weights"),
+    # .lock: written in place, so never through a link, nor into a pipe or device
+    ("lock-links-to-a-file-save-threshold", damaged(AE, lock_is(link_to_victim), save_threshold), "a symbolic link"),
+    ("lock-links-to-a-file-resume", damaged(AE, lock_is(link_to_victim), resume), "a symbolic link"),
+    ("lock-links-to-dev-full", damaged(AE, lock_is(lambda p: p.symlink_to("/dev/full")), save_threshold),
+     "a symbolic link"),
+    ("lock-links-to-dev-full-resume", damaged(AE, lock_is(lambda p: p.symlink_to("/dev/full")), resume),
+     "a symbolic link"),
+    ("lock-dangling-link", damaged(AE, lock_is(lambda p: p.symlink_to(p.parent / "nowhere")), resume),
+     "a symbolic link"),
+    ("lock-a-fifo", damaged(AE, lock_is(os.mkfifo), save_threshold), "not a regular file"),
+    ("lock-a-folder", damaged(AE, lock_is(lambda p: p.mkdir()), resume), "is a folder, not a lock file"),
     # what `aekit report` reads besides the weights
     ("summary-corrupt", damaged(AE, write("summary.json", '{"epochs_run": 1,'), report), "summary.json: corrupt"),
     ("summary-a-list", damaged(AE, write("summary.json", "[1]"), report), "expected a JSON object"),

@@ -75,6 +75,25 @@ def read_only(c: Ctx) -> str:
     return str(d)
 
 
+LONG = "a" * 300  # one name longer than the 255 bytes a file system takes
+
+
+def tensorboard(where: Callable[[Ctx], str]) -> Callable[[Ctx], list[str]]:
+    """``aekit train --tensorboard DIR`` with DIR built in tmp (refused before the run folder is made)."""
+    return lambda c: [*train()(c), "--tensorboard", where(c)]
+
+
+def fifo(c: Ctx) -> str:
+    os.mkfifo(c.tmp / "pipe")
+    return str(c.tmp / "pipe")
+
+
+def link_loop(c: Ctx) -> str:
+    (c.tmp / "loop-a").symlink_to(c.tmp / "loop-b")
+    (c.tmp / "loop-b").symlink_to(c.tmp / "loop-a")
+    return str(c.tmp / "loop-a")
+
+
 ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     # --- training flags: every numeric setting has a finite, checked range -------------------------
     ("lr-nan", train("--lr", "nan"), "train.lr must be a finite number"),
@@ -196,6 +215,36 @@ ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("reconstruct-out-folder", use("reconstruct", out=lambda c: ["--out", c.folder("recon.png")]), "is a folder"),
     ("reconstruct-out-gif", use("reconstruct", out=lambda c: ["--out", str(c.tmp / "recon.gif")]), "name a .png"),
     ("reconstruct-n-huge", use("reconstruct", "--n", "100000"), "--n must be a whole number from 1 to 1024"),
+    # --- names longer than a file system takes: one line, not OSError ----------------------------
+    ("export-out-name-300", use("export", "--no-check", out=lambda c: ["--out", f"{c.folder('exp')}/{LONG}.onnx"]),
+     "file name too long (305 bytes; at most 255"),
+    ("latent-map-out-name-300", use("latent-map", out=lambda c: ["--out", f"{c.tmp}/{LONG}.png"]),
+     "file name too long"),
+    ("encode-out-folder-name-300", use("encode", out=lambda c: ["--out", f"{c.tmp}/{LONG}/codes.npy"]),
+     "file name too long"),
+    ("train-out-name-300", lambda c: ["train", *FAST, "--out", str(c.tmp / LONG)], "file name too long"),
+    ("train-out-path-5000", lambda c: ["train", *FAST, "--out", str(c.tmp / "/".join(["b" * 200] * 25))],
+     "path too long"),
+    # --- --tensorboard DIR: checked before the run folder, its .lock and config.json exist ----------
+    ("tensorboard-a-file", tensorboard(lambda c: c.file("tb.txt", "x")), "is not a folder"),
+    ("tensorboard-dev-null", tensorboard(lambda c: "/dev/null"), "is not a folder"),
+    ("tensorboard-a-fifo", tensorboard(fifo), "is not a folder"),
+    ("tensorboard-under-a-file", tensorboard(lambda c: c.file("tb.txt", "x") + "/logs"), "is not a folder"),
+    ("tensorboard-link-loop", tensorboard(link_loop), "a loop of links"),
+    ("tensorboard-under-a-link-loop", tensorboard(lambda c: link_loop(c) + "/logs"), "a loop of links"),
+    ("tensorboard-read-only-folder", not_root(tensorboard(read_only)), "permission denied"),
+    ("tensorboard-unwritable", tensorboard(lambda c: "/sys/aekit-tb"), "permission denied"),
+    ("tensorboard-name-300", tensorboard(lambda c: str(c.tmp / LONG)), "file name too long"),
+    ("tensorboard-empty", tensorboard(lambda c: ""), "--tensorboard: empty folder name"),
+    ("pretrain-tensorboard-a-file", lambda c: ["pretrain", "--layers", "8", "--epochs", "1", "--quiet", "--out",
+                                               str(c.tmp / "r"), "--tensorboard", c.file("tb.txt", "x")],
+     "is not a folder"),
+    ("finetune-tensorboard-dev-null", use("finetune", "--labels", "100", "--epochs", "1", "--quiet",
+                                          out=lambda c: ["--out", str(c.tmp / "r"), "--tensorboard", "/dev/null"]),
+     "is not a folder"),
+    # --- --schedule-restart restarts a resumed run's schedule; alone it means nothing -----------------
+    ("schedule-restart-without-resume", train("--schedule", "cosine", "--schedule-restart"),
+     "--schedule-restart needs --resume"),
 ]
 
 
@@ -225,6 +274,8 @@ def test_bad_setting(case: str, build: Callable[[Ctx], list[str]], expect: str, 
     argv = build(Ctx(tmp_path, trained))
     assert_one_line_error(argv, capsys, expect)
     assert not (tmp_path / "r" / "model.safetensors").exists()  # refused before training
+    if "--tensorboard" in argv:  # before the run folder: the corrected command is not "already holds a run"
+        assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("value", ["tpu", "CUDA", "cpu cuda", "x" * 200])
@@ -236,6 +287,30 @@ def test_a_bad_AEKIT_DEVICE_is_one_line(value: str, tmp_path: Path, monkeypatch:
 
 
 # --- the same checks from Python, and the fixes that are not error lines ----------------------------
+
+
+@pytest.mark.parametrize("name", ["a" * 240 + ".onnx", "a" * 255, "é" * 127, "€" * 85, "x.png"])
+def test_temporary_names_fit_whenever_the_final_name_fits(name: str, tmp_path: Path) -> None:
+    """Names up to the file system's 255 bytes (multi-byte characters counted as bytes) are written:
+    the temporary names built from them (writes, probes, downloads) fit too, and stay unique."""
+    from aekit.io import NAME_MAX, atomic_write_bytes, temp_path
+
+    assert len(name.encode()) <= NAME_MAX
+    for suffix in (".tmp", ".probe", ".part"):
+        a, b = temp_path(tmp_path / name, suffix), temp_path(tmp_path / name, suffix)
+        assert len(os.fsencode(a.name)) <= NAME_MAX and a.name.endswith(suffix) and a != b
+    atomic_write_bytes(tmp_path / name, b"x")  # the real file system says whether the names fit
+    assert (tmp_path / name).read_bytes() == b"x" and len(list(tmp_path.iterdir())) == 1
+    with pytest.raises(AekitError, match="file name too long"):
+        atomic_write_bytes(tmp_path / (name + "b" * 256), b"x")
+
+
+def test_a_245_byte_export_name_is_written(trained: Callable[[], Path], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    name = "a" * 240 + ".onnx"  # legal; its output check's probe name used to pass 255 bytes
+    rc, _, err = run_cli(["export", trained(), "--no-check", "--out", tmp_path / name], capsys)
+    assert rc == 0, err
+    assert [p.name for p in tmp_path.iterdir()] == [name] and (tmp_path / name).stat().st_size > 1000
 
 def test_model_takes_flat_and_channel_less_batches() -> None:
     from aekit.registry import create_model
@@ -314,7 +389,7 @@ def test_estimator_checks_its_settings_and_reports_progress(capsys: pytest.Captu
     from aekit.estimator import AutoencoderTransformer
 
     X = np.random.default_rng(0).normal(size=(40, 5))
-    with pytest.raises(AekitError, match="train.lr must be a finite number"):
+    with pytest.raises(AekitError, match="^lr must be a finite number"):  # the estimator's own name for it
         AutoencoderTransformer(lr=float("nan")).fit(X)
     AutoencoderTransformer(epochs=2, verbose=1, random_state=0).fit(X)
     assert "epoch 2/2" in capsys.readouterr().err

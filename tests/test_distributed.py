@@ -27,9 +27,10 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
               "--quiet"]
     assert main([*common, "--epochs", "3", "--out", str(tmp_path / "one")]) == 0
     proc = subprocess.run([sys.executable, "-m", "aekit", *common, "--epochs", "3", "--nproc", "2",
-                           "--out", str(tmp_path / "two")],
+                           "--out", str(tmp_path / "two"), "--json"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["epochs_run"] == 3  # one JSON document: only rank 0 prints the summary
     one = ckpt.load_tensors(tmp_path / "one" / "model.safetensors")
     two = ckpt.load_tensors(tmp_path / "two" / "model.safetensors")
     for k in one:

@@ -59,3 +59,61 @@ def test_outlier_detector_flags_far_points():
     far = np.random.default_rng(1).normal(0, 6, size=(20, 10))
     assert (det.predict(far) == -1).mean() > 0.8
     assert np.all(det.decision_function(far[:3]) == det.score_samples(far[:3]) - det.offset_)
+
+
+# --- bad parameters: one AekitError (a ValueError) naming the parameter, not a CLI flag -------------
+
+BAD_PARAMS = [
+    ({"code": 0}, "code must be a whole number from 1 to 1,000,000, got 0"),
+    ({"code": 2.5}, "code must be a whole number from 1"),
+    ({"code": None}, "code must be a whole number from 1"),
+    ({"code": "big"}, "code must be a whole number or 'auto'"),
+    ({"layers": (8, 0)}, "layers must be a whole number from 1"),
+    ({"layers": 8}, r"layers must be a list of whole numbers"),
+    ({"layers": (10**6, 10**6)}, "parameters, more than the 2,147,483,648 aekit builds; use a smaller code size"),
+    ({"epochs": 2.5}, "epochs must be a whole number, got 2.5"),
+    ({"epochs": 0}, r"epochs must lie in \[1, 1000000\], got 0"),
+    ({"epochs": 10**400}, r"epochs must lie in \[1, 1000000\], got a whole number of about 401 digits"),
+    ({"batch_size": "a"}, "batch_size must be a whole number, got 'a'"),
+    ({"lr": float("nan")}, "lr must be a finite number"),
+    ({"lr": 10**400}, r"lr must lie in \(0, 10\]"),
+    ({"weight_decay": -1.0}, r"weight_decay must lie in \[0, 10\], got -1"),
+    ({"noise": 5}, "noise must be a string or None, got 5"),
+    ({"noise": "fog:1"}, "unknown noise 'fog:1'"),
+    ({"activation": "swish"}, "unknown activation 'swish'"),
+    ({"model": "nope"}, "unknown model 'nope'"),
+    ({"random_state": -1}, "random_state must be None, a whole number"),
+    ({"device": "tpu"}, "unknown device 'tpu'"),
+]
+
+
+@pytest.mark.parametrize("cls", [AutoencoderTransformer, AutoencoderOutlierDetector])
+@pytest.mark.parametrize(("params", "message"), BAD_PARAMS, ids=[repr(p)[:40] for p, _ in BAD_PARAMS])
+def test_a_bad_parameter_is_one_error_naming_it(cls, params, message):
+    from aekit.errors import AekitError
+
+    X, _ = blobs(40)
+    with pytest.raises(AekitError, match=message) as e:
+        cls(**{"epochs": 1, **params}).fit(X)
+    text = str(e.value)
+    assert isinstance(e.value, ValueError) and "\n" not in text
+    assert "--" not in text and "train." not in text  # the CLI's flags and the config's keys are not its names
+
+
+def test_set_params_then_fit_checks_again():
+    from aekit.errors import AekitError
+
+    X, _ = blobs(40)
+    est = AutoencoderOutlierDetector(epochs=1, random_state=0).fit(X)
+    with pytest.raises(AekitError, match="noise must be a string or None, got 5"):
+        est.set_params(noise=5).fit(X)
+    with pytest.raises(AekitError, match="epochs must be a whole number, got 2.5"):
+        est.set_params(noise=None, epochs=2.5).fit(X)
+
+
+def test_numpy_numbers_are_parameters_too():
+    """A grid over np.arange gives NumPy numbers; they are whole numbers and numbers all the same."""
+    X, _ = blobs(40)
+    t = AutoencoderTransformer(code=np.int64(2), layers=(np.int64(4),), epochs=np.int64(1), batch_size=np.int32(16),
+                               lr=np.float32(0.01), weight_decay=np.float64(0.0), random_state=np.int64(0)).fit(X)
+    assert t.transform(X).shape == (40, 2)

@@ -123,3 +123,92 @@ def test_default_detector_round_trips_with_auto_sizes(tmp_path):
     assert t.transform(X).shape == (len(X), 1) and t.get_feature_names_out().tolist() == ["autoencodertransformer0"]
     with pytest.raises(ValueError, match="code must be a whole number or 'auto'"):
         AutoencoderOutlierDetector(code="big").fit(X)
+
+
+# --- a saved folder edited or damaged since: one AekitError naming the value, at load ----------------
+
+def tampered(est: object, tmp_path, edit) -> str:
+    """``est`` saved to tmp_path/"e", its config.json's estimator table changed by ``edit``."""
+    import json
+
+    d = est.save(tmp_path / "e")
+    info = json.loads((d / "config.json").read_text())
+    edit(info["estimator"])
+    (d / "config.json").write_text(json.dumps(info))  # json writes NaN as NaN, as a hand edit might
+    return str(d)
+
+
+def fitted_value(key: str, value: object):
+    return lambda e: e["fitted"].__setitem__(key, value)
+
+
+def param(key: str, value: object):
+    return lambda e: e["params"].__setitem__(key, value)
+
+
+TAMPERED = [
+    ("unknown-parameter", param("bogus", 1), "has no parameter bogus; its parameters: activation"),
+    ("no-params", lambda e: e.pop("params"), r"estimator\.params must be a table, got None"),
+    ("params-list", lambda e: e.__setitem__("params", [1]), r"estimator\.params must be a table"),
+    ("fitted-text", lambda e: e.__setitem__("fitted", "x"), r"estimator\.fitted must be a table"),
+    ("offset-text", fitted_value("offset_", "high"), r"offset_ must be a finite number <= 0 .*got 'high'"),
+    ("offset-nan", fitted_value("offset_", float("nan")), r"offset_ must be a finite number <= 0 .*got nan"),
+    ("offset-positive", fitted_value("offset_", 5.0), r"offset_ must be a finite number <= 0"),  # flags every row
+    ("offset-huge-integer", fitted_value("offset_", -(10**400)), r"offset_ must be a finite number <= 0"),
+    ("offset-missing", lambda e: e["fitted"].pop("offset_"), r"offset_ must be a finite number <= 0 .*got None"),
+    ("method-replaced", fitted_value("predict", 1), "has no fitted value predict"),
+    ("private-attribute", fitted_value("__class__", "x"), "has no fitted value __class__"),
+    ("n-features-wrong", fitted_value("n_features_in_", 7), "n_features_in_ must be 6, the model's inputs, got 7"),
+    ("n-features-text", fitted_value("n_features_in_", "6"), "n_features_in_ must be 6"),
+    ("feature-names-short", fitted_value("feature_names_in_", ["a"]), "feature_names_in_ must be a list of the 6"),
+    ("scale-text", fitted_value("scale_", "x"), "error_scale holds no list of numbers"),
+    ("param-epochs-text", param("epochs", "x"), r"estimator\.params: epochs must be a whole number, got 'x'"),
+    ("param-code-zero", param("code", 0), r"estimator\.params: code must be a whole number from 1"),
+    ("param-threshold", param("threshold", "median:3"), r"estimator\.params: threshold takes KIND:VALUE"),
+]
+
+
+@pytest.mark.parametrize(("case", "edit", "message"), TAMPERED, ids=[t[0] for t in TAMPERED])
+def test_load_refuses_a_tampered_folder_in_one_line(fitted, case, edit, message, tmp_path):
+    from aekit.errors import AekitError
+
+    d = tampered(fitted[1], tmp_path, edit)
+    with pytest.raises(AekitError, match=message) as e:
+        AutoencoderOutlierDetector.load(d)
+    assert "\n" not in str(e.value) and str(e.value).startswith(d)
+
+
+def test_transformer_load_takes_only_its_own_fitted_values(fitted, tmp_path):
+    from aekit.errors import AekitError
+
+    with pytest.raises(AekitError, match="AutoencoderTransformer has no fitted value offset_"):
+        AutoencoderTransformer.load(tampered(fitted[0], tmp_path / "a", fitted_value("offset_", -1.0)))
+    # The width of get_feature_names_out comes from the model, not from the file's copy of it.
+    t = AutoencoderTransformer.load(tampered(fitted[0], tmp_path / "b", lambda e: e.__setitem__("n_features_out", "x")))
+    assert t.get_feature_names_out().tolist() == ["autoencodertransformer0", "autoencodertransformer1"]
+
+
+def test_load_keeps_folders_from_before_a_parameter_or_the_error_scale(fitted, tmp_path):
+    """A parameter left out takes its default; a detector without scale_ scores plain sums, as then;
+    column names, where a folder has them, come back as scikit-learn keeps them."""
+    def older(e):
+        e["params"].pop("device")
+        e["fitted"].pop("scale_")
+        e["fitted"]["feature_names_in_"] = [f"c{i}" for i in range(6)]
+
+    d = AutoencoderOutlierDetector.load(tampered(fitted[1], tmp_path, older))
+    assert d.device == "cpu" and d.scale_ is None and d.offset_ == fitted[1].offset_
+    assert d.feature_names_in_.dtype == object and d.feature_names_in_.tolist()[0] == "c0"
+    with pytest.warns(UserWarning, match="feature names"):  # scikit-learn sees the names
+        assert d.predict(data()).shape == (120,)
+
+
+def test_save_onto_a_file_is_one_error(fitted, tmp_path):
+    from aekit.errors import AekitError
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(AekitError, match="a file stands there; save an estimator into a new folder"):
+        fitted[1].save(tmp_path / "f")
+    with pytest.raises(AekitError, match="cannot make the folder"):
+        fitted[1].save(tmp_path / "f" / "sub")  # a file on the way
+    assert (tmp_path / "f").read_text() == "x"

@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -119,3 +120,28 @@ def test_second_sigint_stops_at_once():
     assert stop.signum == signal.SIGINT
     with pytest.raises(KeyboardInterrupt):
         stop._handle(signal.SIGINT, None)
+
+
+@pytest.mark.parametrize("delete", ["lock", "folder"])
+def test_a_run_deleted_while_training_stops_with_one_line(tmp_path, delete):
+    """`rm R/.lock` or `rm -r R` mid-training: the trainer notices at its next checkpoint that the
+    folder is no longer its own and stops with one error line, writing nothing more (no new lock,
+    no folder recreated)."""
+    data = dataset(tmp_path)
+    out = tmp_path / "run"
+    p = subprocess.Popen(train_cmd(data, out, 200), stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / "last" / "state.json").is_file() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    # Stopped while the files go, so that the deletion is whole before the trainer looks again.
+    p.send_signal(signal.SIGSTOP)
+    if delete == "lock":
+        (out / ".lock").unlink()
+    else:
+        shutil.rmtree(out)
+    p.send_signal(signal.SIGCONT)
+    rc, err = p.wait(60), p.stderr.read()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert ("the folder was deleted" if delete == "folder" else ".lock was removed or replaced") in lines[0]
+    assert not out.exists() if delete == "folder" else not (out / ".lock").exists()

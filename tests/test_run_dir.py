@@ -82,6 +82,40 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     assert run.summary["epochs_run"] == 1
 
 
+@pytest.mark.parametrize("command", ["anomaly", "train"])
+def test_a_lock_link_is_never_followed(tmp_path, capsys, command):
+    """A .lock that links to a file of the user's: the command refuses, and that file keeps its bytes."""
+    victim, d = tmp_path / "victim", tmp_path / "r"
+    victim.write_text("precious\n")
+    if command == "anomaly":
+        shutil.copytree(FIXTURES / "autoencoder", d)
+        argv = ["anomaly", d, "--threshold", "percentile:99", "--save-threshold"]
+    else:
+        d.mkdir()
+        argv = ["train", "--data", rows_file(tmp_path), "--out", d, *FAST]
+    (d / ".lock").symlink_to(victim)
+    assert_one_line_error(argv, capsys, "a symbolic link")
+    assert victim.read_text() == "precious\n" and (d / ".lock").is_symlink()
+    assert not (d / ("threshold.json" if command == "anomaly" else "config.json")).exists()  # refused before
+
+
+def test_files_a_run_rewrites_are_replaced_never_written_through_links(tmp_path, capsys):
+    """Every file but .lock is written to a temp file and renamed over its name, so a link there is
+    replaced by the new file; what it pointed to keeps its bytes."""
+    d = tmp_path / "r"
+    assert run_cli(["train", "--data", rows_file(tmp_path), "--out", d, *FAST], capsys)[0] == 0
+    # (not last/: --resume reads it first; the checkpoint is a new folder renamed over it)
+    names = ["metrics.csv", "summary.json", "threshold.json", "model.safetensors", "loss.png", "reconstructions.png"]
+    for i, name in enumerate(names):
+        (tmp_path / f"victim{i}").write_text("precious\n")
+        (d / name).unlink()
+        (d / name).symlink_to(tmp_path / f"victim{i}")
+    rc, _, err = run_cli(["train", "--out", d, "--resume", "--epochs", "2", "--quiet"], capsys)
+    assert rc == 0, err
+    assert all((tmp_path / f"victim{i}").read_text() == "precious\n" for i in range(len(names)))
+    assert not any((d / name).is_symlink() for name in names)
+
+
 def test_two_writers_at_once_one_refused(tmp_path):
     """Two `aekit train --out R` at the same time: one trains, the other is refused, the run is whole."""
     import subprocess

@@ -3,6 +3,7 @@ without the extra, one error line."""
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import pytest
@@ -52,3 +53,29 @@ def test_without_the_extra_one_line(tmp_path, capsys, monkeypatch):
         assert_one_line_error([*cmd, "--out", tmp_path / cmd[0], "--tensorboard", tmp_path / "tb"], capsys,
                               "pip install 'aekit[tensorboard]'")
     assert not (tmp_path / "train").exists()
+
+
+def test_a_refused_logdir_leaves_no_run_behind(tmp_path, capsys):
+    """An unusable DIR is refused before the run folder, its .lock and config.json exist, so the
+    corrected command trains instead of finding a run already there."""
+    pytest.importorskip("tensorboard")
+    (tmp_path / "tb.txt").write_text("x")
+    out = tmp_path / "run"
+    assert_one_line_error(["train", *FLAGS, "--out", out, "--tensorboard", tmp_path / "tb.txt"], capsys,
+                          "is not a folder")
+    assert not out.exists()
+    rc, _, err = run_cli(["train", *FLAGS, "--out", out, "--tensorboard", tmp_path / "tb"], capsys)
+    assert rc == 0, err
+
+
+def test_a_log_write_that_fails_mid_training_is_one_line(tmp_path, capsys, monkeypatch):
+    """What only shows while training (a full disk) is one error line too, not a traceback."""
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(SummaryWriter, "add_scalar", full)
+    assert_one_line_error(["train", *FLAGS, "--out", tmp_path / "run", "--tensorboard", tmp_path / "tb"], capsys,
+                          "No space left on device")

@@ -1,6 +1,7 @@
 import csv
 import itertools
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -236,3 +237,32 @@ def test_conv_bottleneck_on_100x100_images(tmp_path):
     assert model.encode(x).shape == (len(x), 20) and model.reconstruct(x).shape == x.shape
     mean_sse = float(np.square(x - ds.train.x.astype(np.float32).mean(0) / 255).sum((1, 2, 3)).mean())
     assert s["metrics"]["test"]["sse_per_image"] < 0.5 * mean_sse
+
+
+def test_resume_with_more_epochs_keeps_the_schedule_unless_restarted(tmp_path, capsys):
+    """3 cosine epochs resumed to 5: by default the schedule keeps its 3-epoch horizon, so the rate
+    never rises again (epochs 4-5 keep epoch 3's rate) and the run says so; --schedule-restart starts
+    a new cosine at epoch 4 from the base rate, saved in the checkpoint, and is not repeated by the
+    next --resume that does not ask for it."""
+    from tests.badinput import run_cli
+
+    def lrs(run):
+        return [float(r["lr"]) for r in csv.DictReader((run / "metrics.csv").open())]
+
+    flags = ["--data", "mnist-mini", "--layers", "16", "--code", "4", "--batch-size", "512", "--device", "cpu"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    rc, _, err = run_cli(["train", *flags, "--schedule", "cosine", "--epochs", "3", "--out", a, "--quiet"], capsys)
+    assert rc == 0, err
+    shutil.copytree(a, b)
+    rc, _, err = run_cli(["train", "--out", a, "--resume", "--epochs", "5"], capsys)
+    assert rc == 0 and "keeps its horizon (epochs 1-3); epochs 4-5 keep its last learning rate" in err, err
+    first = lrs(a)
+    assert len(first) == 5 and all(y <= x for x, y in itertools.pairwise(first)) and first[2] == first[3] == first[4]
+
+    rc, _, err = run_cli(["train", "--out", b, "--resume", "--epochs", "5", "--schedule-restart"], capsys)
+    assert rc == 0 and "a new cosine learning-rate schedule over epochs 4-5" in err, err
+    assert lrs(b)[:3] == first[:3] and lrs(b)[3:] == pytest.approx([1e-3, 0.5e-3])
+    assert json.loads((b / "last" / "state.json").read_text())["schedule"] == {"start": 3, "epochs": 2}
+    rc, _, err = run_cli(["train", "--out", b, "--resume", "--epochs", "6"], capsys)
+    assert rc == 0 and "keeps its horizon (epochs 4-5)" in err, err
+    assert lrs(b)[5] == lrs(b)[4]

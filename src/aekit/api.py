@@ -287,5 +287,5 @@ def baseline_pca(code: int, data: str = "mnist-mini", data_dir: str | None = Non
     from aekit.data.sources import load_dataset
 
     ds = load_dataset(data, data_dir)
-    pca = PCA(code).fit(ds.split("all-train").x)
+    pca = PCA(code, name="code").fit(ds.split("all-train").x)
     return pca.evaluate(ds.split(split, val_fraction, split_seed).x, unit_range=ds.value_range == "unit")

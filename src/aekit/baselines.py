@@ -8,6 +8,8 @@ sse_per_image for 30 components on MNIST, Hinton & Salakhutdinov 2006).
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from aekit.errors import AekitError
@@ -15,10 +17,11 @@ from aekit.metrics import ReconMeter, as_float
 
 
 class PCA:
-    def __init__(self, n_components: int) -> None:
-        if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
-            raise AekitError(f"PCA needs a positive number of components (--code), got {n_components!r}")
-        self.k = n_components
+    def __init__(self, n_components: int, name: str = "n_components") -> None:
+        # name: what the caller called the count, for the error (aekit.api.baseline_pca's `code`).
+        if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral) or n_components < 1:
+            raise AekitError(f"{name} must be a whole number of PCA components, at least 1, got {n_components!r:.40}")
+        self.k = int(n_components)
 
     def fit(self, x: np.ndarray, chunk: int = 8192) -> PCA:
         n = len(x)

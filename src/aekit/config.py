@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,8 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     schedule: str = "none"  # none | cosine (to 0 over the run) | step (x0.1 at 1/2 and 3/4 of the epochs)
+    # On --resume with other --epochs: a new schedule from the resumed epoch (else the run's horizon holds)
+    schedule_restart: bool = False
     patience: int | None = None  # early stopping: epochs without a better validation loss
     clip_grad: float | None = None
     precision: str = "fp32"  # fp32 | bf16 | fp16 | auto: autocast for the forward pass, fp32 master weights
@@ -105,10 +108,10 @@ class RunConfig:
         )
 
     def validate(self) -> RunConfig:
-        """Check every setting against its range (before any data is read or memory allocated)."""
+        """Check every setting against its type and range (before any data is read or memory allocated)."""
         for section, obj in (("train", self.train), ("data", self.data)):
             for f in dataclasses.fields(obj):
-                _check_range(f"{section}.{f.name}", getattr(obj, f.name), _RANGES.get(f"{section}.{f.name}"))
+                check_setting(f"{section}.{f.name}", getattr(obj, f.name))
         t = self.train
         for key, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES),
                              ("precision", PRECISIONS), ("compile", COMPILE_MODES)):
@@ -118,6 +121,10 @@ class RunConfig:
             from aekit.data.noise import parse_noise
 
             parse_noise(t.noise)
+        if t.tensorboard is not None:  # before the run folder is made (one line, not a refused rerun)
+            from aekit.training.tensorboard import check_logdir
+
+            check_logdir(t.tensorboard)
         if self.data.color not in (None, "gray", "rgb"):
             raise AekitError(f"data.color must be gray or rgb, got {self.data.color!r}")
         if not self.data.name:
@@ -163,16 +170,22 @@ def _check_range(name: str, value: Any, bounds: tuple[float, float, str] | None)
 
     if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return
-    if not math.isfinite(value):
+    if not isinstance(value, int) and not math.isfinite(value):  # an int is finite (and may not fit a float)
         raise AekitError(f"{name} must be a finite number, got {value}")
     if bounds is None:
         return
     lo, hi, brackets = bounds
     if value < lo or value > hi or (brackets[0] == "(" and value == lo) or (brackets[1] == ")" and value == hi):
-        def num(v: float) -> str:
-            return str(int(v)) if float(v).is_integer() else f"{v:g}"
+        raise AekitError(f"{name} must lie in {brackets[0]}{_num(lo)}, {_num(hi)}{brackets[1]}, got {_num(value)}")
 
-        raise AekitError(f"{name} must lie in {brackets[0]}{num(lo)}, {num(hi)}{brackets[1]}, got {num(value)}")
+
+def _num(v: float) -> str:
+    """A number for an error line: a typo's 400 digits (str() refuses more than 4300) as their count."""
+    import math
+
+    if isinstance(v, int) and abs(v) > 10**15:
+        return f"a whole number of about {int(math.log10(abs(v))) + 1} digits"
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
 def _kind(value: Any) -> str:
@@ -186,13 +199,42 @@ def _type_ok(value: Any, annotation: str) -> bool:
         return "None" in annotation
     if isinstance(value, bool) or annotation.startswith("bool"):  # 1 or "yes" is no true/false value
         return isinstance(value, bool) and annotation.startswith("bool")
-    if annotation.startswith("int"):
-        return isinstance(value, int)
+    if annotation.startswith("int"):  # NumPy's numbers too (a grid search's np.arange)
+        return isinstance(value, numbers.Integral)
     if annotation.startswith("float"):
-        return isinstance(value, int | float)
+        return isinstance(value, numbers.Real)
     if annotation.startswith("str"):
         return isinstance(value, str)
     return True
+
+
+_WANTS = {"int": "a whole number", "float": "a number", "str": "a string", "bool": "True or False"}
+
+
+def check_setting(key: str, value: Any, name: str | None = None) -> Any:
+    """One setting (``"train.lr"``) checked against its field's type and its range, as a plain Python
+    value (a NumPy number becomes an int or a float). Errors call it ``name``: a front end's own name
+    for it (the scikit-learn estimator's parameter ``lr``), else the key, as a TOML file spells it."""
+    section, _, attr = key.partition(".")
+    section_cls = {"train": TrainConfig, "data": DataConfig}[section]
+    annotation = str(next(f for f in dataclasses.fields(section_cls) if f.name == attr).type)
+    name = name or key
+    if value is None and "None" in annotation:
+        return None
+    if not _type_ok(value, annotation):
+        kind = annotation.split("|")[0].strip()
+        want = _WANTS.get(kind, kind) + (" or None" if "None" in annotation else "")
+        raise AekitError(f"{name} must be {want}, got {value!r:.40}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return value
+    # A Python int (exact, however large) or float, so that the range check sees NumPy numbers too.
+    value = int(value) if isinstance(value, numbers.Integral) else float(value)
+    _check_range(name, value, _RANGES.get(key))
+    if annotation.startswith("float") and isinstance(value, int):
+        if abs(value) > 1e300:  # float() of an integer past 1e308 overflows
+            raise AekitError(f"{name} is far too large, got {_num(value)}")
+        return float(value)
+    return value
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

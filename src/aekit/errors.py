@@ -13,8 +13,12 @@ def key_text(key: object) -> str:
     return text if text.isidentifier() else repr(text)
 
 
-class AekitError(Exception):
-    """Bad input from the user: the message says what was wrong and how to fix it."""
+class AekitError(ValueError):
+    """Bad input from the user: the message says what was wrong and how to fix it.
+
+    A ValueError, because scikit-learn's conventions (and its estimator checks) expect one for a bad
+    parameter or unusable data; so a handler of ValueError around code that raises AekitError must
+    let it through (``except AekitError: raise`` first) unless it means to reword it."""
 
 
 class TrainingStopped(Exception):

@@ -39,7 +39,12 @@ RSS that stays near its peak; see :func:`aekit.training.speed.keep_freed_memory`
 
 Persistence: ``pickle``, ``joblib`` and ``clone`` work; a pickle holds the model as its config and
 safetensors bytes, never a pickled module (``__getstate__``). ``est.save(dir)`` writes a run folder
-(``config.json`` + ``model.safetensors``, no pickle at all) and ``Class.load(dir)`` reads it back.
+(``config.json`` + ``model.safetensors``, no pickle at all) and ``Class.load(dir)`` reads it back,
+checking every value against what ``save`` writes (a hand-edited folder is one error, not a wrong answer).
+
+A bad parameter, found by ``fit`` as scikit-learn's convention has it (or by ``load``), is one
+:class:`~aekit.errors.AekitError`, a ValueError, that names the parameter (``code``, ``epochs``), with
+the ranges ``aekit train`` uses for the same settings.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, OutlierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from aekit.errors import AekitError, key_text
 
 INFER_ROWS = 4096  # rows per forward pass at inference; it bounds memory (see above on batch independence)
 
@@ -95,6 +102,40 @@ class _AutoencoderBase(BaseEstimator):
         self.verbose = verbose
         self.device = device
 
+    def _settings(self, n_features: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The model's options and the training settings, each checked under its parameter's name: a
+        bad one is one AekitError (a ValueError, as scikit-learn expects) that says ``code``, where
+        the same check from the CLI says ``--code``. The ranges are aekit's own (models.base, config)."""
+        from aekit.config import check_setting
+        from aekit.models.base import activation, check_positive, check_unit_list
+        from aekit.registry import model_class
+
+        for name in ("code", "layers"):
+            v = getattr(self, name)
+            if isinstance(v, str) and v != "auto":
+                raise AekitError(f"{name} must be {'a whole number' if name == 'code' else 'a list of widths'} "
+                                 f"or 'auto', got {v!r:.40}")
+        code = self.code if isinstance(self.code, str) else check_positive("code", self.code)
+        layers = self.layers if isinstance(self.layers, str) else check_unit_list("layers", self.layers)
+        code, hidden = auto_sizes(n_features, code, layers)
+        model_class(self.model)  # an unknown family, before its options are looked at
+        opts: dict[str, Any] = {"code": code}
+        if self.model == "mlp":
+            activation(self.activation)
+            opts.update(layers=hidden, activation=self.activation)
+        train = {k: check_setting(f"train.{k}", getattr(self, k), k)
+                 for k in ("epochs", "batch_size", "lr", "weight_decay", "noise")}
+        return opts, train
+
+    def _random_state(self) -> np.random.RandomState:
+        from sklearn.utils import check_random_state
+
+        try:
+            return check_random_state(self.random_state)
+        except ValueError:  # NumPy's words name no parameter
+            raise AekitError(f"random_state must be None, a whole number from 0 to 2**32 - 1 or a "
+                             f"numpy RandomState, got {self.random_state!r:.40}") from None
+
     def _fit_model(self, X: np.ndarray) -> None:
         import torch
 
@@ -103,20 +144,11 @@ class _AutoencoderBase(BaseEstimator):
         from aekit.registry import create_model
         from aekit.training.loop import fit
 
-        for name in ("code", "layers"):
-            v = getattr(self, name)
-            if isinstance(v, str) and v != "auto":
-                raise ValueError(f"{name} must be {'a whole number' if name == 'code' else 'a list of widths'} "
-                                 f"or 'auto', got {v!r:.40}")
-        code, hidden = auto_sizes(X.shape[1], self.code, self.layers)
-        seed = int(np.random.RandomState(self.random_state).randint(0, 2**31 - 1))
+        opts, train = self._settings(X.shape[1])
+        seed = int(self._random_state().randint(0, 2**31 - 1))
         torch.manual_seed(seed)
-        opts: dict[str, Any] = {"code": code}
-        if self.model == "mlp":
-            opts.update(layers=hidden, activation=self.activation)
-        cfg = TrainConfig(epochs=self.epochs, batch_size=min(self.batch_size, len(X)), lr=self.lr,
-                          weight_decay=self.weight_decay, noise=self.noise, seed=seed)
-        # The same ranges as `aekit train` (a NaN lr, a negative weight decay...), before training.
+        cfg = TrainConfig(**{**train, "batch_size": min(train["batch_size"], len(X))}, seed=seed)
+        # Everything else `aekit train` checks (the noise spec, the model's options), before training.
         RunConfig(model={"name": self.model, **opts}, train=cfg).validate()
         model = create_model(self.model, (X.shape[1],), output="identity", **opts)
         model.resolve_output("real")
@@ -128,12 +160,11 @@ class _AutoencoderBase(BaseEstimator):
 
     def _device(self) -> Any:
         from aekit.device import resolve_device
-        from aekit.errors import AekitError
 
         try:
             return resolve_device(self.device)
-        except AekitError as exc:  # scikit-learn expects a ValueError for a bad parameter
-            raise ValueError(str(exc).replace("--device ", "device ")) from None
+        except AekitError as exc:  # resolve_device speaks to the CLI: name the parameter instead of the flag
+            raise AekitError(str(exc).replace("--device ", "device ")) from None
 
     def _infer(self, X: np.ndarray, part: str) -> np.ndarray:
         """``part`` ("encode", "decode" or "reconstruct") of the rows of ``X``, computed in float64 and
@@ -182,13 +213,15 @@ class _AutoencoderBase(BaseEstimator):
 
         check_is_fitted(self, "model_")
         d = Path(directory)
-        if d.exists() and any(d.iterdir()):
-            from aekit.errors import AekitError
-
-            raise AekitError(f"{d}: not empty; save an estimator into a new folder")
-        d.mkdir(parents=True, exist_ok=True)
-        fitted = {k: _plain(v) for k, v in self.__dict__.items()
-                  if k.endswith("_") and not k.startswith("__") and k != "model_"}
+        try:
+            if d.exists() and not d.is_dir():
+                raise AekitError(f"{d}: a file stands there; save an estimator into a new folder")
+            if d.is_dir() and any(d.iterdir()):
+                raise AekitError(f"{d}: not empty; save an estimator into a new folder")
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file on the way to it, no permission, a dangling link...
+            raise AekitError(f"{d}: cannot make the folder ({exc.strerror or exc})") from None
+        fitted = {k: _plain(getattr(self, k)) for k in self._FITTED if hasattr(self, k)}
         est = {"class": type(self).__name__, "params": _plain(self.get_params()), "fitted": fitted,
                "n_features_out": getattr(self, "_n_features_out", None)}
         save_tensors(d / "model.safetensors", self.model_.state_dict())
@@ -197,25 +230,57 @@ class _AutoencoderBase(BaseEstimator):
 
     @classmethod
     def load(cls, directory: str | Path) -> Any:
-        """The estimator :meth:`save` wrote to ``directory``."""
-        from aekit.errors import AekitError
+        """The estimator :meth:`save` wrote to ``directory``. A folder may have been edited or damaged
+        since, so everything read is checked against what ``save`` writes: a fault is one AekitError
+        naming the value, never a TypeError at load or a wrong prediction later."""
         from aekit.run import open_run
 
         o = open_run(directory, ("autoencoder",))
+        where = f"{directory}/config.json: estimator"
         est = o.info.get("estimator")
         if not isinstance(est, dict) or est.get("class") != cls.__name__:
             raise AekitError(f"{directory}: not a saved {cls.__name__} (no matching 'estimator' table)")
-        obj = cls(**{k: tuple(v) if k == "layers" and isinstance(v, list) else v for k, v in est["params"].items()})
-        for k, v in est["fitted"].items():
-            setattr(obj, k, np.asarray(v, dtype=object) if k == "feature_names_in_" else v)
-        if est.get("n_features_out") is not None:
-            obj._n_features_out = est["n_features_out"]
-        if getattr(obj, "scale_", None) is not None:  # hand-edited files: one error line, not a numpy one
-            from aekit.tasks.anomaly import checked_scale
-
-            obj.scale_ = checked_scale(obj.scale_, o.model.n_inputs, f"{directory}/config.json")
+        for key in ("params", "fitted"):
+            if not isinstance(est.get(key), dict):
+                raise AekitError(f"{where}.{key} must be a table, got {est.get(key)!r:.40}; save the estimator again")
+        params, known = est["params"], cls._get_param_names()
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise AekitError(f"{where}.params: {cls.__name__} has no parameter {', '.join(map(key_text, unknown))}; "
+                             f"its parameters: {', '.join(known)}")
+        # A parameter left out takes its default (a folder from a version before it existed).
+        obj = cls(**{k: tuple(v) if k == "layers" and isinstance(v, list) else v for k, v in params.items()})
+        try:
+            obj._check_params(o.model.n_inputs)
+        except AekitError as exc:
+            raise AekitError(f"{where}.params: {exc}") from None
+        obj._load_fitted(est["fitted"], o.model, f"{where}.fitted")
         obj.model_ = o.model.float().eval()
         return obj
+
+    def _check_params(self, n_features: int) -> None:
+        """The checks :meth:`fit` makes of the parameters, bar those of the machine (the device)."""
+        self._settings(n_features)
+        self._random_state()  # nothing drawn: loading leaves NumPy's global generator alone
+
+    # The fitted values save() writes and load() sets, and nothing else (model_ is model.safetensors).
+    _FITTED: tuple[str, ...] = ("n_features_in_", "feature_names_in_")
+
+    def _load_fitted(self, fitted: dict[str, Any], model: Any, where: str) -> None:
+        """Set the fitted values read from a saved folder, each checked against the model."""
+        unknown = sorted(set(fitted) - set(self._FITTED))
+        if unknown:
+            raise AekitError(f"{where}: {type(self).__name__} has no fitted value "
+                             f"{', '.join(map(key_text, unknown))}; save the estimator again")
+        n = fitted.get("n_features_in_")
+        if n != model.n_inputs or not isinstance(n, int) or isinstance(n, bool):
+            raise AekitError(f"{where}.n_features_in_ must be {model.n_inputs}, the model's inputs, got {n!r:.40}")
+        self.n_features_in_ = n
+        names = fitted.get("feature_names_in_")
+        if names is not None:  # present when fitted on a DataFrame with text column names, else absent
+            if not isinstance(names, list) or len(names) != n or not all(isinstance(c, str) for c in names):
+                raise AekitError(f"{where}.feature_names_in_ must be a list of the {n} column names")
+            self.feature_names_in_ = np.asarray(names, dtype=object)
 
 
 def _plain(v: Any) -> Any:
@@ -246,6 +311,10 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self._fit_model(X)
         self._n_features_out = self.model_.code_size
         return self
+
+    def _load_fitted(self, fitted: dict[str, Any], model: Any, where: str) -> None:
+        super()._load_fitted(fitted, model, where)
+        self._n_features_out = model.code_size  # as fit sets it (the file's copy is not read)
 
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
@@ -294,13 +363,12 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
         self.threshold = threshold
 
     def _rule(self) -> Any:
-        from aekit.errors import AekitError
         from aekit.tasks.anomaly import parse_threshold
 
         try:
             return parse_threshold(self.threshold if self.threshold is not None else self.contamination)
-        except AekitError as exc:  # scikit-learn expects a ValueError for a bad parameter
-            raise ValueError(str(exc).replace("--threshold ", "threshold ").replace("--", "")) from None
+        except AekitError as exc:  # parse_threshold speaks to the CLI: name the parameter instead of the flag
+            raise AekitError(str(exc).replace("--threshold ", "threshold ").replace("--", "")) from None
 
     def fit(self, X: Any, y: Any = None) -> AutoencoderOutlierDetector:
         from aekit.data.dataset import unit_range
@@ -316,6 +384,29 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
         self.scale_ = None if unit_range(X) else scale_from_errors(err.mean(0))
         self.offset_ = -threshold_value(rule, score_of(err, self.scale_), normal)
         return self
+
+    def _check_params(self, n_features: int) -> None:
+        super()._check_params(n_features)
+        self._rule()
+
+    _FITTED = (*_AutoencoderBase._FITTED, "offset_", "scale_")
+
+    def _load_fitted(self, fitted: dict[str, Any], model: Any, where: str) -> None:
+        import math
+
+        from aekit.tasks.anomaly import checked_scale
+
+        super()._load_fitted(fitted, model, where)
+        offset = fitted.get("offset_")
+        # Minus a threshold on a sum of squared errors: at most 0 (a positive one flags every row), finite
+        # (NaN flags every row too). An integer too large for a float is no offset either.
+        ok = isinstance(offset, int | float) and not isinstance(offset, bool) and abs(offset) <= 1e300
+        if not ok or not math.isfinite(offset) or offset > 0:
+            raise AekitError(f"{where}.offset_ must be a finite number <= 0 (minus the threshold on a sum of "
+                             f"squared errors), got {offset!r:.40}; save the estimator again")
+        self.offset_ = float(offset)
+        # Absent in folders saved before error scales existed: the plain sum, as then.
+        self.scale_ = checked_scale(fitted.get("scale_"), model.n_inputs, f"{where}.scale_")
 
     def save(self, directory: str | Path) -> Path:
         """As :meth:`_AutoencoderBase.save`, with the threshold in threshold.json as a run keeps it

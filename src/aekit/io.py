@@ -25,9 +25,37 @@ from aekit.errors import AekitError
 MAX_JSON_BYTES = 64 << 20  # no aekit JSON file comes near this; a larger one is refused unread
 
 
+NAME_MAX = 255  # bytes in one file name (ext4, XFS, btrfs, tmpfs, APFS)
+PATH_MAX = 4096  # bytes in a whole path, its terminating NUL included (Linux)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 80 else f"{text[:50]}...{text[-20:]}"
+
+
+def check_name(path: str | Path, what: str = "") -> None:
+    """Refuse a path the kernel would refuse as too long (ENAMETOOLONG), in one line: a name in it
+    over NAME_MAX bytes, or the whole over PATH_MAX. ``what`` (e.g. ``"--out"``) starts the message."""
+    raw = os.fsencode(path)
+    where = (f"{what} " if what else "") + _short(os.fsdecode(raw))
+    if len(raw) >= PATH_MAX:
+        raise AekitError(f"{where}: path too long ({len(raw)} bytes; at most {PATH_MAX - 1})")
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        raise AekitError(f"{where}: file name too long ({len(longest)} bytes; at most {NAME_MAX} fit in one name)")
+
+
 def temp_path(path: Path, suffix: str = ".tmp") -> Path:
-    """A fresh hidden name beside ``path`` (same folder, so the final rename is atomic)."""
-    return path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
+    """A fresh hidden name beside ``path`` (same folder, so the final rename is atomic).
+
+    It fits in NAME_MAX bytes whenever ``path``'s own name does: the random part and ``suffix``
+    are kept whole (they make the name unique and say what it is), and a long final name is cut
+    to the bytes left (a file name may hold any bytes, so half a UTF-8 character is no problem).
+    """
+    check_name(path.name)
+    tail = f".{secrets.token_hex(6)}{suffix}"
+    room = NAME_MAX - 1 - len(os.fsencode(tail))  # 1: the leading dot
+    return path.parent / f".{os.fsdecode(os.fsencode(path.name)[:room])}{tail}"
 
 
 def open_new(path: Path) -> int:
@@ -49,10 +77,57 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+# --- run folders this process holds the writer lock of (aekit.run registers them) ----------------
+#
+# A user may delete a run folder, or its lock, while a command writes it; a second writer may then
+# take the folder. Every write below a held folder first checks that the folder's lock file is
+# still the one this process holds open (same device and inode: an open file's inode is not
+# reused), so the writer stops with one line instead of writing into -- or recreating -- a folder
+# it no longer owns.
+
+# absolute folder -> (the folder as the user named it, its lock file, the open fd holding the lock)
+_HELD: dict[str, tuple[Path, Path, int]] = {}
+
+
+def hold_folder(folder: str | Path, lock: Path, fd: int) -> None:
+    _HELD[os.path.abspath(folder)] = (Path(folder), Path(os.path.abspath(lock)), fd)
+
+
+def release_folder(folder: str | Path, fd: int) -> None:
+    key = os.path.abspath(folder)
+    if key in _HELD and _HELD[key][2] == fd:
+        del _HELD[key]
+
+
+def check_owned(path: str | Path) -> None:
+    """Raise unless this process still holds the lock of the held folder ``path`` lies in (if any)."""
+    if not _HELD:
+        return
+    p = Path(os.path.abspath(path))
+    for parent in (p, *p.parents):
+        held = _HELD.get(str(parent))
+        if held is None:
+            continue
+        folder, lock, fd = held
+        mine = os.fstat(fd)
+        try:
+            now = os.stat(lock, follow_symlinks=False)
+            if (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+                return
+        except OSError:  # gone, or the folder itself gone
+            pass
+        what = "the folder was deleted" if not parent.is_dir() else f"its {lock.name} was removed or replaced"
+        raise AekitError(f"{folder}: {what} while this process was writing it; stopped without writing more "
+                         "(another process may own the folder now)")
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
+    check_name(path)
+    check_owned(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():  # only where missing: a run folder deleted after the check is not remade
+            path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise AekitError(f"{path.parent}: not a folder (a file stands in the way)") from None
     except PermissionError:
@@ -64,6 +139,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         fd = open_new(tmp)
     except PermissionError:
         raise AekitError(f"{path.parent}: not writable (permission denied)") from None
+    except OSError:
+        check_owned(path)  # the folder deleted since the check above: say so, in one line
+        raise
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -72,6 +150,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
+        check_owned(path)  # the folder deleted while writing: say so, in one line
         if exc.errno in (28, 122):  # ENOSPC, EDQUOT: the old file (if any) is still intact
             raise AekitError(f"{path}: no space left on the device; nothing was overwritten") from None
         raise

@@ -36,6 +36,9 @@ def check_output_file(path: str | Path | None, suffixes: Sequence[str], what: st
     if path is None:
         return None
     p = Path(path)
+    from aekit.io import check_name
+
+    check_name(p, what)  # a name the kernel refuses as too long is one line, not an OSError from is_dir()
     if p.suffix.lower() not in suffixes:
         names = ", ".join(suffixes[:-1]) + (f" or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0])
         raise AekitError(f"{what} {p}: name a {names} file")

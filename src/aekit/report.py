@@ -142,6 +142,8 @@ def _history(p: _Page) -> list[str]:
     try:
         hist = [{k: float(v) if v not in ("", None) else None for k, v in r.items()}
                 for r in csv.DictReader(read_text(path, "metrics table").splitlines())]
+    except AekitError:  # read_text's own line (a ValueError too), not a malformed table
+        raise
     except (ValueError, TypeError, csv.Error) as exc:  # csv.Error: a field over csv's size limit
         raise AekitError(f"{path}: not a metrics table aekit wrote ({exc})") from None
     missing = [k for k in ("epoch", "train_loss") if hist and k not in hist[0]]  # what the loss curve plots

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import fcntl
 import math
 import os
 import shutil
+import stat
 import sys
 import weakref
 from collections.abc import Iterator
@@ -34,14 +36,14 @@ from typing import Any
 
 from aekit.config import RunConfig
 from aekit.errors import AekitError
-from aekit.io import read_json_object, write_json
+from aekit.io import check_name, hold_folder, read_json_object, release_folder, write_json
 
 FORMAT = 1
 KINDS = ("autoencoder", "pretrain", "classifier")
 LOCK = ".lock"
 # Settings that may change on --resume: how long to train and how to watch it, not what is trained.
 RESUME_SAFE = {"epochs", "patience", "max_steps", "device", "precision", "compile", "eval_batch_size", "log_every",
-               "checkpoint_every", "checkpoint_minutes", "data_dir", "tensorboard"}
+               "checkpoint_every", "checkpoint_minutes", "data_dir", "tensorboard", "schedule_restart"}
 MAX_SHAPE_VALUES = 1 << 28  # a sample of more values than this is no run aekit wrote
 
 
@@ -144,6 +146,8 @@ def model_from_config(mc: dict[str, Any]) -> Any:
     name, shape = opts.pop("name"), tuple(opts.pop("input_shape"))
     try:
         return create_model(name, shape, **opts)
+    except AekitError:  # a ValueError too: the model's own line is already the right one
+        raise
     except (TypeError, ValueError) as exc:
         raise AekitError(f"model table {mc.get('name')!r}: {str(exc).splitlines()[0]}") from None
 
@@ -293,6 +297,31 @@ def _differences(saved: Any, new: Any, prefix: str) -> list[str]:
                                     f"this command asks for {new!r})"]
 
 
+def _open_lock(folder: Path) -> int:
+    """Open (or create) ``folder``'s .lock for writing, refusing anything but a plain file.
+
+    The lock is the one file of a run folder written in place rather than replaced by a rename, so
+    a symbolic link there would have the PID written into its target (any file the user can
+    write, or /dev/full): O_NOFOLLOW refuses a link, and fstat anything but a regular file (a
+    pipe, a device). O_NONBLOCK: opening a pipe must not wait for a reader.
+    """
+    lock = folder / LOCK
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(lock, flags, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AekitError(f"{lock}: a symbolic link; aekit does not follow links where it writes a run "
+                             "folder's lock (remove the link)") from None
+        if exc.errno == errno.EISDIR:
+            raise AekitError(f"{lock}: is a folder, not a lock file (remove it)") from None
+        raise AekitError(f"{folder}: cannot write in it ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise AekitError(f"{lock}: not a regular file (a pipe, socket or device); remove it") from None
+    return fd
+
+
 def _hold(fd: int, folder: Path, advice: str) -> int:
     """Take the exclusive lock on ``folder``'s open .lock file ``fd`` and write this process's PID
     in it; a holder alive already is named in one error line (and ``fd`` closed)."""
@@ -302,9 +331,19 @@ def _hold(fd: int, folder: Path, advice: str) -> int:
         holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
         os.close(fd)
         raise AekitError(f"{folder} is being written by process {holder}; {advice}") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError as exc:  # a full disk or quota
+        os.close(fd)
+        raise AekitError(f"{folder / LOCK}: cannot write it ({exc.strerror or exc})") from None
+    hold_folder(folder, folder / LOCK, fd)
     return fd
+
+
+def _release(folder: Path, fd: int) -> None:
+    release_folder(folder, fd)
+    os.close(fd)  # closing drops the lock; the file stays (removing it would race a new writer)
 
 
 @contextlib.contextmanager
@@ -313,15 +352,11 @@ def writing_lock(run_dir: str | Path) -> Iterator[None]:
     --save-threshold``): refused while a training command writes the folder, and a training command
     started meanwhile is refused in turn."""
     d = Path(run_dir)
-    try:
-        fd = os.open(d / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
-    except OSError as exc:  # permission denied, a read-only file system, no such folder
-        raise AekitError(f"{d}: cannot write in it ({exc.strerror or exc})") from None
-    _hold(fd, d, "wait for it to finish")
+    fd = _hold(_open_lock(d), d, "wait for it to finish")
     try:
         yield
     finally:
-        os.close(fd)
+        _release(d, fd)
 
 
 class RunWriter:
@@ -339,6 +374,7 @@ class RunWriter:
         self._fd: int | None = None
 
     def __enter__(self) -> RunWriter:
+        check_name(self.out, "--out")
         if self.out.exists() and not self.out.is_dir():
             raise AekitError(f"--out {self.out}: a file stands there; name a folder")
         if not self.writes:  # the other processes of a distributed run follow rank 0 (setup_and_agree)
@@ -359,18 +395,17 @@ class RunWriter:
 
     def __exit__(self, *exc: Any) -> None:
         if self._fd is not None:
-            os.close(self._fd)  # closing drops the lock; the file stays (removing it would race a new writer)
+            _release(self.out, self._fd)
             self._fd = None
 
     def _lock(self) -> None:
         try:
             self.out.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.out / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
         except (FileExistsError, NotADirectoryError):
             raise AekitError(f"--out {self.out}: a file stands in the way; name a folder") from None
         except PermissionError:
             raise AekitError(f"--out {self.out}: not writable (permission denied)") from None
-        self._fd = _hold(fd, self.out, "wait for it to finish or choose another --out")
+        self._fd = _hold(_open_lock(self.out), self.out, "wait for it to finish or choose another --out")
 
     def _inspect(self) -> None:
         from aekit.training.checkpoint import recover_last

@@ -29,6 +29,8 @@ TRAIN_FLAGS = {  # flag dest -> config key
     "code_activation": "model.code_activation", "checkpoint_every": "train.checkpoint_every",
     "checkpoint_minutes": "train.checkpoint_minutes", "deterministic": "train.deterministic",
     "tensorboard": "train.tensorboard", "compile": "train.compile",
+    # store_true, so False when absent: a restart saved in config.json is not repeated by the next --resume
+    "schedule_restart": "train.schedule_restart",
 }
 
 
@@ -77,6 +79,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume and args.out is None:
         raise AekitError("--resume needs --out DIR, the run to continue")
+    if args.schedule_restart and not args.resume:
+        raise AekitError("--schedule-restart needs --resume: it starts a new learning-rate schedule for the "
+                         "epochs a resumed run has left")
     if args.resume and (Path(args.out) / "config.json").is_file():
         from aekit.run import read_config
 
@@ -194,6 +199,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=float, help="learning rate")
     t.add_argument("--optimizer", choices=OPTIMIZERS)
     t.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule")
+    t.add_argument("--schedule-restart", action="store_true",
+                   help="with --resume and other --epochs: start a new schedule at the resumed epoch over the "
+                   "epochs left (default: keep the run's schedule; past its end its last rate holds)")
     t.add_argument("--weight-decay", type=float)
     t.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement")
     t.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")

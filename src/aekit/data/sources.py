@@ -317,11 +317,11 @@ def fetch_idx(spec: IDXDataset, root: Path | None = None, mirrors: tuple[str, ..
                 paths[stem] = download(mirror + f"{stem}.gz", dest, spec.md5[stem], progress=progress,
                                        max_bytes=max_bytes, deadline=deadline)
                 break
+            except AekitError as exc:  # first: an AekitError is a ValueError too, and names its URL already
+                errors.append(str(exc))
             except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException, ValueError) as exc:
                 # ValueError: a malformed mirror URL; HTTPException: a server that speaks no proper HTTP.
                 errors.append(f"{mirror}: {getattr(exc, 'reason', None) or str(exc) or type(exc).__name__}")
-            except AekitError as exc:
-                errors.append(str(exc))
         else:
             raise AekitError(
                 f"could not download {spec.name} ({'; '.join(errors)}). Offline? Put the four files "

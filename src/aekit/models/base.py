@@ -76,10 +76,12 @@ def check_weight(what: str, value: Any) -> float:
 
 
 def check_parameter_count(family: str, count: int) -> None:
-    """Refuse a model too large to build, from its parameter count computed before allocating."""
+    """Refuse a model too large to build, from its parameter count computed before allocating.
+    The advice names no flag: the CLI, a TOML file and the scikit-learn estimator all reach it."""
     if count > MAX_PARAMETERS:
         raise AekitError(f"this {family} model would have {count:,} parameters, more than the "
-                         f"{MAX_PARAMETERS:,} aekit builds; use a smaller --code, --layers or --channels")
+                         f"{MAX_PARAMETERS:,} aekit builds; use a smaller code size or fewer, "
+                         "narrower layers or channels")
 
 
 def check_option_ranges(options: dict[str, Any]) -> None:

@@ -46,6 +46,8 @@ def parse_mask(spec: str, hw: tuple[int, int], seed: int = 0) -> np.ndarray:
                 raise AekitError(f"mask {spec!r}: rows must satisfy 0 <= A <= B < {h}")
             mask[lo : hi + 1] = True
             return mask
+    except AekitError:  # a ValueError too: the range errors above are not number syntax
+        raise
     except ValueError:
         raise AekitError(f"mask {spec!r}: expected a number after '{kind}:'") from None
     p = Path(spec)

@@ -22,6 +22,7 @@ from safetensors.torch import save as st_save
 from aekit.errors import AekitError
 from aekit.io import (
     atomic_write_bytes,
+    check_owned,
     dumps,
     fsync_dir,
     open_plain,
@@ -128,6 +129,11 @@ def check_state(state: dict[str, Any], where: Path) -> None:
     if not (isinstance(meta, dict) and isinstance(meta.get("param_groups"), list)
             and isinstance(meta.get("scalars"), dict)):
         raise damaged("optimizer must be a table of param_groups and scalars")
+    sched = state.get("schedule", {"start": 0, "epochs": 1})  # absent before the horizon was kept
+    if not (isinstance(sched, dict) and set(sched) == {"start", "epochs"}
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in sched.values())
+            and 0 <= sched["start"] <= 1_000_000 and 1 <= sched["epochs"] <= 1_000_000):
+        raise damaged(f"schedule must be a table of a start epoch and a number of epochs, got {sched!r:.60}")
 
 
 # --- the last/ checkpoint: a folder that is whole or absent ---------------------------------------
@@ -169,8 +175,13 @@ def write_last(out: Path, files: dict[str, bytes | dict[str, Any]]) -> None:
     ``files`` is written in its order; put ``state.json`` last.
     """
     new = out / f".{LAST}.new-{secrets.token_hex(4)}"
-    new.mkdir(parents=True)
+    # Never into, nor recreating, a run folder this process no longer holds: checked first, and
+    # folders are made only where missing, so one deleted after the check fails below instead.
+    check_owned(out)
+    if not out.is_dir():  # a sub-run's folder (layer-1/) before its first file
+        out.mkdir(parents=True)
     try:
+        new.mkdir()
         for name, content in files.items():
             data = content if isinstance(content, bytes) else dumps(content).encode()
             atomic_write_bytes(new / name, data)
@@ -182,8 +193,10 @@ def write_last(out: Path, files: dict[str, bytes | dict[str, Any]]) -> None:
         kill_point("checkpoint-rename")
         os.replace(new, last)
         fsync_dir(out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(new, ignore_errors=True)
+        if isinstance(exc, OSError):
+            check_owned(out)  # the run folder deleted meanwhile: say so, in one line
         raise
     shutil.rmtree(old, ignore_errors=True)
 

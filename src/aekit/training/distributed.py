@@ -13,6 +13,7 @@ The backend is gloo on CPU and nccl on CUDA. Multi-node runs use torchrun's rend
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -67,11 +68,14 @@ def setup(device: torch.device) -> tuple[int, int]:
 
 
 def rank_and_size() -> tuple[int, int]:
+    """(rank, world size) in the joined process group; outside one, (the rank torchrun gave this
+    process, 1). A process that has left its group (:func:`finish`) is still not rank 0, so it
+    neither writes the run nor prints the summary, and has no one left to exchange with."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+    return (env_rank() if env_world_size() > 1 else 0), 1
 
 
 def is_main() -> bool:
@@ -104,6 +108,11 @@ def finish() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+        # The run's DistributedDataParallel wrapper still holds the group (and its gloo threads) if
+        # a reference cycle keeps the trainer alive; freed in the interpreter's teardown instead, a
+        # process that exits right after this (rank 1, which prints and writes nothing) dies of
+        # SIGABRT now and then ("terminate called without an active exception"). Free it now.
+        gc.collect()
 
 
 def launch(nproc: int, argv: list[str]) -> int:

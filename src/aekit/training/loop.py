@@ -44,6 +44,7 @@ from aekit.progress import Progress, say
 from aekit.training import checkpoint as ckpt
 from aekit.training import distributed
 from aekit.training.batches import as_batch, mean_image, pieces_of, take_rows, to_tensor  # noqa: F401
+from aekit.training.cpu_share import CpuShare
 from aekit.training.infill import Corruption, corruption_for
 from aekit.training.reproducible import make_deterministic
 from aekit.training.speed import LossReadout, StepRunner, choose_amp, keep_freed_memory
@@ -88,12 +89,20 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return cls(params, **kw)
 
 
-def lr_at(cfg: TrainConfig, epoch: int) -> float:
-    """Learning rate for a 0-based epoch; a pure function of the epoch, so resuming needs no state."""
+def lr_at(cfg: TrainConfig, epoch: int, start: int = 0, length: int | None = None) -> float:
+    """Learning rate for a 0-based epoch of a schedule that began at epoch ``start`` and spans
+    ``length`` epochs (default: the whole run, ``cfg.epochs``); a pure function of these.
+
+    Past its last epoch the schedule's last rate holds: a cosine continued beyond its horizon
+    would rise again, so a resumed run given more epochs than its schedule spans never sees its
+    learning rate go back up.
+    """
+    n = cfg.epochs if length is None else length
+    k = min(max(epoch - start, 0), n - 1)
     if cfg.schedule == "cosine":
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * k / n))
     if cfg.schedule == "step":
-        return cfg.lr * (0.1 ** ((epoch >= cfg.epochs // 2) + (epoch >= (3 * cfg.epochs) // 4)))
+        return cfg.lr * (0.1 ** ((k >= n // 2) + (k >= (3 * n) // 4)))
     return cfg.lr
 
 
@@ -215,12 +224,16 @@ class Trainer:
         self.runner = StepRunner(self.step_model, device, cfg.compile == "on", self.progress)
         self.readout = LossReadout(device)
         self.epoch = self.step_in_epoch = self.bad_epochs = 0
+        # The learning-rate schedule: its first epoch and its length. A resumed run keeps the one
+        # it saved (its horizon), unless cfg.schedule_restart starts a new one (see reschedule).
+        self.schedule = {"start": 0, "epochs": cfg.epochs}
         self.loss_sum, self.done = torch.zeros((), device=device), 0
         self.perm_state = self.gens["perm"].get_state()  # the perm generator at the current epoch's start
         self.best_state: dict[str, torch.Tensor] | None = None  # kept in memory when no files are written
         self.last_save = time.perf_counter()
         self.callbacks = epoch_callbacks(cfg, out, self.rank == 0)  # e.g. TensorBoard; see training/tensorboard.py
         self.stop = _Stop()
+        self.cpu = CpuShare(device)  # threads sized to the CPUs other processes leave free
 
     # --- the schedule of one epoch -------------------------------------------------------------
     def epoch_order(self) -> torch.Tensor:
@@ -281,7 +294,7 @@ class Trainer:
         """The steps of epoch ``self.epoch`` from ``self.step_in_epoch`` on; returns its seconds."""
         cfg, t0 = self.cfg, time.perf_counter()
         for group in self.opt.param_groups:
-            group["lr"] = lr_at(cfg, self.epoch)
+            group["lr"] = self.lr(self.epoch)
         if self.step_in_epoch:  # resumed mid-epoch: the same permutation as the interrupted run
             self.gens["perm"].set_state(self.perm_state)
         perm = self.epoch_order()
@@ -294,6 +307,7 @@ class Trainer:
             if self.world > 1 and len(idx) < self.world:  # too small to give every rank a row: skipped by all
                 continue
             self.step(idx, self.step_in_epoch - 1)
+            self.cpu.tick()
             if self.progress and self.step_in_epoch % cfg.log_every == 0:
                 shown = self.readout.read(self.loss_sum, self.done)
                 bar.update(cfg.log_every, **({"loss": f"{shown:.4g}"} if shown is not None else {}))
@@ -314,7 +328,7 @@ class Trainer:
         if not math.isfinite(train_loss):
             raise AekitError(f"training diverged at epoch {self.epoch + 1} (loss {train_loss}); "
                              "lower the learning rate")
-        row: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": train_loss, "lr": lr_at(self.cfg, self.epoch),
+        row: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": train_loss, "lr": self.lr(self.epoch),
                                "seconds": round(seconds, 3), "samples_per_s": round(done / max(seconds, 1e-9), 1)}
         if self.x_val is not None:
             row.update(self.obj.validate(self.model, self.x_val, self.y_val, self.cfg))
@@ -340,6 +354,31 @@ class Trainer:
         if self.writes:
             self.write_history()
             self.save_last()
+
+    def lr(self, epoch: int) -> float:
+        return lr_at(self.cfg, epoch, self.schedule["start"], self.schedule["epochs"])
+
+    def reschedule(self) -> None:
+        """On resume, when --epochs no longer ends where the saved schedule does: keep the
+        schedule's horizon (past it, its last rate holds) or, with ``schedule_restart``, start a new
+        schedule at the resumed epoch that spans the epochs left. Either way the run says so.
+
+        A restart is saved with the next checkpoint, so the same command repeated after a kill
+        (a requeued job) continues that schedule instead of restarting it again.
+        """
+        cfg, start, n = self.cfg, self.schedule["start"], self.schedule["epochs"]
+        end = start + n
+        if cfg.schedule == "none" or end == cfg.epochs or self.epoch >= cfg.epochs or self.res.stopped_early:
+            return
+        if cfg.schedule_restart:
+            self.schedule = {"start": self.epoch, "epochs": cfg.epochs - self.epoch}
+            say(f"aekit: --schedule-restart: a new {cfg.schedule} learning-rate schedule over epochs "
+                f"{self.epoch + 1}-{cfg.epochs}, starting again from {cfg.lr:g}", self.progress)
+            return
+        after = (f"epochs {end + 1}-{cfg.epochs} keep its last learning rate, {self.lr(end - 1):.3g}"
+                 if cfg.epochs > end else f"training stops at epoch {cfg.epochs}, before it ends")
+        say(f"aekit: --resume: the {cfg.schedule} learning-rate schedule keeps its horizon (epochs "
+            f"{start + 1}-{end}); {after}; pass --schedule-restart to start a new schedule instead", self.progress)
 
     def keep_best(self) -> None:
         if self.writes:
@@ -369,7 +408,8 @@ class Trainer:
         state = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "epoch_loss_sum": float(self.loss_sum),
                  "epoch_done": self.done, "bad_epochs": self.bad_epochs, "history": r.history,
                  "best_val_loss": r.best_val_loss, "best_epoch": r.best_epoch, "steps": r.steps,
-                 "stopped_early": r.stopped_early, "optimizer": meta, "precision": precision_name(self.amp)}
+                 "stopped_early": r.stopped_early, "optimizer": meta, "precision": precision_name(self.amp),
+                 "schedule": self.schedule}
         ckpt.write_last(self.out, {"model.safetensors": ckpt.tensors_bytes(self.model.state_dict()),
                                    "optimizer.safetensors": ckpt.tensors_bytes({**tensors, **rng}),
                                    "state.json": state})
@@ -413,6 +453,9 @@ class Trainer:
         self.step_in_epoch = state.get("step_in_epoch", 0)
         self.loss_sum = torch.tensor(math.nan if loss_sum is None else float(loss_sum), device=self.device)
         self.done, self.res.stopped_early = state.get("epoch_done", 0), state.get("stopped_early", False)
+        # A checkpoint from before the schedule was kept: its run's schedule spanned --epochs.
+        self.schedule = dict(state.get("schedule", self.schedule))
+        self.reschedule()
         if not self.amp_decided and state.get("precision") in ("fp32", "bf16"):
             # --precision auto decided when the run started; a resumed run keeps that decision.
             self.amp, self.amp_decided = autocast_dtype(state["precision"], self.device), True
@@ -435,11 +478,14 @@ class Trainer:
             self.amp_decided = True
         # Where no checkpoint can be written (no run folder, another rank), signals keep their default.
         with self.stop if self.writes and self.world == 1 else contextlib.nullcontext():
-            while self.epoch < self.cfg.epochs and not self.res.stopped_early:
-                seconds = self.train_epoch()
-                self.end_epoch(seconds)
-                if self.cfg.max_steps is not None and self.res.steps >= self.cfg.max_steps:
-                    break
+            try:
+                while self.epoch < self.cfg.epochs and not self.res.stopped_early:
+                    seconds = self.train_epoch()
+                    self.end_epoch(seconds)
+                    if self.cfg.max_steps is not None and self.res.steps >= self.cfg.max_steps:
+                        break
+            finally:
+                self.cpu.restore()
         for cb in self.callbacks:
             cb.close()
         self.res.seconds = time.perf_counter() - t_start

@@ -8,6 +8,8 @@ pre-training, one stage of fine-tuning), which TensorBoard shows as separate run
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,14 +36,62 @@ def summary_writer() -> Any:
     return SummaryWriter
 
 
+def check_logdir(text: str | os.PathLike[str]) -> Path:
+    """``--tensorboard DIR`` as a folder logs can be written to, or one error line.
+
+    Checked when the settings are (RunConfig.validate), before the run folder, its lock and its
+    config.json exist, so the corrected command is not refused as "already holds a run": the
+    extra is installed, the name is not empty (it would log into the working folder) nor too long,
+    no file, pipe or device stands at DIR, no link there is broken or loops, and the folder (or the
+    nearest one above it that exists: the writer creates the rest) takes a new file, tried by
+    creating and removing an empty one, which also answers for read-only file systems and ACLs.
+    """
+    from aekit.io import check_name, open_new, temp_path
+
+    summary_writer()
+    if str(text) == "":
+        raise AekitError("--tensorboard: empty folder name; name the folder for the logs")
+    p = Path(text)
+    check_name(p, "--tensorboard")
+    folder = p
+    while not folder.exists():  # the writer creates missing folders: check the first one that exists
+        if folder.is_symlink():  # exists() is False for a dangling link and for a loop of links
+            raise AekitError(f"--tensorboard {p}: {folder} is a broken link or a loop of links")
+        folder = folder.parent
+    if not folder.is_dir():
+        what = "" if folder == p else f"{folder} "
+        raise AekitError(f"--tensorboard {p}: {what}is not a folder (a file, pipe or device stands there)")
+    probe = temp_path(folder / "events", ".probe")
+    try:
+        os.close(open_new(probe))
+    except OSError as exc:
+        reason = "read-only file system" if exc.errno == errno.EROFS else (exc.strerror or str(exc)).lower()
+        raise AekitError(f"--tensorboard {p}: cannot write in {folder} ({reason})") from None
+    probe.unlink(missing_ok=True)
+    return p
+
+
 class TensorBoard:
     """Per epoch: every number of the row (losses, lr, validation metrics, speed) as a scalar, and
     every few epochs a grid of validation images above their reconstructions."""
 
     def __init__(self, logdir: Path) -> None:
-        self.writer = summary_writer()(log_dir=str(logdir))
+        self.logdir = logdir
+        try:
+            self.writer = summary_writer()(log_dir=str(logdir))
+        except OSError as exc:  # what only shows now: the folder was changed since it was checked
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: OSError) -> AekitError:
+        return AekitError(f"--tensorboard: cannot write {self.logdir} ({exc.strerror or exc})")
 
     def on_epoch(self, trainer: Any, row: dict[str, Any]) -> None:
+        try:
+            self._log(trainer, row)
+        except OSError as exc:  # a full disk, a folder removed: one line, not a traceback mid-training
+            raise self._failed(exc) from None
+
+    def _log(self, trainer: Any, row: dict[str, Any]) -> None:
         epoch = int(row["epoch"])
         for key, value in row.items():
             if key != "epoch" and isinstance(value, int | float) and not isinstance(value, bool):
@@ -54,7 +104,10 @@ class TensorBoard:
         self.writer.flush()  # a killed run keeps the epochs it logged
 
     def close(self) -> None:
-        self.writer.close()
+        try:
+            self.writer.close()
+        except OSError as exc:
+            raise self._failed(exc) from None
 
 
 def reconstruction_grid(trainer: Any) -> np.ndarray | None:
