@@ -131,6 +131,8 @@ def test_limits(client):
     r = client.post("/api/runs/tiny/encode", json={"image": png_header_only(5000, 10)})
     assert r.status_code == 422 and "4096x4096" in r.json()["detail"] and "\n" not in r.json()["detail"]
     r = client.post("/api/runs/tiny/encode", json={"image": png_header_only(4096, 4096)})
+    assert r.status_code == 422 and "over the 4,194,304 pixels read" in r.json()["detail"]  # from the header
+    r = client.post("/api/runs/tiny/encode", json={"image": png_header_only(2048, 2048)})
     assert r.status_code == 422 and "not a readable" in r.json()["detail"]  # header fine, no pixels
     for body, field in ((b'{"image": [NaN]}', "image"), (b'{"a_index": 0, "b": [2]}', "b")):
         path = "interpolate" if field == "b" else "encode"
@@ -236,18 +238,20 @@ def test_cli_warns_on_a_public_host_and_trains_the_demo_when_there_is_no_run(tmp
 
     from aekit.cli import main
     from aekit.cli.serve import ensure_runs
+    from aekit.serve.server import BoundedHttp
 
     calls, apps = [], []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: (calls.append(kw), apps.append(app)))
+    monkeypatch.delenv("AEKIT_TOKEN", raising=False)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda srv: (calls.append(srv.config), apps.append(srv.config.app)))
     ensure_runs([], tmp_path / "runs", epochs=1)  # the CLI's path with a 1-epoch demo
     assert (tmp_path / "runs" / "demo" / "model.safetensors").is_file()
     assert main(["serve", "--runs", str(tmp_path / "runs"), "--host", "0.0.0.0", "--port", "8765",
                  "--token", "t"]) == 0
     out, err = capsys.readouterr()
-    assert calls == [{"host": "0.0.0.0", "port": 8765, "log_level": "warning"}]
-    assert "anyone on the network can use this server" in err and "http://localhost:8765/#token=t" in out
+    assert (calls[0].host, calls[0].port, calls[0].http) == ("0.0.0.0", 8765, BoundedHttp)  # the header limits
+    assert "anyone on the network can reach this server" in err and "http://localhost:8765/#token=t" in out
     assert main(["serve", "--runs", str(tmp_path / "runs")]) == 0
-    assert "warning" not in capsys.readouterr().err and calls[-1]["host"] == "127.0.0.1"
+    assert "warning" not in capsys.readouterr().err and calls[-1].host == "127.0.0.1"
     assert [a.local_only for a in apps] == [False, True]  # the Host check on a loopback address only
     threads = torch.get_num_threads()
     assert main(["serve", "--runs", str(tmp_path / "runs"), "--threads", "1"]) == 0

@@ -63,8 +63,8 @@ def test_one_job_at_a_time_queue_and_cancel(client):
     short = client.post("/api/jobs", json={"preset": "simplest", "epochs": 1}).json()
     wait_for(client, long["id"], ("running",))
     assert wait_for(client, short["id"], ("queued",))["status"] == "queued"
-    assert client.post(f"/api/jobs/{short['id']}/cancel").json()["status"] == "cancelled"
-    assert client.post(f"/api/jobs/{long['id']}/cancel").json()["status"] == "cancelled"
+    assert client.post(f"/api/jobs/{short['id']}/cancel", json={}).json()["status"] == "cancelled"
+    assert client.post(f"/api/jobs/{long['id']}/cancel", json={}).json()["status"] == "cancelled"
     deadline = time.monotonic() + 30
     while client.app.app.state.queue.get(long["id"]).proc.poll() is None:  # SIGTERM: checkpoint and stop
         assert time.monotonic() < deadline
@@ -80,5 +80,5 @@ def test_bad_jobs_are_refused(client, body):
 
 def test_unknown_job_is_404(client):
     assert client.get("/api/jobs/999/events").status_code == 404
-    assert client.post("/api/jobs/999/cancel").status_code == 404
+    assert client.post("/api/jobs/999/cancel", json={}).status_code == 404
     assert client.get("/api/jobs/x/events").status_code == 422

@@ -57,20 +57,25 @@ def test_dumps_writes_what_json_dumps_writes_of_the_answer():
         assert wire.dumps(result, png) == expected
 
 
+J = "application/json"
+
+
 @pytest.mark.parametrize(("body", "ctype", "detail"), [
-    (b'{"index": 0, "size": 3}', None, "size: unknown field"),
-    (b'{"index": true}', None, "index: expected an integer"),
-    (b'{"index": 1.0}', None, "index: expected an integer"),
-    (b'{"index": "1"}', None, "index: expected an integer"),
-    (b'{"image": 5}', None, "image: expected"),
-    (b'{"image": {"a": 1}}', None, "image: expected"),
-    (b'{"png": 1}', None, "png: expected true or false"),
+    (b'{"index": 0, "size": 3}', J, "size: unknown field"),
+    (b'{"index": true}', J, "index: expected an integer"),
+    (b'{"\\ud800\\u001b[31m": 1}', J, "'\\\\ud800\\\\x1b\\[31m': unknown field"),  # never echoed raw
+    (b'{"index": 1.0}', J, "index: expected an integer"),
+    (b'{"index": "1"}', J, "index: expected an integer"),
+    (b'{"image": 5}', J, "image: expected"),
+    (b'{"image": {"a": 1}}', J, "image: expected"),
+    (b'{"png": 1}', J, "png: expected true or false"),
+    (b'{"index": 0}', None, "body: expected JSON"),  # a form of another site can post without a type
     (b'{"index": 0}', "text/plain", "body: expected JSON"),
     (b'{"index": 0}', "application/x-www-form-urlencoded", "body: expected JSON"),
-    (b"[1, 2]", None, "body: expected a JSON object"),
-    (b"{", None, "body: not valid JSON"),
-    (b"\xff\xfe", None, "body: not valid JSON"),
-    (b"[" * 100_000 + b"]" * 100_000, None, "body: not valid JSON"),
+    (b"[1, 2]", J, "body: expected a JSON object"),
+    (b"{", J, "body: not valid JSON"),
+    (b"\xff\xfe", J, "body: not valid JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, J, "body: not valid JSON"),
 ])
 def test_fields_are_checked_strictly(body, ctype, detail):
     with pytest.raises(AekitError, match="^" + detail):
@@ -84,7 +89,7 @@ def test_fields_fill_defaults_and_take_json_media_types():
     for body, detail in ((b"{}", "code: required"), (b'{"code": [true]}', "code: expected a list of numbers"),
                          (b'{"code": ["1"]}', "code: expected a list of numbers")):
         with pytest.raises(AekitError, match="^" + detail):
-            wire.fields(body, None, wire.CODE)
+            wire.fields(body, J, wire.CODE)
 
 
 def test_fast_calls_answer_4xx_naming_the_field_and_stay_in_the_openapi(root):
@@ -94,7 +99,8 @@ def test_fast_calls_answer_4xx_naming_the_field_and_stay_in_the_openapi(root):
         assert r.status_code == 422 and r.json()["detail"].startswith("code:")
         r = c.post("/api/runs/tiny/reconstruct", json={"index": 0, "extra": 1})
         assert r.status_code == 422 and r.json()["detail"].startswith("extra:")
-        assert c.post("/api/runs/nope/reconstruct", content=b"{").status_code == 404
+        assert c.post("/api/runs/nope/reconstruct", content=b"{", headers={"content-type": J}).status_code == 404
+        assert c.post("/api/runs/nope/reconstruct", content=b"{").status_code == 415  # the type is checked first
         paths = c.get("/openapi.json").json()["paths"]
         for call, field in (("reconstruct", "image"), ("encode", "index"), ("anomaly", "image"), ("decode", "code")):
             schema = paths[f"/api/runs/{{rid}}/{call}"]["post"]["requestBody"]["content"]["application/json"]["schema"]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
+import secrets
 import sys
+import urllib.parse
 from pathlib import Path
 
 from aekit.errors import AekitError
@@ -26,26 +29,51 @@ def ensure_runs(run_dirs: list[str], root: Path, epochs: int | None = None) -> N
     train(DEMO_CONFIG, root / "demo", progress=None, **overrides)
 
 
+def choose_token(given: str | None, no_token: bool, local: bool) -> tuple[str | None, bool]:
+    """The token the server requires and whether it was made here: ``--token``, else $AEKIT_TOKEN, else
+    none on a loopback address and a new random one on any other (unless ``--no-token`` says no token
+    on purpose). An empty token would turn the check off without a word, so it is refused."""
+    env = os.environ.get("AEKIT_TOKEN")
+    if no_token:
+        if given is not None:
+            raise AekitError("--no-token and --token contradict each other; give one of them")
+        return None, False
+    token, where = (given, "--token") if given is not None else (env, "AEKIT_TOKEN")
+    if token is None:
+        return (None, False) if local else (secrets.token_urlsafe(24), True)
+    if not token.strip():
+        raise AekitError(f"{where} is empty: give a token, or --no-token to serve without one on purpose")
+    if not re.fullmatch(r"[\x21-\x7e]+", token):
+        raise AekitError(f"{where}: a token is printable ASCII without spaces (it travels in an HTTP header)")
+    return token, False
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
         from aekit.serve.app import LOOPBACK, create_app
+        from aekit.serve.server import uvicorn_config
     except ImportError as exc:
         raise AekitError(f"aekit serve needs its extra: pip install 'aekit[serve]' ({exc.name} is missing)") from None
     if not 0 < args.port < 65536:
         raise AekitError(f"--port must lie in 1..65535, got {args.port}")
     if args.threads < 1:
         raise AekitError(f"--threads must be at least 1, got {args.threads}")
+    local = args.host in LOOPBACK
+    token, made = choose_token(args.token, args.no_token, local)
     root = Path(args.runs or os.environ.get("AEKIT_RUNS") or "runs")
     ensure_runs(args.run, root)
-    local = args.host in LOOPBACK
-    app = create_app(*args.run, runs_root=root, token=args.token, configs=args.configs, local_only=local)
-    if not local:
-        print(f"aekit: warning: serving on {args.host}: anyone on the network can use this server"
-              + ("" if args.token else " (add --token to require a token)"), file=sys.stderr)
+    app = create_app(*args.run, runs_root=root, token=token, configs=args.configs, local_only=local)
+    if made:
+        print(f"aekit: serving on {args.host} requires a token; this one was made for this run of the server "
+              "and is shown once, in the address below (give your own with --token or $AEKIT_TOKEN)",
+              file=sys.stderr)
+    elif not local:
+        print(f"aekit: warning: serving on {args.host}: anyone on the network can reach this server"
+              + (" and use it without a token (--no-token)" if token is None else ""), file=sys.stderr)
     shown = "localhost" if args.host in ("0.0.0.0", "::") else args.host
-    print(f"aekit serve: http://{shown}:{args.port}/" + (f"#token={args.token}" if args.token else "")
+    print(f"aekit serve: http://{shown}:{args.port}/" + (f"#token={urllib.parse.quote(token)}" if token else "")
           + "  (Ctrl-C stops it)", flush=True)
     import torch
 
@@ -53,7 +81,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     gc.freeze()  # the objects of the imports live as long as the server: no collection walks them again
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        uvicorn.Server(uvicorn_config(app, args.host, args.port)).run()
+    except KeyboardInterrupt:
+        pass
     finally:  # for a caller in the same process (the tests)
         gc.unfreeze()
         torch.set_num_threads(before)
@@ -66,7 +96,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--runs", metavar="DIR", help="serve every run folder in DIR (default $AEKIT_RUNS or runs/)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every API call")
+    s.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every API call (default $AEKIT_TOKEN; "
+                                   "on an address other than this machine's, a new token printed at start)")
+    s.add_argument("--no-token", action="store_true",
+                   help="serve without a token even on a network address, on purpose")
     s.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch threads for the model (default 1: a pass over one image, or the few that arrive "
                         "together, is fastest on one, and the other cores are left to the requests' parsing)")

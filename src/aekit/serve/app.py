@@ -3,8 +3,15 @@ Swagger page ``/docs`` (swagger-ui's files served from here too).
 
 Handlers are thin: look the run up by id, check and decode the request's images
 (:mod:`aekit.serve.inputs`), call :mod:`aekit.serve.work`, answer. Every bad request is a 4xx:
-an :class:`AekitError` is 422 with its one line, an unknown run 404, a body over 2 MB 413 and a
-missing or wrong token 401, all before the request reaches a handler where they can.
+an :class:`AekitError` is 422 with its one line (naming runs by id, never by a server path), an
+unknown run or job 404, a body over 2 MB 413, a POST whose body is not declared JSON 415, a missing
+or wrong token 401 and a limit reached for now (images being decoded, open event streams) 429, all
+before the request reaches a handler where they can. A body FastAPI cannot validate is answered
+with the field and what it takes, never with the value sent (which may be NaN or a lone surrogate).
+
+No request waits in a worker thread for something another client holds: handlers are coroutines
+that wait for a run's model (:func:`aekit.serve.work.locked`), for a run being opened and for a
+job's events without a thread, and use one only while they compute.
 
 The hot calls (encode, decode, anomaly, reconstruct) skip the framework: the :class:`Guard` that
 reads every body answers them itself, their bodies parsed and checked by :mod:`aekit.serve.wire`
@@ -14,18 +21,21 @@ routes for them so that ``/openapi.json`` lists them with their bodies.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import importlib.util
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter, OrderedDict
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,8 +43,9 @@ from starlette.concurrency import run_in_threadpool
 
 from aekit.errors import AekitError
 from aekit.serve import inputs, wire, work
-from aekit.serve.jobs import PRESETS, JobQueue, preview
-from aekit.serve.runs import RunNotFound, RunStore, Served, find_runs
+from aekit.serve.inputs import Busy
+from aekit.serve.jobs import PRESETS, Job, JobNotFound, JobQueue, preview
+from aekit.serve.runs import RunNotFound, RunStore, Served, find_runs, redact
 
 MAX_BODY = 2 * 1024 * 1024
 STATIC = Path(__file__).parent / "static"
@@ -46,14 +57,21 @@ SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-typ
 
 ImageField = str | list[Any] | None
 HotCall = Callable[[str, bytes, str | None], Awaitable[bytes]]
-LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+# A Host header a loopback-bound server answers: a loopback name and an optional port, nothing else
+# (``localhost:8000@evil.example`` and ``[::1]evil.example`` are refused).
+LOCAL_HOST = re.compile(rb"(?:localhost|127\.0\.0\.1|\[::1\])(?::[0-9]{1,5})?", re.IGNORECASE)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")  # the addresses to bind that only this machine reaches
+STREAMS_PER_CLIENT = 8  # open event streams per client address (a page follows each job it started)
+STREAMS_TOTAL = 64  # and in all
+EVENT_POLL = 0.3  # seconds between looks at a job's state for its event streams
 HOT_PATH = re.compile(r"/api/runs/([^/]+)/([a-z]+)")
 DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8", "swagger-ui.css": "text/css; charset=utf-8"}
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)  # no 1.0 or true for an index, no "1" for a number
+    # no 1.0 or true for an index, no "1" for a number, no NaN or infinity (JSON has neither; Python's
+    # parser takes NaN, Infinity and 1e400)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class ImageReq(Strict):
@@ -93,6 +111,10 @@ class JobReq(Strict):
     epochs: Annotated[int, Field(ge=1, le=200)] = 5
 
 
+class NoBody(Strict):
+    """A POST that takes no fields still sends ``{}`` as JSON (every POST's Content-Type is JSON's)."""
+
+
 class PointReq(Strict):
     x: Annotated[float, Field(ge=-1e6, le=1e6)]
     y: Annotated[float, Field(ge=-1e6, le=1e6)]
@@ -122,31 +144,46 @@ def body_of(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def problem(exc: Exception) -> tuple[int, str]:
-    """The status and one-line detail of a refusal: 422 for bad input, 404 for an unknown run."""
+    """The status and one-line detail of a refusal: 422 for bad input, 404 for an unknown run or job,
+    429 for a limit reached for now. No server path is named (a message may quote a file's)."""
     if isinstance(exc, RunNotFound):
         return 404, "no such run"
-    return 422, str(exc).splitlines()[0] if str(exc) else "bad input"
+    if isinstance(exc, JobNotFound):
+        return 404, "no such job"
+    line = redact(str(exc).splitlines()[0]) if str(exc) else "bad input"
+    return (429 if isinstance(exc, Busy) else 422), line
 
 
-async def _send(send: Any, status: int, body: bytes) -> None:
+def invalid_detail(errors: Sequence[Any]) -> str:
+    """One line for a request FastAPI could not validate: the field and what it takes. Never the value
+    sent: FastAPI's own answer echoed it, and NaN, 1e400 or a lone surrogate then failed with a 500."""
+    if not errors:
+        return "bad request"
+    e = errors[0]
+    if e.get("type") == "json_invalid":
+        return "body: not valid JSON"
+    where = ".".join(wire.shown(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")) or "body"
+    if e.get("type") == "extra_forbidden":
+        return f"{where}: unknown field"
+    msg = "".join(c if c.isascii() and c.isprintable() else "?" for c in str(e.get("msg", "not valid"))[:200])
+    return f"{where}: {msg}"
+
+
+def _refusal(status: int, detail: str) -> tuple[bytes, dict[str, str]]:
+    """The JSON body of a refusal and its extra headers (Retry-After on a 429). The JSON is ASCII
+    (escapes), so no text in a detail can fail to encode."""
+    return json.dumps({"detail": detail}).encode(), ({"retry-after": "1"} if status == 429 else {})
+
+
+async def _send(send: Any, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *SECURITY_HEADERS]})
+                            *((k.encode(), v.encode()) for k, v in (extra or {}).items()), *SECURITY_HEADERS]})
     await send({"type": "http.response.body", "body": body})
 
 
 async def _reply(send: Any, status: int, detail: str) -> None:
-    await _send(send, status, json.dumps({"detail": detail}).encode())
-
-
-def _host_name(host: bytes | None) -> str | None:
-    """The name in a Host header, without its port: ``localhost``, ``127.0.0.1``, ``[::1]``."""
-    if host is None:
-        return None
-    text = host.decode("latin-1").strip().lower()
-    if text.startswith("["):
-        return text[:text.find("]") + 1] or None
-    return text.partition(":")[0]
+    await _send(send, status, *_refusal(status, detail))
 
 
 class Guard:
@@ -154,8 +191,9 @@ class Guard:
 
     - With ``local_only``, a request must name this machine by a loopback name in its Host header,
       else 400: a page of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding)
-      must not reach the API.
-    - Security headers on every answer, the token on /api/, the body cap (413).
+      must not reach the API. Several Host headers are a 400 whatever the address.
+    - Security headers on every answer, the token on /api/, a POST's body declared JSON (415: a form
+      of another site posts without asking first, but never as application/json), the body cap (413).
     - The hot calls (``hot``: name -> coroutine of run id, body and content type giving JSON bytes)
       are answered here from the body it has read, without FastAPI's routing, dependency solving and
       middleware layers (a third of a reconstruct call's server time once the model batches).
@@ -168,14 +206,20 @@ class Guard:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        if self.local_only and _host_name(headers.get(b"host")) not in LOCAL_NAMES:
+        raw = scope.get("headers") or []
+        headers = dict(raw)
+        if sum(name == b"host" for name, _ in raw) > 1:
+            return await _reply(send, 400, "a request has one Host header, not several")
+        if self.local_only and not LOCAL_HOST.fullmatch(headers.get(b"host", b"").strip()):
             return await _reply(send, 400, "this server answers requests to localhost, 127.0.0.1 or [::1] only "
                                            "(the Host header names another site)")
         if self.token and scope["path"].startswith("/api/"):
             given = headers.get(b"authorization", b"")
             if not hmac.compare_digest(given, b"Bearer " + self.token.encode()):
                 return await _reply(send, 401, "a bearer token is required (Authorization: Bearer TOKEN)")
+        ctype = headers.get(b"content-type")
+        if scope["method"] == "POST" and not wire.is_json(ctype and ctype.decode("latin-1")):
+            return await _reply(send, 415, "a POST body is JSON: send it with Content-Type: application/json")
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
             return await _reply(send, 413, f"request bodies are limited to {MAX_BODY} bytes")
@@ -191,7 +235,6 @@ class Guard:
             more = msg.get("more_body", False)
         hot = HOT_PATH.fullmatch(scope["path"]) if scope["method"] == "POST" else None
         if hot is not None and hot[2] in self.hot:
-            ctype = headers.get(b"content-type")
             try:
                 answer = await self.hot[hot[2]](hot[1], b"".join(body), ctype and ctype.decode("latin-1"))
             except (AekitError, RunNotFound) as exc:
@@ -215,12 +258,37 @@ class Guard:
 
 
 def _errors(app: FastAPI) -> None:
-    async def refused(request: Request, exc: Exception) -> JSONResponse:
-        status, detail = problem(exc)
-        return JSONResponse({"detail": detail}, status_code=status)
+    def answer(status: int, detail: str) -> Response:
+        body, extra = _refusal(status, detail)
+        return Response(body, status_code=status, headers=extra, media_type="application/json")
 
-    app.add_exception_handler(AekitError, refused)
-    app.add_exception_handler(RunNotFound, refused)
+    async def refused(request: Request, exc: Exception) -> Response:
+        return answer(*problem(exc))
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return answer(422, invalid_detail(exc.errors()))
+
+    for kind in (AekitError, RunNotFound, JobNotFound):
+        app.add_exception_handler(kind, refused)
+    app.add_exception_handler(RequestValidationError, invalid)
+
+
+async def served(store: RunStore, rid: str) -> Served:
+    """The run ``rid`` (404 for an unknown id), opened first if it is not yet: that takes seconds, in a
+    worker thread, one run at a time; the other requests wait for it without holding a thread."""
+    s = store.opened(rid)
+    if s is None:
+        async with store.opening:
+            s = await run_in_threadpool(store.get, rid)
+    return s
+
+
+async def image(s: Served, value: ImageField, index: int | None, field: str = "image") -> np.ndarray:
+    """:func:`pick`, with a PNG decoded in a worker thread, off the event loop (numbers are checked here)."""
+    if isinstance(value, str):
+        return await run_in_threadpool(pick, s, value, index, field)
+    return pick(s, value, index, field)
 
 
 def _use_routes(app: FastAPI, store: RunStore) -> None:
@@ -229,13 +297,17 @@ def _use_routes(app: FastAPI, store: RunStore) -> None:
         return store.listing()
 
     @app.get("/api/runs/{rid}/samples", summary="Test images to pick from")
-    def samples(rid: str, start: Annotated[int, Query(ge=0, le=10**6)] = 0, n: Annotated[int, Query(ge=1, le=100)] = 20,
-                png: bool = False) -> dict[str, Any]:
-        s = store.get(rid)
-        x = s.test_x[start:start + n]
-        labels = None if s.test_y is None else [int(v) for v in s.test_y[start:start + n]]
-        return {"start": start, "total": len(s.test_x), "labels": labels,
-                "images": [wire.answer({"i": v}, png)["i"] for v in x]}
+    async def samples(rid: str, start: Annotated[int, Query(ge=0, le=10**6)] = 0,
+                      n: Annotated[int, Query(ge=1, le=100)] = 20, png: bool = False) -> dict[str, Any]:
+        s = await served(store, rid)
+
+        def answer() -> bytes:  # up to 100 images as numbers or PNG: in a worker thread
+            x = s.test_x[start:start + n]
+            labels = None if s.test_y is None else [int(v) for v in s.test_y[start:start + n]]
+            return wire.dumps({"start": start, "total": len(s.test_x), "labels": labels,
+                               "images": [wire.answer({"i": v}, png)["i"] for v in x]})
+
+        return Response(await run_in_threadpool(answer), media_type="application/json")
 
 
 
@@ -245,23 +317,17 @@ def _hot_calls(store: RunStore) -> dict[str, tuple[HotCall, type[BaseModel], str
     validation of 784-number lists, no thread-pool hop, one forward pass for the images that arrive
     together (work.Batcher)."""
 
-    async def served(rid: str) -> Served:
-        s = store.opened(rid)  # 404 for an unknown id, before the body is read
-        return s if s is not None else await run_in_threadpool(store.get, rid)  # opening takes seconds
-
-    async def image(rid: str, body: bytes, ctype: str | None) -> tuple[Served, np.ndarray, bool]:
-        s = await served(rid)
+    async def one(rid: str, body: bytes, ctype: str | None) -> tuple[Served, np.ndarray, bool]:
+        s = await served(store, rid)
         req = wire.fields(body, ctype, wire.IMAGE)
-        if isinstance(req["image"], str):  # a PNG is decoded in a worker thread, off the event loop
-            return s, await run_in_threadpool(pick, s, req["image"], req["index"]), req["png"]
-        return s, pick(s, req["image"], req["index"]), req["png"]
+        return s, await image(s, req["image"], req["index"]), req["png"]
 
     async def encode(rid: str, body: bytes, ctype: str | None) -> bytes:
-        s, x, _ = await image(rid, body, ctype)
+        s, x, _ = await one(rid, body, ctype)
         return wire.dumps({"code": (await work.batcher(s)(x))[1].tolist()})
 
     async def decode(rid: str, body: bytes, ctype: str | None) -> bytes:
-        s = await served(rid)
+        s = await served(store, rid)
         req = wire.fields(body, ctype, wire.CODE)
         try:
             z = np.asarray(req["code"], np.float64)
@@ -273,12 +339,12 @@ def _hot_calls(store: RunStore) -> dict[str, tuple[HotCall, type[BaseModel], str
         return wire.dumps({"image": out[0]}, req["png"])
 
     async def anomaly(rid: str, body: bytes, ctype: str | None) -> bytes:
-        s, x, _ = await image(rid, body, ctype)
+        s, x, _ = await one(rid, body, ctype)
         r = work.scored(s, x, *await work.batcher(s)(x))
         return wire.dumps({"score": r["score"], "threshold": r["threshold"], "anomaly": bool(r["anomaly"])})
 
     async def reconstruct(rid: str, body: bytes, ctype: str | None) -> bytes:
-        s, x, png = await image(rid, body, ctype)
+        s, x, png = await one(rid, body, ctype)
         return wire.dumps(work.scored(s, x, *await work.batcher(s)(x)), png)
 
     return {"encode": (encode, ImageReq, "The code of an image"),
@@ -304,70 +370,126 @@ def _hot_routes(app: FastAPI, calls: dict[str, tuple[HotCall, type[BaseModel], s
 
 
 def _task_routes(app: FastAPI, store: RunStore) -> None:
+    # Each: the run and the images first, then the work with the run's model to itself, in a worker thread.
     @app.post("/api/runs/{rid}/denoise", summary="Noisy image, model output and the best classical baseline")
-    def denoise(rid: str, req: DenoiseReq) -> dict[str, Any]:
-        s = store.get(rid)
-        if req.noise != "gaussian" and req.level >= 1:
-            raise AekitError("level: a fraction for masking and salt-pepper noise must lie below 1")
-        with s.lock:
-            r = work.denoise(s, pick(s, req.image, req.index), req.noise, req.level, req.seed)
+    async def denoise(rid: str, req: DenoiseReq) -> dict[str, Any]:
+        s = await served(store, rid)
+        noise = work.noise_of(req.noise, req.level)
+        x = await image(s, req.image, req.index)
+        baseline = await work.best_baseline(s, noise)  # outside the run's gate: it uses no model
+        r = await work.locked(s, work.denoise, s, x, noise, req.seed, baseline, thread=True)
         return reply(r, req.png)
 
     @app.post("/api/runs/{rid}/inpaint", summary="Model fill vs mean-image fill of the missing pixels")
-    def inpaint(rid: str, req: InpaintReq) -> dict[str, Any]:
-        s = store.get(rid)
+    async def inpaint(rid: str, req: InpaintReq) -> dict[str, Any]:
+        s = await served(store, rid)
         if len(s.shape) != 3:
             raise AekitError("inpainting needs an image model (samples of shape C, H, W)")
-        x = pick(s, req.image, req.index)
+        x = await image(s, req.image, req.index)
         mask = work.parse_mask(s, req.mask) if isinstance(req.mask, str) else inputs.mask_array(req.mask, s.shape[1:])
-        with s.lock:
-            return reply(work.inpaint(s, x, mask, req.iters), req.png)
+        return reply(await work.locked(s, work.inpaint, s, x, mask, req.iters, thread=True), req.png)
 
     @app.post("/api/runs/{rid}/interpolate", summary="The decoded point at weight t between two codes")
-    def interpolate(rid: str, req: BlendReq) -> dict[str, Any]:
-        s = store.get(rid)
-        a, b = pick(s, req.a, req.a_index, "a"), pick(s, req.b, req.b_index, "b")
-        with s.lock:
-            return reply(work.blend(s, a, b, req.t), req.png)
+    async def interpolate(rid: str, req: BlendReq) -> dict[str, Any]:
+        s = await served(store, rid)
+        a, b = await image(s, req.a, req.a_index, "a"), await image(s, req.b, req.b_index, "b")
+        return reply(await work.locked(s, work.blend, s, a, b, req.t, thread=True), req.png)
 
     @app.get("/api/runs/{rid}/latent", summary="The test images' codes in 2-D, with labels")
-    def latent(rid: str) -> dict[str, Any]:
-        s = store.get(rid)
-        with s.lock:
-            return work.latent(s)
+    async def latent(rid: str) -> dict[str, Any]:
+        s = await served(store, rid)
+        return await work.locked(s, work.latent, s, thread=True)
 
     @app.post("/api/runs/{rid}/latent/decode", summary="Decode a point of a 2-D code's map")
-    def latent_decode(rid: str, req: PointReq) -> dict[str, Any]:
-        s = store.get(rid)
-        with s.lock:
-            return reply({"image": work.decode_point(s, req.x, req.y)}, req.png)
+    async def latent_decode(rid: str, req: PointReq) -> dict[str, Any]:
+        s = await served(store, rid)
+        return reply({"image": await work.locked(s, work.decode_point, s, req.x, req.y, thread=True)},
+                     req.png)
 
 
-def _events(queue: JobQueue, jid: int) -> Any:
-    """Server-sent events: the job's status and finished epochs, whenever they change, until it ends."""
-    job, last, deadline = queue.get(jid), None, time.monotonic() + 24 * 3600
+class Streams:
+    """The open event streams, per client address and in all. A stream holds a connection and a
+    coroutine, no thread, but it lasts as long as a job trains: a client may keep a few open, the
+    server a bounded number (past either limit, 429)."""
+
+    def __init__(self, per_client: int = STREAMS_PER_CLIENT, total: int = STREAMS_TOTAL) -> None:
+        self.per_client, self.total = per_client, total
+        self.open: Counter[str] = Counter()
+
+    def take(self, client: str) -> None:
+        if self.open[client] >= self.per_client:
+            raise Busy(f"this client has {self.per_client} event streams open, the most it may; close one first")
+        if self.open.total() >= self.total:
+            raise Busy(f"the server has {self.total} event streams open, the most it keeps; try again later")
+        self.open[client] += 1
+
+    def give(self, client: str) -> None:
+        self.open[client] -= 1
+        if self.open[client] <= 0:
+            del self.open[client]
+
+
+class EventStream(StreamingResponse):
+    """A job's server-sent events, holding one of the client's stream places until the stream ends
+    or the client goes away."""
+
+    def __init__(self, events: AsyncGenerator[str, None], release: Callable[[], None]) -> None:
+        super().__init__(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self.events, self.release = events, release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
+            await self.events.aclose()
+
+
+def _preview_answer(out: Path) -> Any:
+    p = preview(out)
+    return None if p is None else wire.answer(p, False)
+
+
+class Previews:
+    """The reconstructions shown with a job's events: made once per finished epoch however many streams
+    follow the job, in a worker thread (it opens the run), for the last few jobs."""
+
+    KEEP = 8
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.made: OrderedDict[int, tuple[int, Any]] = OrderedDict()
+
+    async def of(self, job: Job, epochs: int) -> Any:
+        async with self.lock:
+            if job.id not in self.made or self.made[job.id][0] != epochs:
+                self.made[job.id] = (epochs, await run_in_threadpool(_preview_answer, job.out))
+            self.made.move_to_end(job.id)
+            while len(self.made) > self.KEEP:
+                self.made.popitem(last=False)
+            return self.made[job.id][1]
+
+
+async def _events(job: Job, previews: Previews) -> AsyncGenerator[str, None]:
+    """Server-sent events: the job's status and finished epochs, whenever they change, until it ends.
+    A coroutine that sleeps between looks: an open stream holds no worker thread."""
+    last, deadline = None, time.monotonic() + 24 * 3600
     shown: tuple[int, Any] = (-1, None)  # (epochs, preview): reconstructions only when an epoch ends
     while time.monotonic() < deadline:
         now = {**job.public(), "metrics": job.metrics()}
         if len(now["metrics"]) != shown[0] and (now["metrics"] or job.status == "done"):
-            p = preview(job.out)
-            shown = (len(now["metrics"]), None if p is None else wire.answer(p, False))
+            shown = (len(now["metrics"]), await previews.of(job, len(now["metrics"])))
         now["preview"] = shown[1]
         if now != last:
             yield f"data: {json.dumps(now)}\n\n"
             last = now
         if job.status in ("done", "failed", "cancelled"):
             return
-        time.sleep(0.3)
+        await asyncio.sleep(EVENT_POLL)
 
 
-def _job_routes(app: FastAPI, queue: JobQueue) -> None:
-    def job_of(jid: int) -> Any:
-        try:
-            return queue.get(jid)
-        except KeyError:
-            raise RunNotFound(str(jid)) from None
-
+def _job_routes(app: FastAPI, queue: JobQueue, streams: Streams) -> None:
+    # queue.get raises JobNotFound for an unknown id: 404 "no such job"
     @app.get("/api/jobs", summary="Training jobs (one runs at a time, the others wait) and the presets")
     def jobs() -> dict[str, Any]:
         return {"presets": [*PRESETS, *queue.recipes], "jobs": [j.public() for j in list(queue.jobs.values())]}
@@ -376,16 +498,19 @@ def _job_routes(app: FastAPI, queue: JobQueue) -> None:
     def start(req: JobReq) -> dict[str, Any]:
         return queue.submit(req.preset, req.data, req.epochs).public()
 
-    @app.post("/api/jobs/{jid}/cancel", summary="Cancel a queued job, or stop a running one (resumable)")
+    @app.post("/api/jobs/{jid}/cancel", summary="Cancel a queued job, or stop a running one (resumable)",
+              openapi_extra=body_of(NoBody))
     def cancel(jid: int) -> dict[str, Any]:
-        job_of(jid)
         return queue.cancel(jid).public()
 
+    previews = Previews()
+
     @app.get("/api/jobs/{jid}/events", summary="Server-sent events: status and losses per epoch")
-    def events(jid: int) -> StreamingResponse:
-        job_of(jid)
-        return StreamingResponse(_events(queue, jid), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+    async def events(jid: int, request: Request) -> StreamingResponse:
+        job = queue.get(jid)
+        client = request.client.host if request.client is not None else "?"
+        streams.take(client)  # 429 past the limits
+        return EventStream(_events(job, previews), lambda: streams.give(client))
 
 
 def swagger_dist() -> Path | None:
@@ -441,7 +566,9 @@ def create_app(*runs: str | Path, runs_root: str | Path | None = None, token: st
     """The ASGI app serving the given run folders and every run folder directly under ``runs_root``;
     training jobs go under ``runs_root`` and may use the recipes (``*.toml``) in ``configs``.
     ``local_only`` (for a server bound to a loopback address) refuses requests whose Host header
-    names anything but localhost, 127.0.0.1 or [::1]."""
+    names anything but localhost, 127.0.0.1 or [::1]. A token, where given, must not be empty."""
+    if token is not None and not token.strip():
+        raise AekitError("the token is empty: give a token, or none to serve without one")
     store = RunStore(find_runs(list(runs), runs_root))
     queue = JobQueue(Path(runs_root) if runs_root is not None else None, store.add,
                      Path(configs) if configs is not None else None)
@@ -453,13 +580,14 @@ def create_app(*runs: str | Path, runs_root: str | Path | None = None, token: st
 
     # FastAPI's own Swagger page loads its scripts from a CDN: /docs is served by _docs_routes instead.
     app = FastAPI(title="aekit serve", docs_url=None, redoc_url=None, lifespan=lifespan)
-    app.state.store, app.state.queue = store, queue
+    streams = Streams()
+    app.state.store, app.state.queue, app.state.streams = store, queue, streams
     _errors(app)
     _use_routes(app, store)
     hot = _hot_calls(store)
     _hot_routes(app, hot)
     _task_routes(app, store)
-    _job_routes(app, queue)
+    _job_routes(app, queue, streams)
     _docs_routes(app, token)
 
     @app.get("/", include_in_schema=False)

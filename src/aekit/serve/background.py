@@ -17,12 +17,15 @@ def free_port() -> int:
 def serve_in_thread(app: Any, timeout: float = 20.0) -> tuple[Any, threading.Thread, str]:
     """Start uvicorn on ``app`` in a daemon thread; returns (server, thread, base URL).
 
-    Stop it with ``server.should_exit = True`` and ``thread.join()``.
+    Stop it with ``server.should_exit = True`` and ``thread.join()``. The settings, limits included,
+    are those of ``aekit serve`` (:func:`aekit.serve.server.uvicorn_config`).
     """
     import uvicorn
 
+    from aekit.serve.server import uvicorn_config
+
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    srv = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port))
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()
     deadline = time.monotonic() + timeout

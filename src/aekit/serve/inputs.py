@@ -3,16 +3,24 @@
 Every check runs before anything large is allocated: the request body is capped at 2 MB by the app,
 and a PNG's width and height come from its header before a pixel is decoded. Every refusal is an
 :class:`AekitError` naming the field, which the app answers with 422.
+
+A 130 kB PNG can claim 4096x4096 16-bit pixels and decode to 80 MB, so besides a cap on each image
+(:data:`MAX_SIDE`, :data:`MAX_PIXELS`) the bytes being decoded by all requests together are bounded
+(:data:`DECODING`): past the budget a request is refused with :class:`Busy` (429) at once, rather
+than queued in a worker thread another client's requests could then not use.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import math
 import struct
+import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,6 +28,47 @@ import numpy as np
 from aekit.errors import AekitError
 
 MAX_SIDE = 4096
+# The model's input is small (28x28 for MNIST) and every image is resized to it: 4.2 Mpx is a 2048x2048
+# drawing or screenshot; a JPEG photo is decoded at a reduced scale first (draft), so it counts smaller.
+MAX_PIXELS = 2048 * 2048
+DECODE_BUDGET = 128 * 2**20  # bytes of decoded images in flight, all requests together (4 of the largest)
+
+
+class Busy(AekitError):
+    """The server is at one of its limits for now (answered 429, to be retried shortly)."""
+
+
+class Budget:
+    """A count of bytes in use that refuses, without waiting, to go past its size."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.used = size, 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def hold(self, n: int, field: str) -> Iterator[None]:
+        with self._lock:
+            if self.used + n > self.size:
+                raise Busy(f"{field}: the server is decoding other large images; send it again in a moment, "
+                           "or send a smaller image")
+            self.used += n
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.used -= n
+
+
+DECODING = Budget(DECODE_BUDGET)
+
+
+def _decoded_bytes(mode: str, w: int, h: int, bands_out: int) -> int:
+    """What Pillow holds while decoding and converting: the image as stored (1 byte a pixel for L, P
+    and 1, 2 for 16-bit grey, else 4: RGB is stored as 4 bytes) and the converted copy."""
+    stored = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    return w * h * (stored + (1 if bands_out == 1 else 4))
+
+
 # Pillow raises these (and more OSError subclasses) on truncated or garbled files.
 _PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, ZeroDivisionError,
                KeyError, AttributeError, struct.error)
@@ -45,10 +94,18 @@ def decode_png(text: str, shape: tuple[int, ...], field: str = "image") -> np.nd
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
+            mode = "L" if shape[0] == 1 else "RGB"
+            if im.format == "JPEG":  # decoded at the smallest of 1/1..1/8 scale still at least the model's size
+                im.draft(mode, (shape[2], shape[1]))
             w, h = im.size  # from the header: nothing decoded yet
             if not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
                 raise AekitError(f"{field}: the image is {w}x{h}; at most {MAX_SIDE}x{MAX_SIDE} is read")
-            im = im.convert("L" if shape[0] == 1 else "RGB").resize((shape[2], shape[1]), Image.Resampling.BILINEAR)
+            if w * h > MAX_PIXELS:
+                raise AekitError(f"{field}: the image is {w}x{h}, over the {MAX_PIXELS:,} pixels read; "
+                                 "shrink it first (the model takes "
+                                 f"{shape[2]}x{shape[1]})")
+            with DECODING.hold(_decoded_bytes(im.mode, w, h, shape[0]), field):
+                im = im.convert(mode).resize((shape[2], shape[1]), Image.Resampling.BILINEAR)
             a = np.asarray(im, dtype=np.float32) / 255.0
     except AekitError:
         raise

@@ -4,13 +4,20 @@ A job is a regular ``aekit train`` process (the one loop, a run folder that ``--
 started with a preset's flags on a named dataset, never a path from the request. Its progress is
 read from the run folder's ``metrics.csv``, which the loop appends to after every epoch. Cancelling
 a running job sends SIGTERM, which makes the loop write a checkpoint and stop (resumable).
+
+A job's folder is made when the job is submitted (``mkdir`` fails where the name is taken), so two
+servers sharing one ``--runs`` folder never give two jobs the same one. Its error line names no
+server path (:func:`aekit.serve.runs.redact`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import itertools
+import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -21,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aekit.errors import AekitError
+from aekit.serve.runs import redact
 
 PRESETS: dict[str, list[str]] = {
     "simplest": ["--code", "32", "--layers", ""],
@@ -60,10 +68,16 @@ class Job:
     proc: subprocess.Popen | None = field(default=None, repr=False)
     error: str = ""
     run_id: str | None = None
+    # (size and time of metrics.csv, its rows): every open event stream asks several times a second
+    _read: tuple[tuple[int, int], list[dict[str, Any]]] | None = field(default=None, repr=False)
 
     def metrics(self) -> list[dict[str, Any]]:
-        """The epochs finished so far (train and validation loss), from the run folder."""
+        """The epochs finished so far (train and validation loss), from the run folder; read again only
+        when the file has changed."""
         try:
+            st = os.stat(self.out / "metrics.csv")
+            if self._read is not None and self._read[0] == (st.st_size, st.st_mtime_ns):
+                return self._read[1]
             text = (self.out / "metrics.csv").read_text()
         except OSError:
             return []
@@ -74,11 +88,16 @@ class Job:
                              "val_loss": float(r["val_loss"]) if r.get("val_loss") else None})
             except (KeyError, TypeError, ValueError):  # a row being written
                 break
+        self._read = ((st.st_size, st.st_mtime_ns), rows)
         return rows
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "preset": self.preset, "data": self.data, "epochs": self.epochs,
                 "status": self.status, "error": self.error, "run_id": self.run_id}
+
+
+class JobNotFound(KeyError):
+    """A job id this server has not given (answered with 404)."""
 
 
 class JobQueue:
@@ -107,7 +126,7 @@ class JobQueue:
                 raise AekitError(f"the queue is full ({MAX_QUEUE} jobs); wait or cancel one")
             jid = next(self._ids)
             name = preset.removeprefix(RECIPE).removesuffix(".toml")
-            out = self.root / f"serve-{name}-{time.strftime('%Y%m%d-%H%M%S')}-{jid}"
+            out = self._folder(f"serve-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
             job = self.jobs[jid] = Job(jid, preset, data, epochs, out)
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, daemon=True, name="aekit-serve-jobs")
@@ -115,9 +134,27 @@ class JobQueue:
         self._wake.set()
         return job
 
+    def _folder(self, stem: str) -> Path:
+        """A new empty folder ``stem-XXXXXX`` under the runs folder, made here: another server on the same
+        runs folder, submitting in the same second, gets another (its mkdir fails on a taken name)."""
+        assert self.root is not None
+        for _ in range(100):
+            out = self.root / f"{stem}-{secrets.token_hex(3)}"
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                out.mkdir()
+            except FileExistsError:
+                if self.root.is_dir():
+                    continue  # the name is taken
+                raise AekitError("the runs folder is not a folder") from None
+            except OSError as exc:
+                raise AekitError(f"the runs folder is not writable ({exc.strerror or type(exc).__name__})") from None
+            return out
+        raise AekitError("no free job folder name in the runs folder")
+
     def get(self, jid: int) -> Job:
         if jid not in self.jobs:
-            raise KeyError(jid)
+            raise JobNotFound(jid)
         return self.jobs[jid]
 
     def cancel(self, jid: int) -> Job:
@@ -125,6 +162,8 @@ class JobQueue:
         with self._lock:
             if job.status == "queued":
                 job.status = "cancelled"
+                with contextlib.suppress(OSError):  # the folder made for it, still empty
+                    job.out.rmdir()
             elif job.status == "running" and job.proc is not None:
                 job.status = "cancelled"
                 job.proc.send_signal(signal.SIGTERM)  # the loop checkpoints and exits: resumable
@@ -162,7 +201,8 @@ class JobQueue:
                 job.status = "done"
             else:
                 job.status = "failed"
-                job.error = (err.strip().splitlines() or [f"exit code {job.proc.returncode}"])[-1][:300]
+                line = (err.strip().splitlines() or [f"exit code {job.proc.returncode}"])[-1]
+                job.error = redact(line, {job.out: job.out.name})[:300]
 
     def shutdown(self) -> None:
         """Stop a running job (checkpointed, resumable) when the server stops."""

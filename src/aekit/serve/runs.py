@@ -4,12 +4,17 @@ Ids are fixed when the server starts, from the folders given on the command line
 folders directly under ``--runs``; a request's id is looked up in that table, so ``..``, ``/`` or
 an unknown name can never reach the file system. A run is opened once, on first use, with what
 the page needs computed beside it (test images, the anomaly threshold, the mean image).
+
+An error about a run names it by id too: the server's folders are replaced in its message
+(:func:`redact`), so a damaged file is reported as ``tiny/threshold.json: ...``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,19 @@ class RunNotFound(Exception):
     """An id that names no run of this server (answered with 404)."""
 
 
+# An absolute path (POSIX, or a Windows drive's) not inside a word, a URL or a relative path; group 1
+# is its last part, all that is kept of it. ``npy:/data/x.npy`` is a path after its source's name.
+_ABS_PATH = re.compile(r"(?<![\w./\\~-])(?:/|[A-Za-z]:\\)(?=[^\s/\\:'\"])(?:[^\s/\\:'\"]+[/\\])*([^\s/\\:'\"]*)")
+
+
+def redact(text: str, names: Mapping[Path, str] | None = None) -> str:
+    """``text`` without server paths: each folder of ``names`` (folder -> id) replaced by its id, and
+    any other absolute path by its last part (a file name says what is wrong, a folder where it lies)."""
+    for d, name in sorted((names or {}).items(), key=lambda kv: -len(str(kv[0]))):
+        text = text.replace(str(d), name)
+    return _ABS_PATH.sub(r"\1", text)
+
+
 @dataclass
 class Served:
     """One opened run and what the page needs of it."""
@@ -40,6 +58,10 @@ class Served:
     threshold: float
     error_scale: np.ndarray | None = None  # the score's per-value scale (threshold.json), None for [0, 1] data
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The run's model is used by one request at a time: a request takes ``gate`` (waiting for it holds
+    # no thread), then ``lock`` where the work runs (the event loop or one worker thread).
+    gate: asyncio.Lock = field(default_factory=asyncio.Lock)
+    choosing: asyncio.Lock = field(default_factory=asyncio.Lock)  # one denoising baseline chosen at a time
     cache: dict[Any, Any] = field(default_factory=dict)
 
     @property
@@ -91,7 +113,7 @@ def describe(rid: str, d: Path) -> dict[str, Any]:
     try:
         info = read_config(d)
     except AekitError as exc:
-        return {"id": rid, "error": str(exc)}
+        return {"id": rid, "error": redact(str(exc), {d: rid})}
     m, data = info.get("model", {}), info.get("data", {})
     test = (info.get("metrics") or {}).get("test") or {}
     return {"id": rid, "kind": info.get("kind"), "family": m.get("name"), "layers": m.get("layers"),
@@ -106,6 +128,7 @@ class RunStore:
         self.dirs = dirs
         self._served: dict[str, Served] = {}
         self._lock = threading.Lock()
+        self.opening = asyncio.Lock()  # requests for a run being opened wait here, not in worker threads
 
     def add(self, d: Path) -> str:
         """Register a run folder made while serving (a finished training job); returns its id."""
@@ -133,7 +156,13 @@ class RunStore:
         self.opened(rid)
         with self._lock:
             if rid not in self._served:
-                self._served[rid] = self._open(rid)
+                try:
+                    self._served[rid] = self._open(rid)
+                except AekitError as exc:  # a damaged file of the run: named by the run's id
+                    raise AekitError(redact(str(exc), {self.dirs[rid]: rid})) from None
+                except OSError as exc:  # unreadable (permissions, a folder where a file should be)
+                    raise AekitError(f"{rid}: the run cannot be read ({exc.strerror or type(exc).__name__})") \
+                        from None
             return self._served[rid]
 
     def _open(self, rid: str) -> Served:

@@ -2,12 +2,17 @@
 
 Single images go through the same task functions as the commands (:mod:`aekit.tasks`); where a
 baseline needs a setting (the blur's σ, the PCA projection's k) it is chosen on validation images,
-never on the image being shown, and remembered per noise setting.
+never on the image being shown, and remembered per noise setting (the last :data:`N_BASELINES`).
+
+A request waits for a run's model without holding a thread (:func:`locked`): only the request using
+the model runs, in the event loop or in one worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,6 +23,8 @@ from aekit.serve.runs import Served
 from aekit.tasks.anomaly import score_of, shares
 
 N_CHOOSE = 100  # validation images a denoising baseline's setting is chosen on
+MAX_BATCH = 64  # images in one forward pass of the fast calls
+N_BASELINES = 32  # noise settings whose baseline a run remembers (a client chooses the level freely)
 MASK_KINDS = ("center:", "random:", "rows:")
 T = TypeVar("T")
 
@@ -41,10 +48,18 @@ def scored(s: Served, x: np.ndarray, recon: np.ndarray, code: np.ndarray) -> dic
             "score": score, "threshold": s.threshold, "anomaly": score > s.threshold}
 
 
-async def locked(s: Served, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` under the run's lock: at once in the event loop when the lock is free, else in a
-    worker thread, so a slow call holding it (a first denoise, the latent map) never stalls the loop."""
-    if s.lock.acquire(blocking=False):
+async def locked(s: Served, fn: Callable[..., T], *args: Any, thread: bool = False) -> T:
+    """``fn(*args)`` with the run's model to itself. The wait for it is asynchronous (``s.gate``): a
+    request queued behind a slow one (an inpainting, the latent map) holds no worker thread. Then
+    ``fn`` runs in the event loop (a forward pass of a few images), or with ``thread`` in a worker
+    thread (longer work), or there too if something outside the gate holds ``s.lock``."""
+    async with s.gate:
+        return await _held(s, fn, args, thread)
+
+
+async def _held(s: Served, fn: Callable[..., T], args: tuple[Any, ...], thread: bool) -> T:
+    """``fn(*args)`` under ``s.lock``; the caller holds ``s.gate``."""
+    if not thread and s.lock.acquire(blocking=False):
         try:
             return fn(*args)
         finally:
@@ -78,15 +93,24 @@ class Batcher:
         done = loop.create_future()
         self.waiting.append((x, done))
         if len(self.waiting) == 1:
-            task = loop.create_task(self._run())
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self._start()
         return await done
 
+    def _start(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
     async def _run(self) -> None:
-        batch, self.waiting = self.waiting, []
+        batch: list[tuple[np.ndarray, asyncio.Future]] = []
         try:
-            recon, code = await locked(self.s, forward, self.s, np.stack([x for x, _ in batch]))
+            async with self.s.gate:  # images that arrive while the model is busy join this batch
+                batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+                if self.waiting:  # the rest in a pass of its own: one pass in the event loop stays short
+                    self._start()
+                if not batch:
+                    return
+                recon, code = await _held(self.s, forward, (self.s, np.stack([x for x, _ in batch])), False)
         except Exception as exc:
             for _, done in batch:
                 if not done.done():
@@ -131,32 +155,65 @@ def _baselines(s: Served) -> dict[str, Any]:
     return out
 
 
-def _best_baseline(s: Served, noise: Any) -> tuple[str, Any, Any]:
-    """The classical denoiser with the highest PSNR on validation images for this noise, cached."""
+def _choose_baseline(s: Served, noise: Any) -> tuple[str, Any, Any]:
+    """The classical denoiser with the highest PSNR on validation images for this noise (~0.2 s; no model)."""
     from aekit.tasks.denoise import psnr
 
-    key = ("denoise", str(noise))
-    if key not in s.cache:
-        clean = s.val_x[:N_CHOOSE]
-        noisy = noise.apply_numpy(clean, 1)
-        best = max(((name, setting, fn) for name, opts in _baselines(s).items() for setting, fn in opts),
-                   key=lambda c: psnr(clean, np.clip(c[2](noisy), 0, 1)))
-        s.cache[key] = best
-    return s.cache[key]
+    clean = s.val_x[:N_CHOOSE]
+    noisy = noise.apply_numpy(clean, 1)
+    return max(((name, setting, fn) for name, opts in _baselines(s).items() for setting, fn in opts),
+               key=lambda c: psnr(clean, np.clip(c[2](noisy), 0, 1)))
 
 
-def denoise(s: Served, x: np.ndarray, kind: str, level: float, seed: int) -> dict[str, Any]:
+async def best_baseline(s: Served, noise: Any) -> tuple[str, Any, Any]:
+    """:func:`_choose_baseline`, remembered for the last :data:`N_BASELINES` noise settings. It uses no
+    model, so it is computed outside the run's gate (the fast calls go on meanwhile), one at a time
+    per run, in a worker thread."""
+    from starlette.concurrency import run_in_threadpool
+
+    chosen: OrderedDict[str, Any] = s.cache.setdefault("baselines", OrderedDict())
+    key = str(noise)
+    if key not in chosen:
+        async with s.choosing:
+            if key not in chosen:  # chosen while this request waited
+                chosen[key] = await run_in_threadpool(_choose_baseline, s, noise)
+                while len(chosen) > N_BASELINES:
+                    chosen.popitem(last=False)
+    chosen.move_to_end(key)
+    return chosen[key]
+
+
+def finite_psnr(r: dict[str, Any]) -> dict[str, Any]:
+    """``r`` with each infinite PSNR (an estimate equal to the original: no error at all) as null and a
+    ``psnr_note`` saying why; JSON has no infinity, and ``aekit ... --json`` writes null alike."""
+    exact = [k for k, v in r.items() if k.startswith("psnr_") and isinstance(v, float) and not math.isfinite(v)]
+    if exact:
+        r = {**r, **dict.fromkeys(exact)}
+        r["psnr_note"] = (f"{', '.join(exact)}: null, as the image equals the original exactly "
+                          "(no error, so the PSNR is infinite)")
+    return r
+
+
+def noise_of(kind: str, level: float) -> Any:
     from aekit.data.noise import parse_noise
+
+    if kind != "gaussian" and level >= 1:
+        raise AekitError("level: a fraction for masking and salt-pepper noise must lie below 1")
+    return parse_noise(f"{kind}:{level!r}")
+
+
+def denoise(s: Served, x: np.ndarray, noise: Any, seed: int, baseline: tuple[str, Any, Any]) -> dict[str, Any]:
+    """The noisy image, the model's output and ``baseline``'s (from :func:`best_baseline`), with PSNRs."""
     from aekit.tasks.denoise import psnr
 
-    noise = parse_noise(f"{kind}:{level!r}")
     noisy = noise.apply_numpy(x[None], seed)
     model_out = s.model.reconstruct(noisy)
-    name, setting, fn = _best_baseline(s, noise)
+    name, setting, fn = baseline
     base = np.clip(fn(noisy), 0, 1)
-    return {"noise": str(noise), "clean": x, "noisy": noisy[0], "model": model_out[0], "baseline": base[0],
-            "baseline_name": name, "baseline_setting": setting, "psnr_noisy": psnr(x[None], noisy),
-            "psnr_model": psnr(x[None], model_out), "psnr_baseline": psnr(x[None], base)}
+    return finite_psnr({"noise": str(noise), "clean": x, "noisy": noisy[0], "model": model_out[0],
+                        "baseline": base[0], "baseline_name": name, "baseline_setting": setting,
+                        "psnr_noisy": psnr(x[None], noisy), "psnr_model": psnr(x[None], model_out),
+                        "psnr_baseline": psnr(x[None], base)})
 
 
 def parse_mask(s: Served, spec: str) -> np.ndarray:
@@ -175,10 +232,10 @@ def inpaint(s: Served, x: np.ndarray, mask: np.ndarray, iters: int) -> dict[str,
     ae = fill(s.model, x[None], mask, mean, iters)[0]
     mean_fill = np.where(np.broadcast_to(mask, x.shape), mean, x)
     shown = np.where(np.broadcast_to(mask, x.shape), 0.5, x)  # missing pixels grey
-    return {"masked": shown, "model": ae, "mean_fill": mean_fill, "mask": mask.astype(np.float32),
-            "missing_fraction": float(mask.mean()), "iters": iters,
-            "psnr_model": masked_psnr(x[None], ae[None], mask),
-            "psnr_mean": masked_psnr(x[None], mean_fill[None], mask)}
+    return finite_psnr({"masked": shown, "model": ae, "mean_fill": mean_fill, "mask": mask.astype(np.float32),
+                        "missing_fraction": float(mask.mean()), "iters": iters,
+                        "psnr_model": masked_psnr(x[None], ae[None], mask),
+                        "psnr_mean": masked_psnr(x[None], mean_fill[None], mask)})
 
 
 def blend(s: Served, a: np.ndarray, b: np.ndarray, t: float) -> dict[str, Any]:

@@ -177,15 +177,18 @@ async function upload(file) {
 }
 
 // --- denoise, infill, blend ----------------------------------------------------------------
+// A PSNR is null where the image equals the original exactly (no error: infinite dB).
+function dB(v) { return v === null ? "exact (\u221e dB)" : v.toFixed(2) + " dB"; }
+
 async function denoise() {
   if (!state.image) return;
   const level = Number($("noise-level").value);
   $("noise-level-text").textContent = level.toFixed(2);
   const r = await api(runPath("denoise"), { image: state.image.data, noise: $("noise-kind").value, level });
   drawImage($("noisy"), r.noisy); drawImage($("denoised"), r.model); drawImage($("baseline"), r.baseline);
-  $("psnr-noisy").textContent = r.psnr_noisy.toFixed(2) + " dB";
-  $("psnr-model").textContent = r.psnr_model.toFixed(2) + " dB";
-  $("psnr-base").textContent = r.psnr_baseline.toFixed(2) + " dB";
+  $("psnr-noisy").textContent = dB(r.psnr_noisy);
+  $("psnr-model").textContent = dB(r.psnr_model);
+  $("psnr-base").textContent = dB(r.psnr_baseline);
   $("base-name").textContent = r.baseline_name.replace(/_/g, " ");
 }
 
@@ -203,8 +206,8 @@ async function infill() {
   const mask = kind === "paint" ? state.paint : kind;
   const r = await api(runPath("inpaint"), { image: state.image.data, mask, iters });
   drawImage($("masked"), r.masked); drawImage($("filled"), r.model); drawImage($("meanfill"), r.mean_fill);
-  $("psnr-fill").textContent = r.psnr_model.toFixed(2) + " dB";
-  $("psnr-mean").textContent = r.psnr_mean.toFixed(2) + " dB";
+  $("psnr-fill").textContent = dB(r.psnr_model);
+  $("psnr-mean").textContent = dB(r.psnr_mean);
 }
 
 function painting() {
