@@ -102,10 +102,10 @@ def denoise(model_or_dir: Any, noise: str, data: str | None = None, data_dir: st
 def encode(model_or_dir: Any, data: str | None = None, data_dir: str | None = None, split: str = "test",
            out: str | Path | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Codes (and labels, if any) of a split; with ``out`` (.npy or .csv) also written to disk."""
-    from aekit.tasks.represent import save_codes
+    from aekit.tasks.represent import codes_of, save_codes
 
     o, s = _use(model_or_dir, data, data_dir, split)
-    codes = o.model.encode(s.x)
+    codes = codes_of(o.model, s.x, s.y)  # a VAE's codes are its posterior means
     if out is not None:
         save_codes(codes, s.y, out)
     return codes, s.y
@@ -142,8 +142,10 @@ def interpolate(model_or_dir: Any, src: str | int, dst: str | int, steps: int = 
     """Picture: decoding the line between the codes of two samples (indices or image files), and the
     pixel cross-fade of the same two underneath."""
     from aekit.tasks.blend import pick, strip
+    from aekit.tasks.generate import check_unconditional
 
     o, s = _use(model_or_dir, data, data_dir, split)
+    check_unconditional(o.model, "interpolate")
     shape = tuple(o.model.input_shape)
     return strip(o.model, pick(src, s.x, shape), pick(dst, s.x, shape), steps,
                  _picture(o, out, "interpolation.png") or "interpolation.png")
@@ -169,12 +171,15 @@ def anomaly(model_or_dir: Any, out: str | Path | None = None, contamination: flo
     without one, the run's stored threshold (threshold.json) is used, else contamination:0.01.
     ``save_threshold`` stores the threshold used in the run folder, for ``export`` and later calls.
     Where the data has labels, normal is the training split's classes (or ``normal_classes``), and
-    the result holds precision, recall, F1 and ROC AUC."""
+    the result holds precision, recall, F1 and ROC AUC. On a VAE the score is the reconstruction
+    error at the posterior mean (see :mod:`aekit.tasks.anomaly`)."""
     from aekit.errors import AekitError
     from aekit.run import writing_lock
     from aekit.tasks.anomaly import DEFAULT_RULE, anomaly_report, run_threshold, stored_threshold, training_classes
+    from aekit.tasks.generate import check_unconditional
 
     o, s = _use(model_or_dir, data, data_dir, split)
+    check_unconditional(o.model, "an anomaly score")
     if save_threshold and o.dir is None:
         raise AekitError("save_threshold needs a run folder; this model was not loaded from one")
     normal = normal_classes if normal_classes is not None else training_classes(o.split("train", data, data_dir).y)
@@ -203,6 +208,88 @@ def export(model_or_dir: Any, format: str = "onnx", part: str = "full", out: str
 
     return export_run(opened(model_or_dir, ("autoencoder", "pretrain")), format, part, out, threshold=threshold,
                       check=check, check_only=check_only, data=data, data_dir=data_dir)
+
+
+def _variational(model_or_dir: Any, what: str) -> OpenRun:
+    """The opened run, if its model is a VAE (one error line naming the run's family otherwise)."""
+    from aekit.tasks.generate import check_variational
+
+    o = opened(model_or_dir, ("autoencoder", "pretrain"))  # a pre-training run: "this run is mlp"
+    check_variational(o.model, what)
+    return o
+
+
+def nll(model_or_dir: Any, samples: int = 5000, split: str = "test", data: str | None = None,
+        data_dir: str | None = None, batch: int = 4096, seed: int = 0,
+        progress: bool | None = None) -> dict[str, Any]:
+    """Importance-sampled negative log-likelihood of a VAE on ``split``, in nats per sample, beside the
+    ELBO, its KL and its reconstruction term: ``{"nll", "elbo", "kl", "recon", "samples", "n", "split",
+    "data", "values", "binarisation", "conditional"}``. ``values`` says what the figure is a likelihood of
+    (the binarisation the data records, else grey levels); ``batch`` bounds the decoded samples per
+    forward pass (memory), ``seed`` the importance samples' noise. A conditional VAE gives log p(x | label)
+    with the split's labels. ``progress``: a bar on a terminal, a line every 30 s elsewhere; False: none."""
+    from aekit.errors import AekitError
+    from aekit.progress import Progress, say
+    from aekit.tasks import generate
+
+    samples, batch = generate.check_samples(samples), generate.check_batch(batch)
+    o = _variational(model_or_dir, "nll")
+    ds = o.dataset(data, data_dir)[0]
+    s = o.split(split, data, data_dir)
+    if o.model.n_classes and s.y is None:
+        raise AekitError(f"a conditional VAE's likelihood is of each sample given its label, and the {split} split "
+                         "has no labels")
+    meta = {**o.info.get("data", {}), **ds.describe()} if data is None else ds.describe()
+    values, record = generate.data_values(meta)
+    say(f"nll: {samples:,} importance samples for each of {len(s):,} {split} samples", progress)
+    bar = Progress(len(s), "nll", progress, unit="sample")
+    try:
+        res = generate.nll_summary(o.model, s.x, samples, s.y if o.model.n_classes else None, seed, batch,
+                                   on_rows=bar.update)
+    finally:
+        bar.close()
+    return {**res, "split": split, "data": str(ds.name), "values": values, "binarisation": record,
+            "conditional": bool(o.model.n_classes), "seed": seed}
+
+
+def sample(model_or_dir: Any, n: int = 64, label: int | list[int] | None = None, temperature: float = 1.0,
+           seed: int = 0, out: str | Path | None = None) -> np.ndarray:
+    """``n`` images decoded from draws of a VAE's prior, float32 ``(n, *input_shape)``; ``temperature``
+    scales the prior's spread, ``label`` (one, or one per image) picks the class of a conditional VAE.
+    The same ``seed`` gives the same bytes. ``out``: also write them, as a picture (.png, ...) or .npy."""
+    from aekit.outputs import check_count
+    from aekit.tasks import generate
+
+    n = check_count("n", n, 1, generate.MAX_GENERATED)
+    temperature = generate.check_temperature(temperature)
+    generate.check_images_out(out, n)
+    o = _variational(model_or_dir, "sample")
+    images = generate.sample(o.model, n, temperature, label, seed)
+    if out is not None:
+        which = "" if label is None else f", label {label}" if np.ndim(label) == 0 else ", labels as given"
+        generate.sample_picture(images, out, tuple(o.model.input_shape),
+                                f"{n} samples from the prior (temperature {temperature:g}, seed {seed}{which})")
+    return images
+
+
+def traverse(model_or_dir: Any, dims: list[int] | None = None, steps: int = 9, span: float = 3.0,
+             label: int | None = None, out: str | Path | None = None) -> np.ndarray:
+    """Each latent dimension in ``dims`` (default: the first 10) of a VAE swept from -``span`` to +``span``
+    prior standard deviations, the others held at the prior's mean; float32 ``(len(dims), steps,
+    *input_shape)``. ``out``: also write them, one line per dimension (a picture or .npy)."""
+    from aekit.tasks import generate
+
+    o = _variational(model_or_dir, "traverse")
+    dims = list(range(min(o.model.code_size, 10))) if dims is None else dims
+    checked, steps, span = generate.check_traverse(dims, steps, span, o.model.code_size)
+    dims = list(checked or ())  # (a list whenever the code size is given)
+    generate.check_images_out(out, len(dims) * steps)
+    strips = generate.traverse(o.model, dims, steps, span, label=label)
+    if out is not None:
+        generate.traverse_picture(strips, dims, out, tuple(o.model.input_shape),
+                                  f"each dimension from -{span:g} to +{span:g} prior s.d., the others at the mean"
+                                  + ("" if label is None else f" (label {label})"))
+    return strips
 
 
 def pretrain(layers: list[int], mode: str = "greedy", noise: str | list[str] | None = None, data: str = "mnist-mini",

@@ -4,7 +4,10 @@ Four parts can be exported: ``full`` (input -> reconstruction), ``encoder`` (inp
 ``decoder`` (code -> output) and ``score`` (input -> per-sample anomaly score and per-value error
 map, each value's share of the score). Every part takes float32 input already scaled as aekit
 scales it (the metadata says how: uint8 pixels / 255, or the values as they are), with a dynamic
-batch axis.
+batch axis. Of a VAE, the encoder gives the posterior's mean (``code``) and log-variance
+(``logvar``), the decoder takes z and gives the likelihood's mean (pixel probabilities for a
+Bernoulli likelihood), and ``full`` and ``score`` decode the posterior mean, as aekit does. A
+conditional VAE, whose parts also take a label, is not exported.
 
 The ``score`` part computes aekit's one anomaly score (:func:`aekit.tasks.anomaly.score_of`: the
 squared error summed over all values, each over its error scale where the data is not in [0, 1]; the
@@ -46,7 +49,7 @@ from aekit.tasks.anomaly import shown
 
 TOLERANCE = 1e-5  # max abs difference allowed between the exported file and aekit (fp32; see check_parity)
 CHECK_SAMPLES = 1000
-UNBOUNDED = ("score", "code")  # outputs checked relative to their size above 1 (see check_parity)
+UNBOUNDED = ("score", "code", "logvar")  # outputs checked relative to their size above 1 (see check_parity)
 OPSET = 17
 EXPORT_SOURCE = "aekit export --threshold"  # threshold_source of a threshold chosen at export time
 FILE_SLACK = 8 << 20  # bytes a file may hold beyond its tensors (graph, code, pickles: under 30 KB seen)
@@ -86,8 +89,28 @@ class _Score(_Full):
         return err.reshape(err.shape[0], -1).double().sum(1), err  # float64 sum, as score_of sums
 
 
+class _PosteriorEncoder(_Full):
+    """A VAE's encoder: q(z|x)'s mean and log-variance."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        post = self.m.encoder.distribution(x)
+        return post.mean, post.logvar
+
+
 PARTS = {"full": (_Full, ["x"], ["recon"]), "encoder": (_Encoder, ["x"], ["code"]),
          "decoder": (_Decoder, ["code"], ["recon"]), "score": (_Score, ["x"], ["score", "error_map"])}
+VAE_ENCODER = (_PosteriorEncoder, ["x"], ["code", "logvar"])
+
+
+def _variational(m: Any) -> bool:
+    from aekit.models.variational import VariationalAE
+
+    return isinstance(m, VariationalAE)
+
+
+def part_spec(m: Any, part: str) -> tuple[type[nn.Module], list[str], list[str]]:
+    """(module class, input names, output names) of ``part`` of model ``m``."""
+    return VAE_ENCODER if part == "encoder" and _variational(m) else PARTS[part]
 
 
 def check_request(fmt: str, part: str, out: str | Path | None, threshold: Any = None,
@@ -123,6 +146,9 @@ def metadata(o: Any, part: str, threshold: dict[str, Any] | None) -> dict[str, s
             "input_shape": json.dumps(list(m.input_shape)), "code_size": str(m.code_size),
             "value_scaling": scaling, "value_range": str(data.get("value_range", "")),
             "output": m.output, "dataset": str(data.get("name", ""))}
+    if _variational(m):  # what a VAE's parts mean (see the module's notes)
+        meta["likelihood"] = str(m.options["likelihood"])
+        meta["outputs"] = ", ".join(part_spec(m, part)[2])
     if threshold is not None:
         scale = threshold.get("error_scale")
         meta["score_definition"] = SCORE_SCALED + " (error_scale)" if scale is not None else SCORE_PLAIN
@@ -145,7 +171,7 @@ def onnx_bytes(module: nn.Module, x: torch.Tensor, part: str, meta: dict[str, st
         import onnx
     except ImportError:
         raise AekitError("ONNX export needs the export extra: pip install 'aekit[export]'") from None
-    _, inputs, outputs = PARTS[part]
+    _, inputs, outputs = part_spec(module.m, part)
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the TorchScript-based exporter is deprecated, see the module notes
         warnings.simplefilter("ignore")
@@ -171,6 +197,8 @@ def reference(m: Any, part: str, x: np.ndarray, scale: np.ndarray | None = None)
     the score's error scale)."""
     from aekit.tasks.anomaly import scores
 
+    if part == "encoder" and _variational(m):
+        return x, _posterior_rows(m, x)
     if part == "encoder":
         return x, [m.encode(x)]
     if part == "decoder":
@@ -180,6 +208,16 @@ def reference(m: Any, part: str, x: np.ndarray, scale: np.ndarray | None = None)
         return x, [m.reconstruct(x)]
     s, err = scores(m, x, scale)
     return x, [s, err]
+
+
+def _posterior_rows(m: Any, x: np.ndarray) -> list[np.ndarray]:
+    """A VAE's posterior mean and log-variance of ``x``, each float32 ``(N, code)``, in aekit's batches."""
+    def both(t: torch.Tensor, _: Any) -> torch.Tensor:
+        post = m.posterior(t)
+        return torch.cat([post.mean, post.logvar], -1)
+
+    rows = m.numpy_map(both, m._as_inputs(x), None, (2 * m.code_size,))
+    return [rows[:, : m.code_size], rows[:, m.code_size :]]
 
 
 def _unrunnable(path: Path, fmt: str, exc: Exception) -> AekitError:
@@ -276,7 +314,7 @@ def check_parity(o: Any, run: Callable[[np.ndarray], list[np.ndarray]], path: Pa
 
     inp, want = reference(o.model, part, as_float(x[:CHECK_SAMPLES]), scale)
     got = run(np.ascontiguousarray(inp, dtype=np.float32))
-    names = PARTS[part][2]
+    names = part_spec(o.model, part)[2]
     if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want, strict=False)):
         raise AekitError(f"{path}: its outputs {[g.shape for g in got]} are not a {part} part's "
                          f"{[w.shape for w in want]}; was it exported from this run with --part {part}?")
@@ -374,8 +412,10 @@ def export_run(o: Any, fmt: str, part: str, out: str | Path, threshold: Any = No
     """Write ``part`` of the opened run ``o`` to ``out`` as ``fmt`` (unless ``check_only``), then
     compare the file with aekit on up to 1,000 test samples (unless ``check`` is False)."""
     from aekit.tasks.anomaly import record_scale
+    from aekit.tasks.generate import check_unconditional
 
     check_request(fmt, part, None if check_only else out, threshold, check_only)
+    check_unconditional(o.model, "aekit export")
     path = Path(out)
     m = o.model.cpu().float().eval()
     res: dict[str, Any] = {"path": str(path), "format": fmt, "part": part}
@@ -383,7 +423,7 @@ def export_run(o: Any, fmt: str, part: str, out: str | Path, threshold: Any = No
         th = score_threshold(o, threshold, data, data_dir) if part == "score" else None
         meta = metadata(o, part, th)
         scale = record_scale(th, m) if th is not None else None
-        module = (_Score(m, scale) if part == "score" else PARTS[part][0](m)).eval()
+        module = (_Score(m, scale) if part == "score" else part_spec(m, part)[0](m)).eval()
         x = example_input(m, part)
         atomic_write_bytes(path, onnx_bytes(module, x, part, meta) if fmt == "onnx"
                            else torchscript_bytes(module, x, meta))

@@ -31,11 +31,17 @@ def _plt():
     return plt
 
 
+# PDF and SVG files carry their creation date by default, and SVG random element ids: without the date
+# and with ids from a fixed salt, the same figure is the same bytes in every format
+_NO_DATE = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
+
+
 def _save(fig: Any, path: str | Path) -> Path:
     fmt = _FORMATS[Path(path).suffix.lower()]  # the callers checked the suffix before drawing
     buf = io.BytesIO()
     try:
-        fig.savefig(buf, format=fmt, dpi=100, bbox_inches="tight")
+        with _plt().rc_context({"svg.hashsalt": "aekit"}):
+            fig.savefig(buf, format=fmt, dpi=100, bbox_inches="tight", metadata=_NO_DATE.get(fmt))
     finally:
         _plt().close(fig)
     atomic_write_bytes(path, buf.getvalue())
@@ -134,8 +140,40 @@ def scatter_2d(points: np.ndarray, colour: np.ndarray, path: str | Path, title: 
                categorical: bool = True, ax_labels: tuple[str, str] = ("code 1", "code 2")) -> Path:
     """A 2-D map of codes, coloured by label (digits) or by a continuous coordinate."""
     check_picture_file(path)
+    fig, ax = _plt().subplots(figsize=(5.2, 4.6))
+    _scatter(fig, ax, points, colour, title, categorical, ax_labels)
+    return _save(fig, path)
+
+
+def scatter_and_manifold(points: np.ndarray, colour: np.ndarray, images: np.ndarray, codes: np.ndarray,
+                         shape: tuple[int, ...], path: str | Path, title: str = "", categorical: bool = True,
+                         grid_title: str = "") -> Path:
+    """The 2-D codes (left, with the box the grid covers dashed) beside the decoded grid (right):
+    ``images`` ``(g, g, *shape)`` decoded at ``codes`` ``(g, g, 2)``, rows from high to low code 2."""
+    check_picture_file(path)
+    g = images.shape[0]
+    canvas, _ = mosaic(list(images), shape, columns=g)  # one line of the picture per row of the grid
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.2), gridspec_kw={"width_ratios": [1.15, 1], "wspace": 0.4})
+    _scatter(fig, left, points, colour, title, categorical, ("code 1", "code 2"))
+    lo, hi = codes.reshape(-1, 2).min(0), codes.reshape(-1, 2).max(0)
+    left.add_patch(plt.Rectangle((lo[0], lo[1]), hi[0] - lo[0], hi[1] - lo[1], fill=False, linestyle="--",
+                                 linewidth=0.8, edgecolor="0.3"))
+    right.imshow(canvas, interpolation="nearest", aspect="equal")
+    step = canvas.shape[1] / g  # tiles are square: the same step down the rows
+    ticks = sorted({0, g // 2, g - 1})
+    right.set_xticks([(j + 0.5) * step for j in ticks], [f"{codes[0, j, 0]:.2g}" for j in ticks], fontsize=8)
+    right.set_yticks([(i + 0.5) * step for i in ticks], [f"{codes[i, 0, 1]:.2g}" for i in ticks], fontsize=8)
+    right.set_xlabel("code 1")
+    right.set_ylabel("code 2")
+    right.set_title(grid_title, fontsize=10)
+    for side in right.spines.values():
+        side.set_visible(False)
+    return _save(fig, path)
+
+
+def _scatter(fig: Any, ax: Any, points: np.ndarray, colour: np.ndarray, title: str, categorical: bool,
+             ax_labels: tuple[str, str]) -> None:
     cmap = "tab10" if categorical else "viridis"
     sc = ax.scatter(points[:, 0], points[:, 1], c=colour, cmap=cmap, s=3, alpha=0.7, linewidths=0)
     if categorical:
@@ -147,4 +185,3 @@ def scatter_2d(points: np.ndarray, colour: np.ndarray, path: str | Path, title: 
     ax.set_xlabel(ax_labels[0])
     ax.set_ylabel(ax_labels[1])
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)

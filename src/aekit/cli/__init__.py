@@ -2,6 +2,7 @@
 
 - :mod:`aekit.cli.train`: train, evaluate, reconstruct, baseline, demo, datasets, models
 - :mod:`aekit.cli.use`: denoise, encode, probe, latent-map, interpolate, inpaint, anomaly, report
+- :mod:`aekit.cli.generate`: nll, sample, traverse (variational runs)
 - :mod:`aekit.cli.pretraining`: pretrain, finetune, classify
 - :mod:`aekit.cli.export`: export (ONNX, TorchScript)
 - :mod:`aekit.cli.serve`: serve (the page and the HTTP API)
@@ -21,13 +22,14 @@ from aekit.errors import AekitError, TrainingStopped
 
 def build_parser() -> Parser:
     from aekit import __version__
-    from aekit.cli import export, pretraining, serve, train, use
+    from aekit.cli import export, generate, pretraining, serve, train, use
 
     p = Parser(prog="aekit", description="Autoencoders on PyTorch: train, evaluate and use them.")
     p.add_argument("--version", action="version", version=f"aekit {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     train.add_commands(sub)
     use.add_commands(sub)
+    generate.add_commands(sub)
     pretraining.add_commands(sub)
     export.add_commands(sub)
     serve.add_commands(sub)

@@ -33,7 +33,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("run", metavar="DIR")
     e.add_argument("--format", default="onnx", choices=EXPORT_FORMATS, help="onnx (needs aekit[export]) or torchscript")
     e.add_argument("--part", default="full", choices=EXPORT_PARTS,
-                   help="full (x -> reconstruction), encoder, decoder, score (x -> anomaly score, error map)")
+                   help="full (x -> reconstruction), encoder, decoder, score (x -> anomaly score, error map); "
+                   "of a VAE the encoder gives the posterior mean and log-variance, the decoder maps z to the "
+                   "likelihood's mean")
     e.add_argument("--out", required=True, metavar="FILE", help=".onnx for onnx, .pt or .ts for torchscript")
     e.add_argument("--threshold", metavar="KIND:VALUE",
                    help="for --part score: contamination:0.01 | percentile:99.5 | fpr:0.01 on the validation split "

@@ -191,7 +191,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     reader_flags(c)
     c.add_argument("--out", required=True, metavar="codes.npy|codes.csv")
     c.set_defaults(func=cmd_encode)
-    lm = sub.add_parser("latent-map", help="picture of the codes in 2-D, coloured by label")
+    lm = sub.add_parser("latent-map", help="picture of the codes in 2-D, coloured by label; with a 2-number code of "
+                        "images, the decoded manifold beside it (a VAE's through its prior's quantiles)")
     lm.add_argument("run", metavar="DIR")
     reader_flags(lm)
     lm.add_argument("--method", default="pca", choices=LATENT_METHODS, help="for codes of more than 2 numbers")
@@ -223,7 +224,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     reader_flags(ipt)
     ipt.add_argument("--out", metavar="inpaint.png", help="default DIR/inpaint.png")
     ipt.set_defaults(func=cmd_inpaint)
-    an = sub.add_parser("anomaly", help="reconstruction error as an anomaly score, with a threshold")
+    an = sub.add_parser("anomaly", help="reconstruction error as an anomaly score, with a threshold",
+                        description="Score: the squared reconstruction error summed over values (over each value's "
+                        "error scale on data outside [0, 1]). On a VAE run, the error of the reconstruction decoded "
+                        "at the posterior mean: deterministic, the same number threshold.json, export --part score "
+                        "and serve use; for a likelihood, see aekit nll.")
     an.add_argument("run", metavar="DIR")
     reader_flags(an)
     an.add_argument("--contamination", type=float, help="expected share of anomalies (0.01); short for "

@@ -20,6 +20,15 @@ The scale belongs to the weights it was measured with and travels with the thres
 the detector's ``scale_``, an exported ``score`` model's constants). The error maps are each value's
 share of the score (its squared error over its scale), so a map sums to its score.
 
+On a variational autoencoder the score is the same: the squared error of the reconstruction decoded at
+the posterior mean (the likelihood's mean at z = E[z|x]), not the negative ELBO or the importance-
+sampled NLL of ``aekit nll``. Those are Monte-Carlo estimates (a fixed seed would make them repeatable,
+not exact), in nats that can be negative for real-valued data, with a KL part that has no per-value
+map; the reconstruction score is deterministic, has error maps that sum to it, and so goes unchanged
+through threshold.json, an exported ``score`` model and ``aekit serve``. ``aekit anomaly`` and ``aekit
+export`` refuse a conditional VAE: its reconstruction needs each sample's label, which anomalous data
+does not come with.
+
 The threshold is set on the validation split, in one of three ways (``--threshold KIND:VALUE``):
 ``contamination:c``, the (1 - c) quantile of all validation scores (the share of anomalies the
 user expects); ``percentile:p``, the p-th percentile of them; ``fpr:f``, the (1 - f) quantile of

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,7 @@ MAX_STEPS = 100
 MAX_GRID = 100
 MAX_SPAN = 10.0  # prior standard deviations either side of the centre in a traversal
 DEFAULT_BATCH = 4096  # decoded samples per forward pass
+MAX_BATCH = 1 << 16  # 65,536 decoded MNIST digits are 200 MB of float32 per tensor, a few of them at once
 
 
 def check_variational(model: Any, what: str) -> VariationalAE:
@@ -93,17 +95,22 @@ class _Evaluating:
 
 
 # --- likelihoods -------------------------------------------------------------------------------------
+def check_batch(batch: Any) -> int:
+    return check_count("batch", batch, 1, MAX_BATCH)
+
+
 def log_likelihood(model: Any, x: np.ndarray, samples: int = 5000, batch: int = DEFAULT_BATCH,
-                   labels: Any = None, seed: int = 0) -> np.ndarray:
+                   labels: Any = None, seed: int = 0, on_rows: Callable[[int], None] | None = None) -> np.ndarray:
     """Importance-sampled log p(x) per sample, in nats, float64 ``(N,)``.
 
     At most ``batch`` decoded samples per forward pass: ``batch // samples`` data rows at a time
     with all their importance samples, or one row with its samples in pieces of ``batch``; the
     log-mean-exp of each piece is taken in float64 and the pieces are combined the same way.
+    ``on_rows(k)`` is called after each ``k`` rows are done (a progress bar).
     """
     model = check_variational(model, "nll")
     samples = check_samples(samples)
-    batch = check_count("batch", batch, 1, 10**7)
+    batch = check_batch(batch)
     x = model._as_inputs(x)
     lab = model.check_labels(labels, len(x))
     gen = _generator(model, seed)
@@ -119,6 +126,8 @@ def log_likelihood(model: Any, x: np.ndarray, samples: int = 5000, batch: int = 
                 log_px, log_ratio, _ = model.sample_terms(post, xt, y, min(per, samples - start), comps, gen)
                 parts.append(torch.logsumexp((log_px - log_ratio).double(), 0))
             out.append((torch.logsumexp(torch.stack(parts), 0) - math.log(samples)).cpu().numpy())
+            if on_rows is not None:
+                on_rows(len(xt))
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -133,7 +142,7 @@ def elbo_terms(model: Any, x: np.ndarray, labels: Any = None, batch: int = DEFAU
     rec_sum = kl_sum = 0.0
     with _Evaluating(model):
         comps = model.prior_components()
-        for xt, yt in model.batches(x, lab, check_count("batch", batch, 1, 10**7)):
+        for xt, yt in model.batches(x, lab, check_batch(batch)):
             y = model.onehot(yt, len(xt))
             rec, kl, _ = model.elbo_parts(model.encoder.distribution(xt, y), xt, y, comps, gen)
             rec_sum += float(rec.double().sum())
@@ -143,9 +152,9 @@ def elbo_terms(model: Any, x: np.ndarray, labels: Any = None, batch: int = DEFAU
 
 
 def nll_summary(model: Any, x: np.ndarray, samples: int = 5000, labels: Any = None, seed: int = 0,
-                batch: int = DEFAULT_BATCH) -> dict[str, Any]:
+                batch: int = DEFAULT_BATCH, on_rows: Callable[[int], None] | None = None) -> dict[str, Any]:
     """The importance-sampled negative log-likelihood beside the ELBO and its terms (nats per sample)."""
-    ll = log_likelihood(model, x, samples, batch, labels, seed)
+    ll = log_likelihood(model, x, samples, batch, labels, seed, on_rows)
     return {"nll": float(-ll.mean()) if len(ll) else math.nan, **elbo_terms(model, x, labels, batch, seed),
             "samples": samples, "n": len(ll)}
 
@@ -214,6 +223,87 @@ def manifold(model: Any, grid: int = 20, span: float = 0.9, label: Any = None) -
     lab = model.check_labels(label, grid * grid)
     images = model.decode(codes.reshape(-1, 2).astype(np.float32), lab)
     return images.reshape(grid, grid, *model.input_shape), codes.astype(np.float32)
+
+
+# --- what the commands around these functions need ---------------------------------------------------
+ARRAY_SUFFIX = ".npy"
+GREY_LEVELS = "grey levels (not a likelihood of binary data)"
+REAL_VALUES = "real values (a density, in nats on the data's own scale)"
+
+
+def check_unconditional(model: Any, what: str) -> None:
+    """Refuse a conditional VAE where a task has no label to give it (one error line)."""
+    if getattr(model, "n_classes", 0):
+        raise AekitError(f"{what} does not take a conditional VAE (n_classes {model.n_classes}): its encoder and "
+                         "decoder need each sample's label; use an unconditional VAE run")
+
+
+def data_values(meta: dict[str, Any]) -> tuple[str, Any]:
+    """What an NLL is a likelihood of, from a dataset's metadata (config.json's data section): (a line
+    for people, the binarisation record or None). Bernoulli likelihoods on binarised pixels are
+    probabilities; on grey levels the same number is no likelihood of binary data, and static and
+    dynamic binarisations differ by about 2 nats, so the record travels with every figure."""
+    from aekit.tasks.anomaly import shown
+
+    record = meta.get("binarisation")  # aekit.data.dataset.binarized's record: {"kind": "dynamic", "seed": S}
+    if isinstance(record, dict) and record.get("kind") == "dynamic" and isinstance(record.get("seed"), int):
+        return f"binary, dynamically binarised (validation and test drawn once, seed {record['seed']})", record
+    if isinstance(record, dict) and record:
+        parts = ", ".join(f"{shown(k, 40)} {shown(v, 40)}" for k, v in record.items())
+        return f"binarised ({parts})", record
+    if isinstance(record, str) and record:
+        return f"binarised ({shown(record, 80)})", record
+    return (GREY_LEVELS if meta.get("value_range", "unit") == "unit" else REAL_VALUES), None
+
+
+def check_images_out(out: str | Path | None, count: int) -> Path | None:
+    """Before generating ``count`` images: ``out`` is a .npy file or a picture of at most
+    MAX_PICTURE_IMAGES images, in a place that takes a new file."""
+    from aekit.outputs import MAX_PICTURE_IMAGES, PICTURE_SUFFIXES, check_output_file
+
+    path = check_output_file(out, (*PICTURE_SUFFIXES, ARRAY_SUFFIX))
+    if path is not None and path.suffix.lower() != ARRAY_SUFFIX and count > MAX_PICTURE_IMAGES:
+        raise AekitError(f"--out {path}: a picture holds at most {MAX_PICTURE_IMAGES:,} images and this asks for "
+                         f"{count:,}; ask for fewer, or write them to a .npy file")
+    return path
+
+
+def write_images(images: np.ndarray, out: str | Path, rows: list[np.ndarray], shape: tuple[int, ...],
+                 labels: list[str] | None = None, title: str | None = None) -> Path:
+    """``images`` as a .npy array (float32, as generated: the same seed gives the same bytes), or
+    ``rows`` of them as a picture (:func:`aekit.plots.image_rows`)."""
+    import io
+
+    from aekit import plots
+    from aekit.io import atomic_write_bytes
+
+    path = Path(out)
+    if path.suffix.lower() == ARRAY_SUFFIX:
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(images, np.float32))
+        atomic_write_bytes(path, buf.getvalue())
+        return path
+    return plots.image_rows(rows, shape, path, labels=labels, title=title)
+
+
+def sample_picture(images: np.ndarray, out: str | Path, shape: tuple[int, ...], title: str) -> Path:
+    """Samples ``(n, *shape)`` as a near-square grid (ceil(sqrt(n)) per line), or as .npy."""
+    cols = max(1, math.ceil(math.sqrt(len(images))))
+    return write_images(images, out, [images[i : i + cols] for i in range(0, len(images), cols)], shape,
+                        title=title)
+
+
+def traverse_picture(strips: np.ndarray, dims: Sequence[int], out: str | Path, shape: tuple[int, ...],
+                     title: str) -> Path:
+    """Traversals ``(len(dims), steps, *shape)``: one line per dimension, labelled z<d>; or as .npy."""
+    return write_images(strips, out, list(strips), shape, labels=[f"z{d}" for d in dims], title=title)
+
+
+def check_traverse(dims: Any, steps: Any, span: Any, code: int | None = None) -> tuple[list[int] | None, int, float]:
+    """:func:`traverse`'s checks, for callers that check before the work (``dims`` only with the
+    model's ``code`` size: None before the run is opened)."""
+    return (None if code is None else _check_dims(dims, code), check_count("steps", steps, 2, MAX_STEPS),
+            _check_real("span", span, 0.0, MAX_SPAN))
 
 
 # --- probabilistic PCA in closed form ------------------------------------------------------------------

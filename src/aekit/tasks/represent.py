@@ -65,6 +65,16 @@ def save_codes(codes: np.ndarray, labels: np.ndarray | None, out: str | Path) ->
     raise AekitError(f"--out {out}: use a .npy or .csv file name")
 
 
+def codes_of(model: Any, x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+    """The codes of ``x``: a conditional VAE encodes each sample with its label (its code holds what
+    the label does not say), every other model from the sample alone."""
+    if not getattr(model, "n_classes", 0):
+        return model.encode(x)
+    if y is None:
+        raise AekitError("a conditional VAE encodes each sample with its label, and this split has no labels")
+    return model.encode(x, y)
+
+
 def check_max_train(max_train: Any) -> int | None:
     """``--max-train``: None (all), else at least :data:`MIN_PROBE_TRAIN` samples."""
     if max_train is None:
@@ -121,7 +131,8 @@ def probe_table(model: Any, train_x: np.ndarray, train_y: np.ndarray | None, tes
                          "raise --max-train or use labelled data with several classes")
     k = model.code_size
     features = {  # each computed only when its turn comes
-        "autoencoder": ("the autoencoder's codes", lambda: (model.encode(train_x), model.encode(test_x))),
+        "autoencoder": ("the autoencoder's codes",
+                        lambda: (codes_of(model, train_x, train_y), codes_of(model, test_x, test_y))),
         "pixels": ("raw pixels", lambda: (as_float(train_x), as_float(test_x))),
         "pca": (f"PCA-{k} codes", lambda: _pca_features(PCA, k, train_x, test_x)),
     }
@@ -146,6 +157,7 @@ def latent_map(model: Any, x: np.ndarray, y: np.ndarray | None, out: str | Path,
                title: str = "", progress: bool | None = None) -> Path:
     """A 2-D picture of the codes: the code itself when 2-D, else a PCA (or t-SNE) of it.
 
+    A 2-number code of images also gets its decoded manifold beside the scatter (:func:`decoded_grid`).
     t-SNE of 5,000 codes takes about a minute on two cores and reports nothing itself, so
     ``progress`` (unless False) says on stderr when it starts and how long it took."""
     from aekit import plots
@@ -155,7 +167,7 @@ def latent_map(model: Any, x: np.ndarray, y: np.ndarray | None, out: str | Path,
     check_picture_file(out)
     if len(x) < 2:
         raise AekitError(f"a latent map needs at least 2 samples; this split has {len(x)}")
-    codes = model.encode(x)
+    codes = codes_of(model, x, y)
     if codes.shape[1] == 2:
         pts, axes = codes, ("code 1", "code 2")
     elif method == "pca":
@@ -180,4 +192,36 @@ def latent_map(model: Any, x: np.ndarray, y: np.ndarray | None, out: str | Path,
         raise AekitError(f"unknown map method {method!r}; use pca or tsne")
     colour = y if y is not None else np.zeros(len(pts))
     categorical = y is not None and np.issubdtype(np.asarray(y).dtype, np.integer)
+    grid = decoded_grid(model, codes) if codes.shape[1] == 2 else None
+    if grid is not None:
+        return plots.scatter_and_manifold(codes, colour, grid[0], grid[1], tuple(model.input_shape), out,
+                                          title=title, categorical=categorical, grid_title=grid[2])
     return plots.scatter_2d(np.asarray(pts), colour, out, title=title, categorical=categorical, ax_labels=axes)
+
+
+MANIFOLD_GRID = 20  # decoded images per side of a latent map's manifold
+MANIFOLD_SPAN = 0.9  # the central share of each axis it covers
+
+
+def decoded_grid(model: Any, codes: np.ndarray, grid: int = MANIFOLD_GRID,
+                 span: float = MANIFOLD_SPAN) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """The decoded manifold of a 2-number code of images: (images ``(grid, grid, *shape)``, their codes
+    ``(grid, grid, 2)``, a title), rows from high to low code 2. A VAE's grid is its prior's quantiles
+    (:func:`aekit.tasks.generate.manifold`, Kingma & Welling's figure); another autoencoder's is
+    even steps over the central ``span`` of its ``codes``, the region its decoder was trained on.
+    None where there is no picture to draw: samples that are not images, or a conditional VAE (whose
+    decoder needs a label as well)."""
+    from aekit.models.variational import VariationalAE
+    from aekit.tasks.generate import manifold
+
+    if len(model.input_shape) != 3 or getattr(model, "n_classes", 0):
+        return None
+    lo, hi = 100 * (1 - span) / 2, 100 * (1 + span) / 2
+    if isinstance(model, VariationalAE):
+        images, grid_codes = manifold(model, grid, span)
+        return images, grid_codes, f"decoded at the prior's {lo:g}th to {hi:g}th percentiles"
+    q = np.percentile(codes.astype(np.float64), [lo, hi], axis=0)  # (2, 2): low and high of each axis
+    a, b = np.linspace(q[0, 0], q[1, 0], grid), np.linspace(q[0, 1], q[1, 1], grid)
+    grid_codes = np.stack(np.meshgrid(a, b[::-1]), -1).astype(np.float32)  # [i, j] = (a[j], b[grid - 1 - i])
+    images = model.decode(grid_codes.reshape(-1, 2)).reshape(grid, grid, *model.input_shape)
+    return images, grid_codes, f"decoded on the codes' {lo:g}th to {hi:g}th percentiles"
