@@ -78,6 +78,14 @@ def read_only(c: Ctx) -> str:
 LONG = "a" * 300  # one name longer than the 255 bytes a file system takes
 
 
+def npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
 def tensorboard(where: Callable[[Ctx], str]) -> Callable[[Ctx], list[str]]:
     """``aekit train --tensorboard DIR`` with DIR built in tmp (refused before the run folder is made)."""
     return lambda c: [*train()(c), "--tensorboard", where(c)]
@@ -138,6 +146,35 @@ ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("sparse-inf", train("--sparse", "kl:0.05,inf"), "must be finite"),
     ("sparse-rho-out-of-range", train("--sparse", "kl:2", "--code-activation", "sigmoid"), "strictly between 0 and 1"),
     ("activation-unknown", train("--activation", "swishy"), "unknown activation"),
+    # --- the variational family's options: checked before any data is read ---------------------------
+    ("vae-beta-negative", train("--model", "vae", "--beta", "-1"), "beta must be a non-negative number"),
+    ("vae-beta-nan", train("--model", "vae", "--beta", "nan"), "beta must be a non-negative number"),
+    ("vae-iw-samples-zero", train("--model", "vae", "--iw-samples", "0"),
+     "iw_samples must be a whole number from 1 to 5,000, got 0"),
+    ("vae-iw-samples-huge", train("--model", "vae", "--iw-samples", "1000000000"),
+     "iw_samples must be a whole number from 1 to 5,000, got 1000000000"),
+    ("vae-prior-vamp-zero", train("--model", "vae", "--prior", "vamp:0"), "prior vamp:K (pseudo-inputs K) must be"),
+    ("vae-prior-unknown", train("--model", "vae", "--prior", "gamma"), "unknown prior 'gamma'"),
+    ("vae-likelihood-unknown", train("--model", "vae", "--likelihood", "poisson"), "unknown likelihood 'poisson'"),
+    ("vae-kl-warmup-negative", train("--model", "vae", "--kl-warmup", "-1"), "kl_warmup must be a whole number"),
+    ("vae-free-bits-with-iwae", train("--model", "vae", "--free-bits", "0.5", "--iw-samples", "5"),
+     "with iw_samples > 1"),
+    ("vae-conditional-unlabelled", train("--model", "vae", "--conditional", "--data", "synthetic:plane"),
+     "--conditional (conditional = true) needs class labels (whole numbers), and synthetic:plane's labels are"),
+    ("vae-conditional-no-labels", lambda c: [*train("--model", "vae", "--conditional")(c), "--data",
+                                             "npy:" + c.file("x.npy", npy_bytes(np.zeros((20, 4), np.float32)))],
+     "needs class labels, and"),
+    ("vae-bernoulli-on-real-data", train("--model", "vae", "--likelihood", "bernoulli", "--data", "synthetic:plane"),
+     "likelihood bernoulli needs data in [0, 1]"),
+    ("beta-on-mlp", train("--beta", "2"), "model 'mlp' has no option beta"),
+    ("iw-samples-on-conv", train("--model", "conv", "--iw-samples", "5"), "model 'conv' has no option iw_samples"),
+    ("prior-on-linear", train("--model", "linear", "--prior", "vamp:3"), "model 'linear' has no option prior"),
+    ("conditional-on-mlp", train("--conditional"), "model 'mlp' takes no labels; conditional models: vae"),
+    ("toml-conditional-not-bool", toml('[model]\nname = "vae"\nconditional = 1\n'),
+     "conditional = 1 must be true or false"),
+    ("toml-conditional-and-n-classes", toml('[model]\nname = "vae"\nconditional = true\nn_classes = 10\n'),
+     "not both"),
+    ("toml-vae-beta-negative", toml('[model]\nname = "vae"\nbeta = -0.5\n'), "beta must be a non-negative"),
     # --- TOML and JSON recipes ----------------------------------------------------------------------
     ("toml-clip-grad-negative", toml("[train]\nclip_grad = -1.0\n"), "train.clip_grad must lie in (0,"),
     ("toml-clip-grad-zero", toml("[train]\nclip_grad = 0.0\n"), "train.clip_grad must lie in (0,"),
@@ -276,6 +313,8 @@ def test_bad_setting(case: str, build: Callable[[Ctx], list[str]], expect: str, 
     assert not (tmp_path / "r" / "model.safetensors").exists()  # refused before training
     if "--tensorboard" in argv:  # before the run folder: the corrected command is not "already holds a run"
         assert not (tmp_path / "r").exists()
+    if "--conditional" in argv or "bernoulli" in argv:  # refused once the data is read, before config.json
+        assert not (tmp_path / "r" / "config.json").exists()
 
 
 @pytest.mark.parametrize("value", ["tpu", "CUDA", "cpu cuda", "x" * 200])

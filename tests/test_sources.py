@@ -42,8 +42,15 @@ def http_server(tmp_path):
 
 def test_list_has_every_named_source():
     names = list_datasets()
-    for n in ["mnist", "fashion-mnist", "kmnist", "mnist-mini", "npy:PATH", "csv:PATH", "synthetic:plane"]:
+    for n in ["mnist", "fashion-mnist", "kmnist", "mnist-mini", "npy:PATH", "csv:PATH", "synthetic:plane",
+              "mnist-binary", "mnist-mini-binary", "fashion-mnist-binary", "kmnist-binary"]:
         assert n in names
+
+
+def test_only_named_images_have_a_binary_variant():
+    for source in ("synthetic:plane-binary", "mnist-mini-binary-binary", "cifar-binary"):
+        with pytest.raises(AekitError, match="unknown"):
+            load_dataset(source)
 
 
 def test_mnist_mini_is_stratified_and_small(mini):

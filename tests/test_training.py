@@ -156,9 +156,11 @@ def test_every_shipped_recipe_loads():
 
     recipes = sorted((Path(__file__).parents[1] / "configs").glob("*.toml"))
     assert recipes
+    from aekit.registry import constructor_options
+
     for r in recipes:
         cfg = load_config(r).validate()
-        create_model(cfg.model["name"], (1, 28, 28), **{k: v for k, v in cfg.model.items() if k != "name"})
+        create_model(cfg.model["name"], (1, 28, 28), **constructor_options(cfg.model, lambda: 10))
 
 
 def test_pca_baseline_matches_sklearn(mini):

@@ -62,11 +62,16 @@ def as_float(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else np.asarray(x, dtype=np.float32)
 
 
-def evaluate_model(model: object, x: np.ndarray, batch_size: int = 2048) -> dict[str, float | int]:
-    """Reconstruction metrics of a trained model on a whole array (in memory or memory-mapped)."""
+def evaluate_model(model: object, x: np.ndarray, batch_size: int = 2048,
+                   labels: np.ndarray | None = None) -> dict[str, float | int]:
+    """Reconstruction metrics of a trained model on a whole array (in memory or memory-mapped);
+    ``labels``, one per row, go to a model conditioned on them (``takes_labels``), and only there."""
     from aekit.data.mapped import chunks
 
     meter = ReconMeter(getattr(model, "output", "sigmoid") == "sigmoid")
+    conditional, start = labels is not None and getattr(model, "takes_labels", False), 0
     for xb in chunks(x, batch_size):
-        meter.update(as_float(xb), model.reconstruct(xb))  # type: ignore[attr-defined]
+        kw = {"labels": labels[start : start + len(xb)]} if conditional else {}
+        meter.update(as_float(xb), model.reconstruct(xb, **kw))  # type: ignore[attr-defined]
+        start += len(xb)
     return meter.result()

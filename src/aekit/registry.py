@@ -102,15 +102,49 @@ def check_options(name: str, options: dict[str, Any]) -> None:
         check_option_type(name, key, value, params[key].annotation)
 
 
+# A [model] key that no constructor takes: ``conditional = true`` (``--conditional``) conditions a
+# family that has an ``n_classes`` option on the labels, its class count read from the dataset when
+# the model is built (:func:`constructor_options`), so that one recipe fits any labelled dataset.
+CONDITIONAL = "conditional"
+
+
+def conditional_families() -> list[str]:
+    """The families that can be conditioned on labels: those with an ``n_classes`` option."""
+    return [name for name in list_models() if "n_classes" in _parameters(name)]
+
+
+def _check_conditional(name: str, model: dict[str, Any]) -> bool:
+    value = model.get(CONDITIONAL, False)
+    if not isinstance(value, bool):
+        raise AekitError(f"model option conditional = {value!r:.40} must be true or false")
+    if value and "n_classes" not in _parameters(name):
+        raise AekitError(f"--conditional (conditional = true): model {name!r} takes no labels; "
+                         f"conditional models: {', '.join(conditional_families())}")
+    if value and "n_classes" in model:
+        raise AekitError("give conditional = true (the dataset's class count) or n_classes, not both")
+    return value
+
+
 def check_model_config(model: dict[str, Any]) -> None:
     """A config's ``[model]`` table, checked without building the model: the family, its options'
-    names and types, and the ranges that do not depend on the data (unit counts, weights)."""
+    names and types, and the ranges that do not depend on the data (unit counts, weights, and each
+    family's own options, through its ``check_config``)."""
     from aekit.models.base import check_option_ranges
 
     name = model.get("name", "mlp")
-    options = {k: v for k, v in model.items() if k not in ("name", "input_shape")}
+    _check_conditional(name, model)
+    options = {k: v for k, v in model.items() if k not in ("name", "input_shape", CONDITIONAL)}
     check_options(name, options)
-    check_option_ranges(options)
+    getattr(model_class(name), "check_config", check_option_ranges)(options)
+
+
+def constructor_options(model: dict[str, Any], n_classes: Callable[[], int]) -> dict[str, Any]:
+    """The constructor options of a checked ``[model]`` table: ``conditional = true`` becomes
+    ``n_classes``, which ``n_classes()`` reads from the data (called only then)."""
+    options = {k: v for k, v in model.items() if k not in ("name", "input_shape", CONDITIONAL)}
+    if _check_conditional(model.get("name", "mlp"), model):
+        options["n_classes"] = n_classes()
+    return options
 
 
 def create_model(name: str, input_shape: tuple[int, ...], **options: Any):

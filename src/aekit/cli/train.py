@@ -31,6 +31,10 @@ TRAIN_FLAGS = {  # flag dest -> config key
     "tensorboard": "train.tensorboard", "compile": "train.compile",
     # store_true, so False when absent: a restart saved in config.json is not repeated by the next --resume
     "schedule_restart": "train.schedule_restart",
+    # the variational family (--model vae); any other family refuses them in one line
+    "beta": "model.beta", "kl_warmup": "model.kl_warmup", "free_bits": "model.free_bits",
+    "iw_samples": "model.iw_samples", "prior": "model.prior", "likelihood": "model.likelihood",
+    "conditional": "model.conditional",
 }
 
 
@@ -52,7 +56,7 @@ def launch_distributed(args: argparse.Namespace, cfg, overrides: dict) -> int:
     from aekit.api import load_data
     from aekit.config import apply_overrides
     from aekit.device import resolve_device
-    from aekit.registry import create_model
+    from aekit.training.autoencoder import build_model
     from aekit.training.distributed import launch
 
     if args.nproc < 1:
@@ -67,8 +71,7 @@ def launch_distributed(args: argparse.Namespace, cfg, overrides: dict) -> int:
         if args.nproc > torch.cuda.device_count():
             raise AekitError(f"--nproc {args.nproc} on CUDA needs as many GPUs; {torch.cuda.device_count()} visible")
     ds = load_data(checked)
-    create_model(checked.model.get("name", "mlp"), ds.sample_shape, **{k: v for k, v in checked.model.items()
-                                                                          if k != "name"})
+    build_model(checked, ds)
     del ds  # the processes load their own copy
     return launch(args.nproc, strip_nproc(args.argv))
 
@@ -163,8 +166,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from aekit.data.sources import list_datasets
 
-    for name, desc in list_datasets().items():
-        print(f"{name:<18} {desc}")
+    names = list_datasets()
+    width = max(map(len, names))
+    for name, desc in names.items():
+        print(f"{name:<{width}} {desc}")
     return 0
 
 
@@ -174,6 +179,25 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name, desc in list_models().items():
         print(f"{name:<8} {desc}\n         options: {', '.join(model_options(name))}")
     return 0
+
+
+def vae_flags(t: argparse.ArgumentParser) -> None:
+    """The variational family's options (``--model vae``), as its [model] keys."""
+    g = t.add_argument_group("variational autoencoders (--model vae)")
+    g.add_argument("--beta", type=float, metavar="B", help="weight of the KL term (beta-VAE; default 1)")
+    g.add_argument("--kl-warmup", type=int, metavar="EPOCHS",
+                   help="anneal the KL weight linearly from 0 to 1 over EPOCHS epochs (default 0: none)")
+    g.add_argument("--free-bits", type=float, metavar="LAMBDA",
+                   help="each latent dimension's KL counts at least LAMBDA nats (default 0)")
+    g.add_argument("--iw-samples", type=int, metavar="K",
+                   help="train on the importance-weighted bound with K samples (IWAE; default 1: the ELBO)")
+    g.add_argument("--prior", metavar="standard|vamp:K", help="the prior: standard normal, or a VampPrior of K "
+                   "learned pseudo-inputs (default standard)")
+    g.add_argument("--likelihood", metavar="auto|bernoulli|gaussian",  # checked by the model, without torch here
+                   help="p(x|z): bernoulli for [0, 1] data, gaussian otherwise (default auto picks by the data)")
+    # store_const with default None: an absent flag leaves a --config file's setting alone
+    g.add_argument("--conditional", action="store_const", const=True,
+                   help="condition encoder and decoder on the class label (the dataset's class count)")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -191,6 +215,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--sparse", metavar="SPEC", help="sparsity on the code: l1:LAMBDA or kl:RHO,BETA")
     t.add_argument("--contractive", type=float, metavar="LAMBDA",
                    help="contractive penalty: LAMBDA x squared Frobenius norm of the encoder Jacobian")
+    vae_flags(t)
     data_flags(t)
     t.add_argument("--val-fraction", type=float, help="share of the training part held out for validation (0.1)")
     t.add_argument("--image-size", type=int, help="resize images:DIR sources to this size")

@@ -31,13 +31,26 @@ def unit_range(x: np.ndarray) -> bool:
 
 @dataclass
 class Split:
-    """One split: inputs ``x`` (uint8 images or float32 rows) and optional labels ``y``."""
+    """One split: inputs ``x`` (uint8 images or float32 rows) and optional labels ``y``.
+
+    ``levels``: the grey levels a dynamically binarised split's ``x`` was drawn from (see
+    :func:`binarized`). Everything that reads the split reads ``x``, one fixed binary draw; training
+    draws afresh from ``levels`` for every batch (:func:`aekit.training.infill.training_view`).
+    """
 
     x: np.ndarray
     y: np.ndarray | None = None
+    levels: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def rows(self, index: Any) -> Split:
+        """The split's rows ``index`` (a slice or an index array), labels and levels alike."""
+        def take(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[index]
+
+        return Split(self.x[index], take(self.y), take(self.levels))
 
 
 @dataclass
@@ -52,6 +65,8 @@ class Dataset:
 
     def __post_init__(self) -> None:
         for part in (self.train, self.test):
+            if part.levels is not None and part.levels.shape != part.x.shape:
+                raise AekitError(f"dataset {self.name!r}: {part.x.shape} values but {part.levels.shape} grey levels")
             if is_mapped(part.x):  # checked piece by piece by its loader; converting would read it all
                 continue
             if part.x.dtype != np.uint8:
@@ -98,12 +113,9 @@ class Dataset:
         n = len(self.train)
         n_val = round(n * val_fraction)
         if is_mapped(self.train.x):  # contiguous: the last rows validate, and no part is copied into memory
-            sl = slice(n - n_val, n) if name == "val" else slice(0, n - n_val)
-            return Split(self.train.x[sl], None if self.train.y is None else self.train.y[sl])
+            return self.train.rows(slice(n - n_val, n) if name == "val" else slice(0, n - n_val))
         order = np.random.default_rng(seed).permutation(n)
-        idx = np.sort(order[:n_val] if name == "val" else order[n_val:])
-        y = None if self.train.y is None else self.train.y[idx]
-        return Split(self.train.x[idx], y)
+        return self.train.rows(np.sort(order[:n_val] if name == "val" else order[n_val:]))
 
     def describe(self) -> dict[str, Any]:
         """Metadata stored with a run so a model can be rebuilt and its outputs rescaled."""
@@ -116,7 +128,49 @@ class Dataset:
             "n_train": len(self.train),
             "n_test": len(self.test),
             "has_labels": self.train.y is not None,
+            # How binary values were drawn from grey levels (binarized()): with it, a likelihood
+            # says which binarisation it was measured on.
+            **({BINARISATION: self.meta[BINARISATION]} if BINARISATION in self.meta else {}),
         }
+
+    def class_count(self, why: str) -> int:
+        """The number of classes of a dataset with class labels (whole numbers from 0); one error
+        line starting with ``why`` (what needs them) otherwise."""
+        parts = [p.y for p in (self.train, self.test) if p.y is not None and len(p.y)]
+        if self.train.y is None:
+            raise AekitError(f"{why} needs class labels, and {self.name} has none")
+        if self.meta.get("label_kind") == "continuous" or not all(np.issubdtype(y.dtype, np.integer) for y in parts):
+            raise AekitError(f"{why} needs class labels (whole numbers), and {self.name}'s labels are continuous "
+                             "values")
+        if any(y.min() < 0 for y in parts):
+            raise AekitError(f"{why} needs class labels from 0 up, and {self.name} has negative labels")
+        return int(max(y.max() for y in parts)) + 1 if parts else 0
+
+
+BINARISATION = "binarisation"  # the key of a binarised dataset's record, in its meta and its description
+
+
+def binarize_once(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One binary draw from uint8 grey levels: 255 with probability level / 255, else 0 (uint8).
+
+    An integer k uniform on 0..254 is below a level v with probability exactly v / 255, so no float
+    copy of the data is made."""
+    return np.where(rng.integers(0, 255, size=x.shape, dtype=np.uint8) < x, np.uint8(255), np.uint8(0))
+
+
+def binarized(ds: Dataset, seed: int) -> Dataset:
+    """``ds`` dynamically binarised: its test part, and the training part that the validation split
+    comes from, binarised once with ``seed`` (so every likelihood is measured on the same binary
+    values), the training part's grey levels kept for training to draw from afresh every batch.
+    The record ``{"kind": "dynamic", "seed": seed}`` is part of the dataset's description (a run's
+    config.json). Only for uint8 images (grey levels in [0, 1])."""
+    if ds.train.x.dtype != np.uint8 or is_mapped(ds.train.x):
+        raise AekitError(f"{ds.name}: binarisation draws from uint8 grey levels held in memory")
+    rng = np.random.default_rng(seed)
+    test = Split(binarize_once(ds.test.x, rng), ds.test.y)  # first: the test draw depends on the seed alone
+    train = Split(binarize_once(ds.train.x, rng), ds.train.y, levels=ds.train.x)
+    meta = {**ds.meta, BINARISATION: {"kind": "dynamic", "seed": seed}}
+    return Dataset(f"{ds.name}-binary", train, test, kind=ds.kind, meta=meta)
 
 
 def holdout(x: np.ndarray, y: np.ndarray | None, test_fraction: float = 0.2, seed: int = 0):

@@ -107,10 +107,27 @@ OTHER_SOURCES = {
 }
 
 
+# ``NAME-binary``: a named image dataset dynamically binarised (aekit.data.dataset.binarized). Its
+# validation and test values are drawn once with this seed, recorded in a run's config.json
+# (data.binarisation), so that every likelihood on it is measured on the same binary digits.
+BINARY_SUFFIX = "-binary"
+BINARY_SEED = 0
+
+
+def binary_bases() -> tuple[str, ...]:
+    """The named datasets that have a ``-binary`` variant: the images shipped or downloaded by name."""
+    return (*IDX_DATASETS, "mnist-mini")
+
+
 def list_datasets() -> dict[str, str]:
     """Every source name (or pattern) with a one-line description."""
-    out = {k: v.description for k, v in IDX_DATASETS.items()}
-    out.update(OTHER_SOURCES)
+    described = {**{k: v.description for k, v in IDX_DATASETS.items()}, **OTHER_SOURCES}
+    out = {}
+    for name, desc in described.items():
+        out[name] = desc
+        if name in binary_bases():
+            out[name + BINARY_SUFFIX] = (f"{name} dynamically binarised: fresh binary pixels every training batch, "
+                                         f"validation and test drawn once (seed {BINARY_SEED})")
     return out
 
 
@@ -380,7 +397,11 @@ def load_dataset(source: str, data_dir: str | Path | None = None, image_size: in
                  color: str | None = None, progress: bool = True) -> Dataset:
     """Load a dataset from a source string; see :func:`list_datasets` for what is accepted."""
     from aekit.data import arrays, synthetic
+    from aekit.data.dataset import binarized
 
+    base = source.removesuffix(BINARY_SUFFIX)
+    if base != source and base in binary_bases():
+        return binarized(load_dataset(base, data_dir, progress=progress), BINARY_SEED)
     if source in IDX_DATASETS:
         return load_idx_dataset(source, data_dir, progress=progress)
     if source == "mnist-mini":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +106,12 @@ def check_option_ranges(options: dict[str, Any]) -> None:
         raise AekitError(f"unknown output {options['output']!r}; use auto, sigmoid or identity")
 
 
+def with_labels(model: Any, labels: Any) -> dict[str, Any]:
+    """``{"labels": labels}`` for a model that takes labels (:attr:`Autoencoder.takes_labels`), else
+    nothing: the keyword arguments of a call that serves conditional and plain models alike."""
+    return {"labels": labels} if getattr(model, "takes_labels", False) else {}
+
+
 def _scaled(piece: np.ndarray) -> np.ndarray:
     """A contiguous float32 copy of a piece (uint8 pieces come from memory maps and are scaled here)."""
     if piece.dtype == np.uint8:
@@ -132,6 +138,15 @@ class Autoencoder(nn.Module):
     """
 
     family = "base"
+    # Whether forward and the NumPy maps take each sample's class label (``labels=``): a model
+    # conditioned on labels says so, and the training loop then passes the batch's labels.
+    takes_labels = False
+
+    @classmethod
+    def check_config(cls, options: dict[str, Any]) -> None:
+        """The ranges of a family's options, checked without building a model (see
+        :func:`aekit.registry.check_model_config`): a family with options of its own extends this."""
+        check_option_ranges(options)
 
     def __init__(self, input_shape: tuple[int, ...], code: int, loss: str = "mse", output: str = "auto",
                  sparse: str | None = None, contractive: float = 0.0) -> None:
@@ -166,6 +181,15 @@ class Autoencoder(nn.Module):
             self.output = "sigmoid" if value_range == "unit" else "identity"
         if self.loss_name == "bce" and self.output != "sigmoid":
             raise AekitError("loss bce needs outputs in [0, 1]: use output sigmoid with data scaled to [0, 1]")
+
+    # -- hooks of the training loop (a family with no use for them keeps these) --------------
+    def begin_epoch(self, epoch: int, epochs: int) -> None:
+        """Called at the start of every epoch (0-based ``epoch`` of ``epochs``), a resumed one too;
+        a schedule inside the loss (a VAE's KL warm-up) follows from it."""
+
+    def start_from_data(self, rows: Callable[[int], np.ndarray]) -> None:
+        """Called once before a new run's first step, for parameters best started at data (a
+        VampPrior's pseudo-inputs); ``rows(k)`` reads ``k`` shuffled training rows (only if called)."""
 
     # -- the three public maps -------------------------------------------------------------
     def encode(self, x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:

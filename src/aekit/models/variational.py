@@ -57,7 +57,7 @@ from aekit.models.conv import ConvAE
 from aekit.models.likelihoods import LIKELIHOODS, VARIANCES, check_variance_value, make_likelihood
 from aekit.models.mlp import mlp_stack
 from aekit.models.posterior import DiagonalGaussian
-from aekit.models.priors import make_prior, parse_prior
+from aekit.models.priors import VampPrior, make_prior, parse_prior
 from aekit.registry import register_model
 
 ARCHS = ("mlp", "conv")
@@ -259,6 +259,21 @@ class VariationalAE(Autoencoder):
 
     def config(self) -> dict[str, Any]:
         return {"name": self.family, "input_shape": list(self.input_shape), **self.options}
+
+    @classmethod
+    def check_config(cls, options: dict[str, Any]) -> None:
+        """The shared ranges and the variational options, before any data is read."""
+        super().check_config(options)
+        check_vae_options(options)
+
+    @property
+    def takes_labels(self) -> bool:  # type: ignore[override]
+        return self.n_classes > 0
+
+    def start_from_data(self, rows: Callable[[int], np.ndarray]) -> None:
+        """The training hook: a VampPrior's K pseudo-inputs start at K shuffled training rows."""
+        if isinstance(self.prior, VampPrior):
+            self.init_pseudo_inputs(rows(self.prior.pseudo.shape[0]))
 
     @property
     def kl_weight(self) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from aekit.config import RunConfig
@@ -19,6 +20,7 @@ from aekit.errors import AekitError
 from aekit.io import write_json
 from aekit.metrics import evaluate_model
 from aekit.training import distributed
+from aekit.training.infill import training_view
 from aekit.training.loop import FitResult, fit
 
 RECON_GRID = 16
@@ -52,12 +54,20 @@ def check_trainable(ds: Dataset, cfg: RunConfig) -> None:
 
 
 def build_model(cfg: RunConfig, ds: Dataset) -> Any:
-    from aekit.registry import create_model
+    """The run's model for ``ds``: its options from ``[model]``, ``conditional = true`` resolved to the
+    dataset's class count, its output (or likelihood) chosen for the data's value range."""
+    from aekit.registry import constructor_options, create_model
 
-    opts = {k: v for k, v in cfg.model.items() if k != "name"}
+    opts = constructor_options(cfg.model, lambda: ds.class_count("--conditional (conditional = true)"))
     model = create_model(cfg.model.get("name", "mlp"), ds.sample_shape, **opts)
     model.resolve_output(ds.value_range)
     return model
+
+
+def shuffled_rows(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """``k`` rows of ``x`` in a random order drawn from ``seed`` (cycled where ``x`` has fewer)."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    return x[order[np.arange(k) % len(x)]]
 
 
 def train_autoencoder(model: Any, ds: Dataset, cfg: RunConfig, out: Path, *, device: torch.device,
@@ -69,13 +79,19 @@ def train_autoencoder(model: Any, ds: Dataset, cfg: RunConfig, out: Path, *, dev
     d = cfg.data
     train_split = ds.split("train", d.val_fraction, d.split_seed)
     val_split = ds.split("val", d.val_fraction, d.split_seed) if d.val_fraction > 0 else None
-    res = fit(model, train_split, val_split, cfg.train, out, device=device, resume=resume, progress=progress)
+    # What the loop trains on: the split, or for dynamically binarised data its grey levels with
+    # fresh binary draws every batch (training/infill.py); scoring below reads the fixed binary rows.
+    fit_split, corruption = training_view(train_split, cfg.train.noise, clip=model.output == "sigmoid")
+    if not resume:  # (a resumed run's weights come from its checkpoint)
+        model.start_from_data(lambda k: shuffled_rows(fit_split.x, k, cfg.train.seed))
+    res = fit(model, fit_split, val_split, cfg.train, out, device=device, corrupt=corruption, resume=resume,
+              progress=progress)
     distributed.finish()
     if distributed.rank_and_size()[0] != 0:
         model.cpu().eval()
         return {}, res
     splits = {"train": train_split, "val": val_split, "test": ds.test}
-    metrics = {name: evaluate_model(model, s.x, cfg.train.eval_batch_size)
+    metrics = {name: evaluate_model(model, s.x, cfg.train.eval_batch_size, s.y)
                for name, s in splits.items() if s is not None and len(s)}
     summary = {
         "metrics": metrics,
@@ -89,12 +105,15 @@ def train_autoencoder(model: Any, ds: Dataset, cfg: RunConfig, out: Path, *, dev
         "n_parameters": model.n_parameters(),
     }
     write_json(out / "summary.json", summary)
-    keep_threshold(model, out, train_split, val_split, ds.name, ds.value_range == "unit")
+    if not getattr(model, "takes_labels", False):
+        # An anomaly score has no label to give a model conditioned on labels: no threshold for it.
+        keep_threshold(model, out, train_split, val_split, ds.name, ds.value_range == "unit")
     from aekit import plots
 
     plots.loss_curve(res.history, out / "loss.png", title=f"{model.family} on {ds.name}")
     show = ds.test if len(ds.test) else train_split
-    reconstruct_grid(model, show.x[:RECON_GRID], out / "reconstructions.png")
+    reconstruct_grid(model, show.x[:RECON_GRID], out / "reconstructions.png",
+                     None if show.y is None else show.y[:RECON_GRID])
     model.cpu().eval()
     return summary, res
 
@@ -118,11 +137,14 @@ def keep_threshold(model: Any, out: Path, train: Any, val: Any, data: str, unit_
     save_threshold(out, {**rec, "data": data}, "aekit train")
 
 
-def reconstruct_grid(model: Any, x: Any, path: str | Path) -> Path:
+def reconstruct_grid(model: Any, x: Any, path: str | Path, labels: Any = None) -> Path:
+    """Originals above their reconstructions (``labels`` for a model conditioned on them)."""
     from aekit import plots
     from aekit.metrics import as_float
+    from aekit.models.base import with_labels
 
-    return plots.image_rows([as_float(x), model.reconstruct(x)], tuple(model.input_shape), path,
+    return plots.image_rows([as_float(x), model.reconstruct(x, **with_labels(model, labels))],
+                            tuple(model.input_shape), path,
                             labels=["input", "output"], title="originals (top) and reconstructions (bottom)")
 
 

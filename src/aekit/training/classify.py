@@ -125,8 +125,12 @@ class Classification(Objective):
                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return (random_shift(xb, self.shift, gen) if self.shift else xb), yb
 
-    def loss(self, model: nn.Module, inp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(model(inp), target)
+    def begin_epoch(self, model: nn.Module, epoch: int, epochs: int) -> None:
+        """A classifier has no per-epoch schedule (its encoder's model is not trained here)."""
+
+    def loss(self, model: nn.Module, inp: torch.Tensor, target: torch.Tensor,
+             labels: torch.Tensor | None = None) -> torch.Tensor:
+        return F.cross_entropy(model(inp), target)  # the labels are the target
 
     def validate(self, model: nn.Module, x: Any, y: Any, cfg: TrainConfig) -> dict[str, Any]:
         acc = accuracy(model, x, y)

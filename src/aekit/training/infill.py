@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from aekit.data.dataset import Split
 from aekit.data.noise import Noise
 from aekit.models.base import Autoencoder
 from aekit.training.batches import mean_image
@@ -39,18 +40,20 @@ GUESS_PASSES = (1, 2, 3, 4, 6, 8, 12, 16, 20, 24)
 
 
 @torch.no_grad()
-def own_guesses(model: Autoencoder, noise: Noise, xb: torch.Tensor,
-                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input, target) of a guess batch made from the clean batch ``xb``.
+def own_guesses(model: Autoencoder, noise: Noise, xb: torch.Tensor, generator: torch.Generator,
+                labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input, target) of a guess batch made from the clean batch ``xb`` (and its ``labels``, for a
+    model conditioned on them).
 
     The input is ``xb`` with a ``block:S`` square refilled by the model's passes; the target is
     ``xb`` with the model's first pass in the square.
     """
     filled, mask = noise.block(xb, generator)
     passes = guess_passes(generator)
-    cur = first = torch.where(mask, model(filled).recon.to(xb.dtype), xb)
+    kw = {} if labels is None else {"labels": labels}
+    cur = first = torch.where(mask, model(filled, **kw).recon.to(xb.dtype), xb)
     for _ in range(passes - 1):
-        cur = torch.where(mask, model(cur).recon.to(xb.dtype), xb)
+        cur = torch.where(mask, model(cur, **kw).recon.to(xb.dtype), xb)
     return cur, first
 
 
@@ -70,7 +73,8 @@ class Corruption:
     """How a clean batch becomes the model's (input, target): ``noise`` drawn afresh for every batch.
 
     ``noise`` is any ``noise(x, generator) -> x`` (a :class:`aekit.data.noise.Noise`, or your own);
-    None trains a plain autoencoder.
+    None trains a plain autoencoder. ``labels`` are the batch's, given to a model conditioned on them
+    wherever the corruption runs the model itself (None for any other model).
     """
 
     def __init__(self, noise: Any = None) -> None:
@@ -79,8 +83,8 @@ class Corruption:
     def prepare(self, x_train: Any, device: torch.device) -> None:
         """Called once with the training data before the first batch."""
 
-    def pair(self, model: Autoencoder, xb: torch.Tensor, step: int,
-             generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def pair(self, model: Autoencoder, xb: torch.Tensor, step: int, generator: torch.Generator,
+             labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return (self.noise(xb, generator) if self.noise is not None else xb), xb
 
 
@@ -92,11 +96,42 @@ class GuessBatches(Corruption):
         if self.noise.fill is None:
             self.noise = dataclasses.replace(self.noise, fill=mean_image(x_train, device=device))
 
-    def pair(self, model: Autoencoder, xb: torch.Tensor, step: int,
-             generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def pair(self, model: Autoencoder, xb: torch.Tensor, step: int, generator: torch.Generator,
+             labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if step % 2 == 1:
-            return own_guesses(model, self.noise, xb, generator)
+            return own_guesses(model, self.noise, xb, generator, labels)
         return self.noise(xb, generator), xb
+
+
+class Binarized(Corruption):
+    """Dynamic binarisation (the ``NAME-binary`` datasets): every batch is a fresh draw of binary
+    values, each 1 with its grey level's probability, used as input and target alike, and then
+    corrupted as ``inner`` says. Drawn from the loop's noise generator, which checkpoints keep, so a
+    resumed run draws the same values. (Salakhutdinov & Murray, ICML 2008, binarised MNIST once, a
+    static set; drawing afresh every time, as Burda et al. 2016 did, regularises and gives other
+    likelihoods: the two are not comparable.)"""
+
+    def __init__(self, inner: Corruption) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def prepare(self, x_train: Any, device: torch.device) -> None:
+        self.inner.prepare(x_train, device)
+
+    def pair(self, model: Autoencoder, xb: torch.Tensor, step: int, generator: torch.Generator,
+             labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        u = torch.rand(xb.shape, generator=generator, device=xb.device, dtype=xb.dtype)
+        return self.inner.pair(model, (u < xb).to(xb.dtype), step, generator, labels)
+
+
+def training_view(split: Split, noise: Any, clip: bool = True) -> tuple[Split, Corruption]:
+    """What the loop trains on for a split and a ``--noise`` spec: the split and its corruption, or,
+    for a dynamically binarised split (one with grey ``levels``), its levels and fresh draws from
+    them for every batch."""
+    corruption = corruption_for(noise, clip)
+    if split.levels is None:
+        return split, corruption
+    return Split(split.levels, split.y), Binarized(corruption)
 
 
 def corruption_for(noise: Any, clip: bool = True) -> Corruption:

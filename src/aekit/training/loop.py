@@ -4,7 +4,11 @@ Per step, in the order a reader expects: batch -> corrupt (an :class:`Objective`
 forward -> backward -> clip -> step -> log. Validation after every epoch; the best checkpoint
 (lowest validation loss) and the last one (weights, optimizer, RNG and loop state, for
 ``--resume``) are kept. What is trained for -- reconstruction, or labels -- is the objective's
-business; the loop never branches on a model's kind.
+business; the loop never branches on a model's kind. Models join in through hooks every
+autoencoder has: ``begin_epoch(epoch, epochs)`` at the start of every epoch (a VAE's KL warm-up),
+and ``takes_labels``, with which a model conditioned on labels gets each batch's labels, in
+training and in validation alike. A NaN or infinite loss stops the run in one line naming the epoch
+and the step, before any checkpoint is written from the spoiled weights.
 
 Batches are index slices of one tensor holding the whole split (uint8 images are converted to
 float per batch), not a per-sample DataLoader. The loss is summed on the device and read back
@@ -28,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -108,14 +112,19 @@ def lr_at(cfg: TrainConfig, epoch: int, start: int = 0, length: int | None = Non
 
 @torch.no_grad()
 def evaluate_tensor(model: torch.nn.Module, x: torch.Tensor | np.ndarray, batch_size: int,
-                    unit_range: bool) -> dict[str, Any]:
-    """Mean model loss and reconstruction metrics of ``model`` on a whole split (a tensor or a memory map)."""
+                    unit_range: bool, labels: np.ndarray | None = None) -> dict[str, Any]:
+    """Mean model loss and reconstruction metrics of ``model`` on a whole split (a tensor or a memory
+    map); ``labels``, one per row, go to a model conditioned on them."""
     was_training = model.training
     model.eval()
-    meter, loss_sum = ReconMeter(unit_range), 0.0
+    meter, loss_sum, start = ReconMeter(unit_range), 0.0, 0
     device = next(model.parameters()).device
     for xb in pieces_of(x, batch_size, device):
-        out = model(xb)
+        if labels is None:
+            out = model(xb)
+        else:
+            out = model(xb, labels=torch.from_numpy(labels[start : start + len(xb)]).to(device))
+        start += len(xb)
         loss_sum += float(out.loss) * len(xb)
         meter.update(xb.cpu().numpy(), out.recon.float().cpu().numpy())
     model.train(was_training)
@@ -123,13 +132,22 @@ def evaluate_tensor(model: torch.nn.Module, x: torch.Tensor | np.ndarray, batch_
 
 
 class Objective:
-    """What the loop trains for. This one: reconstruct the clean batch from its corrupted copy."""
+    """What the loop trains for. This one: reconstruct the clean batch from its corrupted copy (given
+    the batch's labels, for a model conditioned on them)."""
 
     min_steps_per_epoch = 1  # small labelled sets are cycled to make epochs of at least this many steps
-    uses_labels = False  # whether batches carry their labels (``yb`` in :meth:`inputs`)
+    uses_labels = False  # whether the objective itself needs the batches' labels (``yb`` in :meth:`inputs`)
 
     def __init__(self, corruption: Corruption | None = None) -> None:
         self.corruption = corruption
+
+    def wants_labels(self, model: torch.nn.Module) -> bool:
+        """Whether batches carry their labels: for the objective, or for a model that takes them."""
+        return self.uses_labels or bool(getattr(model, "takes_labels", False))
+
+    def begin_epoch(self, model: torch.nn.Module, epoch: int, epochs: int) -> None:
+        """The model's per-epoch hook (:meth:`aekit.models.base.Autoencoder.begin_epoch`)."""
+        model.begin_epoch(epoch, epochs)
 
     def prepare(self, model: torch.nn.Module, cfg: TrainConfig, x_train: Any, device: torch.device) -> None:
         if self.corruption is None:
@@ -138,15 +156,20 @@ class Objective:
 
     def inputs(self, model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor | None, step: int,
                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(model input, target) of one batch."""
-        return self.corruption.pair(model, xb, step, gen)
+        """(model input, target) of one batch; ``yb`` (None unless :meth:`wants_labels`) are its labels."""
+        return self.corruption.pair(model, xb, step, gen, yb)
 
-    def loss(self, model: torch.nn.Module, inp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return model(inp, target=target).loss
+    def loss(self, model: torch.nn.Module, inp: torch.Tensor, target: torch.Tensor,
+             labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The batch's loss; ``labels`` (None unless :meth:`wants_labels`) go to the model."""
+        if labels is None:
+            return model(inp, target=target).loss
+        return model(inp, target=target, labels=labels).loss
 
     def validate(self, model: torch.nn.Module, x: Any, y: Any, cfg: TrainConfig) -> dict[str, Any]:
         """Figures for the history row; ``val_loss`` decides the best epoch and early stopping."""
-        m = evaluate_tensor(model, x, cfg.eval_batch_size, model.output == "sigmoid")
+        m = evaluate_tensor(model, x, cfg.eval_batch_size, model.output == "sigmoid",
+                            y if self.wants_labels(model) else None)
         return {"val_loss": m["loss"], "val_mse": m["mse"], "val_sse_per_image": m["sse_per_image"]}
 
 
@@ -195,7 +218,9 @@ class Trainer:
         self.batch = min(cfg.batch_size, self.n_rows)
         self.per_pass = math.ceil(self.n_rows / self.batch)
         self.epoch_steps = max(self.per_pass, objective.min_steps_per_epoch)
-        self.y = to_tensor(train.y.astype(np.int64), device) if objective.uses_labels else None
+        if objective.wants_labels(model) and train.y is None:
+            raise AekitError("this model is conditioned on labels (a conditional VAE), and the training data has none")
+        self.y = to_tensor(train.y.astype(np.int64), device) if objective.wants_labels(model) else None
         self.x_val = self.y_val = None
         if val is not None and len(val):
             self.x_val = val.x if mapped.is_mapped(val.x) else to_tensor(val.x, device)
@@ -228,6 +253,9 @@ class Trainer:
         # it saved (its horizon), unless cfg.schedule_restart starts a new one (see reschedule).
         self.schedule = {"start": 0, "epochs": cfg.epochs}
         self.loss_sum, self.done = torch.zeros((), device=device), 0
+        # Steps of this epoch after which the running loss was still finite, counted on the device
+        # (no host sync per step): when the loss turns NaN or infinite, the step it did so is this + 1.
+        self.finite_steps = torch.zeros((), dtype=torch.int64, device=device)
         self.perm_state = self.gens["perm"].get_state()  # the perm generator at the current epoch's start
         self.best_state: dict[str, torch.Tensor] | None = None  # kept in memory when no files are written
         self.last_save = time.perf_counter()
@@ -249,13 +277,16 @@ class Trainer:
         rep, j = divmod(i, self.per_pass)  # batch j of permutation number rep
         return perm[rep * n + j * bs : rep * n + min((j + 1) * bs, n)]
 
-    def probe_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A clean batch and its target, for timing the precisions (no random draw)."""
+    def probe_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """A batch's (input, target, labels), for timing the precisions: the first rows, through the
+        objective with a generator of its own (the run's generators are not drawn from)."""
         idx = torch.arange(self.batch, device=self.device)
         xb = as_batch(take_rows(self.x, idx, self.device))
+        yb = self.y.index_select(0, idx) if self.y is not None else None
+        inp, target = self.obj.inputs(self.model, xb, yb, 0, torch.Generator(self.device).manual_seed(0))
         if self.channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        return xb, (self.y.index_select(0, idx) if self.y is not None else xb)
+            inp = inp.contiguous(memory_format=torch.channels_last)
+        return inp, target, yb
 
     # --- one step and one epoch ----------------------------------------------------------------
     def step(self, idx: torch.Tensor, i: int) -> None:
@@ -268,13 +299,14 @@ class Trainer:
         if self.world > 1:  # this rank's slice of the global batch (corrupted whole: the same draw as one process)
             n_global = len(inp)
             inp, target = inp[self.rank :: self.world], target[self.rank :: self.world]
+            yb = yb[self.rank :: self.world] if yb is not None else None
             # DDP averages the ranks' gradients; weighting each rank's mean by its share of the
             # global batch makes that average the global batch's mean, even for uneven slices.
             scale = len(inp) * self.world / n_global
 
         def forward_backward(model: torch.nn.Module) -> torch.Tensor:
             with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
-                loss = self.obj.loss(model, inp, target)
+                loss = self.obj.loss(model, inp, target, yb)
             self.scaler.scale(loss * scale if scale != 1.0 else loss).backward()
             return loss
 
@@ -286,6 +318,7 @@ class Trainer:
         self.scaler.step(self.opt)
         self.scaler.update()
         self.loss_sum += loss.detach() * len(inp)
+        self.finite_steps += torch.isfinite(self.loss_sum)
         self.done += len(inp)
         self.res.steps += 1
         ckpt.kill_point("step")
@@ -295,6 +328,7 @@ class Trainer:
         cfg, t0 = self.cfg, time.perf_counter()
         for group in self.opt.param_groups:
             group["lr"] = self.lr(self.epoch)
+        self.obj.begin_epoch(self.model, self.epoch, cfg.epochs)
         if self.step_in_epoch:  # resumed mid-epoch: the same permutation as the interrupted run
             self.gens["perm"].set_state(self.perm_state)
         perm = self.epoch_order()
@@ -310,6 +344,9 @@ class Trainer:
             self.cpu.tick()
             if self.progress and self.step_in_epoch % cfg.log_every == 0:
                 shown = self.readout.read(self.loss_sum, self.done)
+                if shown is not None and not math.isfinite(shown):
+                    bar.close()
+                    self.diverged()
                 bar.update(cfg.log_every, **({"loss": f"{shown:.4g}"} if shown is not None else {}))
             self.maybe_checkpoint()
             if cfg.max_steps is not None and self.res.steps >= cfg.max_steps:
@@ -326,8 +363,7 @@ class Trainer:
             loss_sum, done = totals[0], int(totals[1])
         train_loss = float(loss_sum) / max(done, 1)
         if not math.isfinite(train_loss):
-            raise AekitError(f"training diverged at epoch {self.epoch + 1} (loss {train_loss}); "
-                             "lower the learning rate")
+            self.diverged()
         row: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": train_loss, "lr": self.lr(self.epoch),
                                "seconds": round(seconds, 3), "samples_per_s": round(done / max(seconds, 1e-9), 1)}
         if self.x_val is not None:
@@ -348,12 +384,30 @@ class Trainer:
             self.progress)
         self.epoch, self.step_in_epoch = self.epoch + 1, 0
         self.loss_sum, self.done = torch.zeros((), device=self.device), 0
+        self.finite_steps.zero_()
         self.readout.new_epoch()
         self.res.stopped_early = self.cfg.patience is not None and self.bad_epochs >= self.cfg.patience
         self.perm_state = self.gens["perm"].get_state()
         if self.writes:
             self.write_history()
             self.save_last()
+
+    def diverged(self) -> NoReturn:
+        """Stop on a NaN or infinite loss, in one line naming the epoch and the step where it became
+        so. No checkpoint is written from here on: ``model.safetensors`` keeps the best epoch's
+        weights and ``last/`` the last finite state; the model in memory goes back to the best."""
+        step = min(int(self.finite_steps) + 1, self.epoch_steps)
+        value = float(self.loss_sum)
+        self.load_best()
+        if self.res.best_epoch and self.out is not None:
+            kept = f"the best checkpoint (epoch {self.res.best_epoch}) is kept in {self.out / 'model.safetensors'}"
+        elif self.res.best_epoch:
+            kept = f"the model holds the best epoch's weights (epoch {self.res.best_epoch})"
+        else:
+            kept = "no epoch had finished, so there is no checkpoint"
+        raise AekitError(f"the training loss became {value} at epoch {self.epoch + 1}, step {step} of "
+                         f"{self.epoch_steps}; training stopped and {kept}; lower the learning rate (--lr) "
+                         "or clip the gradients (clip_grad)")
 
     def lr(self, epoch: int) -> float:
         return lr_at(self.cfg, epoch, self.schedule["start"], self.schedule["epochs"])
@@ -400,10 +454,21 @@ class Trainer:
         if by_steps or by_time:
             self.save_last()
 
+    def check_finite(self) -> None:
+        """Before a checkpoint: a loss that is no longer finite stops the run (:meth:`diverged`)
+        instead of saving weights it has spoiled."""
+        if not math.isfinite(float(self.loss_sum)):
+            self.diverged()
+
     def save_last(self) -> None:
+        self.check_finite()
         tensors, meta = ckpt.optimizer_state(self.opt)
+        # Torch's default generators too: a model that samples in its forward pass (a VAE's
+        # reparameterisation noise) draws from them, on the CPU and on the GPU.
         rng = {"rng.perm": self.perm_state, "rng.noise": self.gens["noise"].get_state(),
                "rng.torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         r = self.res
         state = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "epoch_loss_sum": float(self.loss_sum),
                  "epoch_done": self.done, "bad_epochs": self.bad_epochs, "history": r.history,
@@ -437,6 +502,8 @@ class Trainer:
             for k, g in self.gens.items():
                 g.set_state(saved[f"rng.{k}"])
             torch.set_rng_state(saved["rng.torch"])
+            if self.device.type == "cuda" and "rng.cuda" in saved:  # absent: saved on another device
+                torch.cuda.set_rng_state(saved["rng.cuda"], self.device)
             self.perm_state = saved["rng.perm"]
         except KeyError as exc:
             raise AekitError(f"{last}: checkpoint does not fit this run (no {exc} in it); "
@@ -452,6 +519,7 @@ class Trainer:
         self.res.best_epoch = state["best_epoch"]
         self.step_in_epoch = state.get("step_in_epoch", 0)
         self.loss_sum = torch.tensor(math.nan if loss_sum is None else float(loss_sum), device=self.device)
+        self.finite_steps.fill_(self.step_in_epoch if loss_sum is not None else 0)
         self.done, self.res.stopped_early = state.get("epoch_done", 0), state.get("stopped_early", False)
         # A checkpoint from before the schedule was kept: its run's schedule spanned --epochs.
         self.schedule = dict(state.get("schedule", self.schedule))

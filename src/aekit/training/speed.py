@@ -211,12 +211,11 @@ class LossReadout:
         self.value, self.event = None, None
 
 
-def choose_amp(candidate: torch.dtype | None, model: torch.nn.Module,
-               batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-               loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
-               device: torch.device, progress: bool) -> torch.dtype | None:
+def choose_amp(candidate: torch.dtype | None, model: torch.nn.Module, batch: Callable[[], tuple[Any, ...]],
+               loss: Callable[..., torch.Tensor], device: torch.device, progress: bool) -> torch.dtype | None:
     """``--precision auto``: ``candidate`` (bf16, from :func:`aekit.device.autocast_dtype`) where
-    timing finds it faster than fp32, else None (see the module docstring)."""
+    timing finds it faster than fp32, else None (see the module docstring). ``batch()`` gives the
+    arguments of ``loss(model, *arguments)`` (input, target and labels)."""
     if candidate is None or (device.type == "cpu" and not cpu_has_fast_bf16()):
         return None
     times = {dt: time_passes(model, batch, loss, device, dt) for dt in (None, candidate)}
@@ -226,19 +225,18 @@ def choose_amp(candidate: torch.dtype | None, model: torch.nn.Module,
     return pick
 
 
-def time_passes(model: torch.nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-                loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
+def time_passes(model: torch.nn.Module, batch: Callable[[], tuple[Any, ...]], loss: Callable[..., torch.Tensor],
                 device: torch.device, dtype: torch.dtype | None, repeat: int = 10) -> float:
     """Median seconds of one forward-backward of a copy of ``model`` (the run's own RNG untouched)."""
     probe = copy.deepcopy(model)
-    inp, target = batch()
+    args = batch()
     cpu_rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     seconds = []
     for i in range(3 + repeat):
         t = time.perf_counter()
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            out = loss(probe, inp, target)
+            out = loss(probe, *args)
         out.backward()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
