@@ -178,7 +178,7 @@ def contended(args: argparse.Namespace) -> None:
                         for p in busy:
                             p.kill()
                             p.wait()
-                print(f"round {r + 1}/{args.rounds} done", flush=True)
+                print(f"round {r + 1}/{args.rounds}: {CONTENDED[key][0]} done", flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     rows = []

@@ -34,7 +34,8 @@ def machine(monkeypatch: pytest.MonkeyPatch) -> Any:
     clock = Clock()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("AEKIT_THREADS", raising=False)
-    monkeypatch.setattr(cpu_share, "_machine_busy_seconds", lambda: clock.busy)
+    monkeypatch.setattr(cpu_share, "_machine_busy_seconds", lambda cpus: clock.busy)
+    monkeypatch.setattr(cpu_share, "_affinity", lambda: {0, 1, 2, 3})
     monkeypatch.setattr(cpu_share.CpuShare, "_own", staticmethod(lambda: clock.own))
     monkeypatch.setattr(cpu_share.time, "monotonic", lambda: clock.wall)
     monkeypatch.setattr(cpu_share, "usable_cpus", lambda: 4)
@@ -100,9 +101,35 @@ def test_a_bad_thread_count_is_one_error_line(monkeypatch: pytest.MonkeyPatch, t
                           "AEKIT_THREADS")
 
 
+def test_a_quota_under_the_mask_ignores_the_rest_of_the_hosts_load(machine: Clock,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container allowed 2 CPUs on a 4-CPU mask: others using 1.5 CPUs still leave it its 2."""
+    monkeypatch.setattr(cpu_share, "usable_cpus", lambda: 2)
+    share = cpu_share.CpuShare(torch.device("cpu"))
+    machine.advance(0.6, own_cpus=2.0, other_cpus=1.5)
+    share.tick()
+    assert torch.get_num_threads() == 2
+    machine.advance(0.6, own_cpus=1.0, other_cpus=3.0)
+    share.tick()
+    assert torch.get_num_threads() == 1
+
+
+def test_busy_time_counts_only_the_given_cpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  300 0 100 900 5 0 0 50 0 0\ncpu0 100 0 50 400 5 0 0 25 0 0\n"
+                    "cpu1 200 0 50 500 0 0 0 25 0 0\nintr 1 2 3\n")
+    real_open = open
+    monkeypatch.setattr(cpu_share, "open", lambda p, m="r": real_open(stat if p == "/proc/stat" else p, m),
+                        raising=False)
+    tick = cpu_share.CLOCK_TICKS
+    assert cpu_share._machine_busy_seconds(None) == pytest.approx(400 / tick)  # steal and iowait left out
+    assert cpu_share._machine_busy_seconds({1}) == pytest.approx(250 / tick)
+    assert cpu_share._machine_busy_seconds({7}) is None
+
+
 def test_quota_bounds_usable_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cpu_share, "_cgroup_quota", lambda: 1.5)
-    monkeypatch.setattr(cpu_share.os, "sched_getaffinity", lambda _: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(cpu_share, "_affinity", lambda: {0, 1, 2, 3})
     assert cpu_share.usable_cpus() == 2
     monkeypatch.setattr(cpu_share, "_cgroup_quota", lambda: None)
     assert cpu_share.usable_cpus() == 4

@@ -75,6 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     shown = "localhost" if args.host in ("0.0.0.0", "::") else args.host
     print(f"aekit serve: http://{shown}:{args.port}/" + (f"#token={urllib.parse.quote(token)}" if token else "")
           + "  (Ctrl-C stops it)", flush=True)
+    import PIL.Image  # noqa: F401 - now, not during the first upload, when the import would hold up every request
     import torch
 
     before = torch.get_num_threads()

@@ -73,10 +73,15 @@ def mixture_log_prob(z: torch.Tensor, comps: DiagonalGaussian) -> torch.Tensor:
     -0.5 (z^2 . (1/v_k) - 2 z . (m_k/v_k) + m_k^2 . (1/v_k)): two (N, D) x (D, K) products.
     """
     lead = z.shape[:-1]
-    zf = z.reshape(-1, z.shape[-1])
-    prec = torch.exp(-comps.logvar)  # (K, D)
-    const = (comps.mean**2 * prec + comps.logvar + LOG_2PI).sum(-1)  # (K,)
-    quad = (zf**2) @ prec.T - 2.0 * zf @ (comps.mean * prec).T  # (N, K)
-    log_k = -0.5 * (quad + const)
-    out = torch.logsumexp(log_k, dim=-1) - math.log(comps.mean.shape[0])
+    # In fp32 (float64 stays float64) whatever autocast says: the three terms are large and cancel,
+    # and a bf16 product would leave nats of error in each component (fp16 could overflow to inf).
+    dtype = torch.promote_types(z.dtype, torch.float32)
+    with torch.autocast(z.device.type, enabled=False):
+        zf = z.reshape(-1, z.shape[-1]).to(dtype)
+        mean, logvar = comps.mean.to(dtype), comps.logvar.to(dtype)
+        prec = torch.exp(-logvar)  # (K, D)
+        const = (mean**2 * prec + logvar + LOG_2PI).sum(-1)  # (K,)
+        quad = (zf**2) @ prec.T - 2.0 * zf @ (mean * prec).T  # (N, K)
+        log_k = -0.5 * (quad + const)
+        out = torch.logsumexp(log_k, dim=-1) - math.log(mean.shape[0])
     return out.reshape(lead)

@@ -31,15 +31,22 @@ import torch
 from aekit.device import fixed_threads
 
 INTERVAL = 0.5  # seconds between looks: long enough for /proc/stat's 10 ms ticks to count
+FIRST_LOOK = 0.1  # the first look comes sooner: a short run beside busy processes should not spend half a second at 10x
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on: its affinity mask, bounded by a cgroup v2 or v1 CPU quota."""
+def _affinity() -> set[int] | None:
+    """The CPUs this process may run on (None where the platform cannot say)."""
     try:
-        n = len(os.sched_getaffinity(0))
+        return set(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        n = os.cpu_count() or 1
+        return None
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use: its affinity mask, bounded by a cgroup v2 or v1 CPU quota."""
+    cpus = _affinity()
+    n = len(cpus) if cpus else os.cpu_count() or 1
     quota = _cgroup_quota()
     return max(1, min(n, math.ceil(quota))) if quota else max(1, n)
 
@@ -59,17 +66,23 @@ def _cgroup_quota() -> float | None:
         return None
 
 
-def _machine_busy_seconds() -> float | None:
-    """CPU seconds all CPUs have spent busy since boot (``/proc/stat``'s first line, less idle and iowait)."""
+def _machine_busy_seconds(cpus: set[int] | None) -> float | None:
+    """CPU seconds the given CPUs (all where None) have spent busy since boot, from ``/proc/stat``:
+    user, nice, system, irq and softirq time. Idle, iowait and steal (time the hypervisor gave to
+    another machine) are not other processes of this one."""
     try:
         with open("/proc/stat", "rb") as f:
-            fields = f.readline().split()
+            lines = f.read().splitlines()
     except OSError:
         return None
-    if len(fields) < 6 or fields[0] != b"cpu":
-        return None
-    ticks = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
-    return (sum(ticks) - ticks[3] - ticks[4]) / CLOCK_TICKS
+    wanted = {b"cpu"} if cpus is None else {f"cpu{c}".encode() for c in cpus}
+    total, seen = 0, 0
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 8 and fields[0] in wanted:
+            user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
+            total, seen = total + user + nice + system + irq + softirq, seen + 1
+    return total / CLOCK_TICKS if seen else None
 
 
 class CpuShare:
@@ -80,12 +93,17 @@ class CpuShare:
         fixed = fixed_threads()
         if fixed is not None and fixed != self.start:
             torch.set_num_threads(fixed)
-        busy = _machine_busy_seconds()
+        # Only the CPUs this process may run on are watched: in a container or under taskset on a
+        # large busy host, the rest of the host's load is not this process's concern.
+        self.cpus = _affinity()
+        self.span = len(self.cpus) if self.cpus else os.cpu_count() or 1
+        busy = _machine_busy_seconds(self.cpus)
         self.active = device.type == "cpu" and fixed is None and busy is not None and self.start > 1
-        self.most = min(self.start, usable_cpus())
+        self.most = min(self.start, usable_cpus())  # a cgroup quota may allow fewer than the mask
         self.threads = self.start
         self.last = (time.monotonic(), busy or 0.0, self._own())
-        self.changes = 0  # how often the count changed (reported by the benchmark)
+        self.changes = 0  # how often the count changed
+        self.looked = False
 
     @staticmethod
     def _own() -> float:
@@ -96,17 +114,18 @@ class CpuShare:
         if not self.active:
             return
         now = time.monotonic()
-        if now - self.last[0] < INTERVAL:
+        if now - self.last[0] < (INTERVAL if self.looked else FIRST_LOOK):
             return
-        busy, own = _machine_busy_seconds(), self._own()
+        busy, own = _machine_busy_seconds(self.cpus), self._own()
         if busy is None:
             self.active = False
             return
         t0, busy0, own0 = self.last
-        self.last = (now, busy, own)
+        self.last, self.looked = (now, busy, own), True
         others = max(0.0, (busy - busy0) - (own - own0)) / (now - t0)  # CPUs' worth other processes used
-        # 0.6 of a core left over still earns a thread (a process that runs in bursts), 0.4 does not.
-        want = max(1, min(self.most, math.floor(self.most - others + 0.4)))
+        # Threads for the CPUs of the mask that others leave free, at most the quota's; 0.6 of a core
+        # left over still earns a thread (a process that runs in bursts), 0.4 does not.
+        want = max(1, min(self.most, math.floor(self.span - others + 0.4)))
         if want != self.threads:
             torch.set_num_threads(want)
             self.threads, self.changes = want, self.changes + 1

@@ -344,7 +344,8 @@ class Trainer:
             self.cpu.tick()
             if self.progress and self.step_in_epoch % cfg.log_every == 0:
                 shown = self.readout.read(self.loss_sum, self.done)
-                if shown is not None and not math.isfinite(shown):
+                # With several processes every rank stops together at the epoch's end (end_epoch).
+                if shown is not None and not math.isfinite(shown) and self.world == 1:
                     bar.close()
                     self.diverged()
                 bar.update(cfg.log_every, **({"loss": f"{shown:.4g}"} if shown is not None else {}))
@@ -454,14 +455,21 @@ class Trainer:
         if by_steps or by_time:
             self.save_last()
 
-    def check_finite(self) -> None:
+    def check_finite(self) -> bool:
         """Before a checkpoint: a loss that is no longer finite stops the run (:meth:`diverged`)
-        instead of saving weights it has spoiled."""
-        if not math.isfinite(float(self.loss_sum)):
-            self.diverged()
+        instead of saving weights it has spoiled. With several processes only rank 0 writes, so it
+        skips the checkpoint instead (False): every rank stops together at the epoch's end, where the
+        all-reduced loss is checked, rather than rank 0 alone before the next collective."""
+        if math.isfinite(float(self.loss_sum)):
+            return True
+        if self.world > 1:
+            return False
+        self.diverged()
+        return False
 
     def save_last(self) -> None:
-        self.check_finite()
+        if not self.check_finite():
+            return
         tensors, meta = ckpt.optimizer_state(self.opt)
         # Torch's default generators too: a model that samples in its forward pass (a VAE's
         # reparameterisation noise) draws from them, on the CPU and on the GPU.
