@@ -133,3 +133,15 @@ def test_quota_bounds_usable_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cpu_share.usable_cpus() == 2
     monkeypatch.setattr(cpu_share, "_cgroup_quota", lambda: None)
     assert cpu_share.usable_cpus() == 4
+
+
+def test_a_run_that_starts_beside_busy_processes_starts_with_fewer_threads(machine: Clock,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_share.os, "cpu_count", lambda: 4)  # the mask is the whole machine
+    monkeypatch.setattr(cpu_share, "_runnable", lambda: 4)  # this thread and three others
+    share = cpu_share.CpuShare(torch.device("cpu"))
+    assert torch.get_num_threads() == 1 and share.changes == 1
+    share.restore()
+    monkeypatch.setattr(cpu_share, "_runnable", lambda: 1)  # alone
+    cpu_share.CpuShare(torch.device("cpu"))
+    assert torch.get_num_threads() == 4

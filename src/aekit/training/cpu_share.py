@@ -13,6 +13,8 @@ last look (``/proc/stat``'s busy time of all CPUs, less this process's own CPU t
 ``round(usable CPUs - others' use)`` threads, between 1 and the count the process started with:
 all of them on a quiet machine (no slower than before), fewer as others take cores. The usable
 CPUs are the process's affinity mask, bounded by a cgroup's CPU quota (a container's ``--cpus``).
+A run that starts while other threads are runnable (``/proc/stat``'s procs_running, where the mask
+is the whole machine) starts with fewer threads instead of waiting for its first look.
 
 Nothing is changed where the user fixed the count (``OMP_NUM_THREADS`` or ``AEKIT_THREADS``
 set), on a GPU, or where ``/proc/stat`` does not exist (not Linux); ``AEKIT_THREADS=auto`` is
@@ -85,6 +87,18 @@ def _machine_busy_seconds(cpus: set[int] | None) -> float | None:
     return total / CLOCK_TICKS if seen else None
 
 
+def _runnable() -> int:
+    """Threads running or ready to run on the machine now (``/proc/stat``'s procs_running); 1 if unknown."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if line.startswith(b"procs_running "):
+                    return max(1, int(line.split()[1]))
+    except (OSError, ValueError):
+        pass
+    return 1
+
+
 class CpuShare:
     """Adjusts ``torch.set_num_threads`` to the CPUs left by other processes; ``tick()`` after every step."""
 
@@ -104,6 +118,9 @@ class CpuShare:
         self.last = (time.monotonic(), busy or 0.0, self._own())
         self.changes = 0  # how often the count changed
         self.looked = False
+        if self.active and self.span == (os.cpu_count() or 1):  # the runnable count is the whole machine's
+            others = _runnable() - 1  # this thread is running; torch's others are idle between steps
+            self._set(max(1, min(self.most, self.span - others)))
 
     @staticmethod
     def _own() -> float:
@@ -125,7 +142,9 @@ class CpuShare:
         others = max(0.0, (busy - busy0) - (own - own0)) / (now - t0)  # CPUs' worth other processes used
         # Threads for the CPUs of the mask that others leave free, at most the quota's; 0.6 of a core
         # left over still earns a thread (a process that runs in bursts), 0.4 does not.
-        want = max(1, min(self.most, math.floor(self.span - others + 0.4)))
+        self._set(max(1, min(self.most, math.floor(self.span - others + 0.4))))
+
+    def _set(self, want: int) -> None:
         if want != self.threads:
             torch.set_num_threads(want)
             self.threads, self.changes = want, self.changes + 1
