@@ -7,6 +7,8 @@ its hostile input in ``tmp_path``, and gives a piece of the expected message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,3 +35,17 @@ def assert_one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str], e
     assert len(errors) == 1, err
     assert expect.lower() in errors[0].lower(), f"{expect!r} not in {errors[0]!r}"
     return errors[0]
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, prefix: str,
+               makers: dict[str, Callable[[Path], Path]]) -> Callable[[str], Path]:
+    """The runs a corpus's rows name, each made (``makers[which](a fresh folder)``) the first time a
+    row asks for it and kept for the module, so a ``-k`` selection trains only what it uses."""
+    made: dict[str, Path] = {}
+
+    def get(which: str) -> Path:
+        if which not in made:
+            made[which] = makers[which](tmp_path_factory.mktemp(f"{prefix}-{which}"))
+        return made[which]
+
+    return get

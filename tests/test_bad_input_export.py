@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.badinput import assert_one_line_error
+from tests.badinput import assert_one_line_error, built_once
 
 
 @dataclass
@@ -312,25 +312,21 @@ ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """Tiny runs (code 4, one step), each trained the first time a row asks for it."""
-    made: dict[str, Path] = {}
 
-    def get(which: str) -> Path:
-        if which not in made:
-            import aekit
-            from aekit.config import RunConfig
+    def tiny(d: Path, data: str) -> Path:
+        import aekit
+        from aekit.config import RunConfig
 
-            d = tmp_path_factory.mktemp(f"bad-export-{which}")
-            data = "mnist-mini"
-            if which == "npy":
-                np.save(d / "x.npy", np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32))
-                data = f"npy:{d / 'x.npy'}"
-            cfg = RunConfig.from_dict({"model": {"name": "mlp", "code": 4}, "data": {"name": data},
-                                       "train": {"epochs": 1, "max_steps": 1}})
-            aekit.train(cfg, d / "run", progress=False)
-            made[which] = d / "run"
-        return made[which]
+        cfg = RunConfig.from_dict({"model": {"name": "mlp", "code": 4}, "data": {"name": data},
+                                   "train": {"epochs": 1, "max_steps": 1}})
+        aekit.train(cfg, d / "run", progress=False)
+        return d / "run"
 
-    return get
+    def unlabelled(d: Path) -> Path:
+        np.save(d / "x.npy", np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32))
+        return tiny(d, f"npy:{d / 'x.npy'}")
+
+    return built_once(tmp_path_factory, "bad-export", {"mini": lambda d: tiny(d, "mnist-mini"), "npy": unlabelled})
 
 
 @pytest.mark.parametrize(("case", "build", "expect"), [pytest.param(*r, id=r[0]) for r in ROWS])

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.badinput import assert_one_line_error
+from tests.badinput import assert_one_line_error, built_once
 from tests.vaeruns import conditional_run, plain_run, vae_run
 
 
@@ -116,16 +116,8 @@ ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    made: dict[str, Path] = {}
-    makers = {"vae": lambda d: vae_run(d, epochs=1), "cvae": lambda d: conditional_run(d, steps=20),
-              "plain": plain_run}
-
-    def get(which: str) -> Path:
-        if which not in made:
-            made[which] = makers[which](tmp_path_factory.mktemp(f"bad-generate-{which}"))
-        return made[which]
-
-    return get
+    return built_once(tmp_path_factory, "bad-generate", {
+        "vae": lambda d: vae_run(d, epochs=1), "cvae": lambda d: conditional_run(d, steps=20), "plain": plain_run})
 
 
 @pytest.mark.parametrize(("case", "build", "expect"), [pytest.param(*r, id=r[0]) for r in ROWS])
