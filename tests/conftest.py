@@ -46,8 +46,11 @@ def mnist_dir() -> Path:
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch, device):
     """No test reads or writes the user's real cache or data folder, or the checkout's runs/; and
-    ``--device auto`` (every command's default) means the device the suite runs on."""
+    ``--device auto`` (every command's default) means the device the suite runs on; and one training
+    thread, so that tests which train twice and compare bits do not depend on how busy the machine
+    is (tests/test_cpu_share.py unsets it to test the automatic count)."""
     monkeypatch.setenv("AEKIT_DEVICE", device)
+    monkeypatch.setenv("AEKIT_THREADS", "1")
     monkeypatch.setenv("AEKIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("AEKIT_RUNS", str(tmp_path / "runs"))
     monkeypatch.delenv("AEKIT_DATA_DIR", raising=False)

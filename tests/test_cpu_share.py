@@ -73,6 +73,18 @@ def test_busy_neighbours_take_threads_away_and_give_them_back(machine: Clock) ->
     assert torch.get_num_threads() == 4
 
 
+def test_a_deterministic_run_keeps_its_count_on_a_busy_machine(machine: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_share.os, "cpu_count", lambda: 4)  # the mask is the whole machine
+    monkeypatch.setattr(cpu_share, "_runnable", lambda: 4)  # three others runnable at the start
+    share = cpu_share.CpuShare(torch.device("cpu"), deterministic=True)
+    machine.advance(1.0, own_cpus=1.0, other_cpus=3.0)
+    share.tick()
+    assert not share.active and torch.get_num_threads() == 4 and share.changes == 0
+    auto = cpu_share.CpuShare(torch.device("cpu"))  # the same start without --deterministic
+    assert auto.threads == 1
+    auto.restore()
+
+
 def test_a_fixed_count_is_left_alone(machine: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AEKIT_THREADS", "2")
     share = cpu_share.CpuShare(torch.device("cpu"))

@@ -100,7 +100,8 @@ def trainer_flags(p: argparse.ArgumentParser, resume_help: str) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON (stdout holds only JSON)")
     # store_const with default None: an absent flag leaves a --config file's setting alone
     p.add_argument("--deterministic", action="store_const", const=True,
-                   help="PyTorch's deterministic algorithms (CUDA; slower); recorded in config.json")
+                   help="repeat bit for bit: a fixed CPU thread count however busy the machine is, and "
+                   "PyTorch's deterministic algorithms (CUDA; slower); recorded in config.json")
     p.add_argument("--tensorboard", metavar="DIR", type=tensorboard_dir,
                    help="write TensorBoard logs to DIR: losses, lr, validation metrics, reconstructions "
                    "(needs aekit[tensorboard])")

@@ -17,8 +17,11 @@ A run that starts while other threads are runnable (``/proc/stat``'s procs_runni
 is the whole machine) starts with fewer threads instead of waiting for its first look.
 
 Nothing is changed where the user fixed the count (``OMP_NUM_THREADS`` or ``AEKIT_THREADS``
-set), on a GPU, or where ``/proc/stat`` does not exist (not Linux); ``AEKIT_THREADS=auto`` is
-the default. ``benchmarks/throughput.py --contended`` measures it.
+set), for ``--deterministic`` runs, on a GPU, or where ``/proc/stat`` does not exist (not Linux);
+``AEKIT_THREADS=auto`` is the default. A float sum split over a different number of threads can
+differ in its last bits, so a run whose count followed the machine's load repeats its seed's
+result only to rounding; ``--deterministic`` keeps the count the process started with, and the
+run repeats bit for bit however busy the machine is. ``benchmarks/throughput.py --contended`` measures it.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ def _runnable() -> int:
 class CpuShare:
     """Adjusts ``torch.set_num_threads`` to the CPUs left by other processes; ``tick()`` after every step."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, deterministic: bool = False) -> None:
         self.start = torch.get_num_threads()
         fixed = fixed_threads()
         if fixed is not None and fixed != self.start:
@@ -112,7 +115,8 @@ class CpuShare:
         self.cpus = _affinity()
         self.span = len(self.cpus) if self.cpus else os.cpu_count() or 1
         busy = _machine_busy_seconds(self.cpus)
-        self.active = device.type == "cpu" and fixed is None and busy is not None and self.start > 1
+        self.active = (device.type == "cpu" and fixed is None and not deterministic and busy is not None
+                       and self.start > 1)
         self.most = min(self.start, usable_cpus())  # a cgroup quota may allow fewer than the mask
         self.threads = self.start
         self.last = (time.monotonic(), busy or 0.0, self._own())

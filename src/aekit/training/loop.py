@@ -261,7 +261,7 @@ class Trainer:
         self.last_save = time.perf_counter()
         self.callbacks = epoch_callbacks(cfg, out, self.rank == 0)  # e.g. TensorBoard; see training/tensorboard.py
         self.stop = _Stop()
-        self.cpu = CpuShare(device)  # threads sized to the CPUs other processes leave free
+        self.cpu = CpuShare(device, cfg.deterministic)  # threads sized to the CPUs other processes leave free
 
     # --- the schedule of one epoch -------------------------------------------------------------
     def epoch_order(self) -> torch.Tensor:
