@@ -7,7 +7,8 @@ full MNIST read from ``--data-dir``:
 - ``vae``: configs/vae-mnist.toml, Burda et al.'s 784-200-200-50 (tanh), dynamic binarisation;
 - ``iwae``: configs/iwae-mnist.toml, the same model on the IWAE bound with k = 50;
 - ``vamp``: configs/vamp-mnist.toml, 784-300-300-40 with a VampPrior of K = 500 pseudo-inputs;
-- ``hierarchical``: not built yet (no model with two stochastic layers): printed as such, never run;
+- ``hierarchical``: configs/ladder-mnist.toml, a Ladder VAE (``--model ladder``) with stochastic layers of
+  64 and 32 and top-down inference;
 - ``cvae``: configs/cvae-mnist.toml, a conditional VAE on the grey levels. Its goal is not a likelihood:
   1,000 samples asked for each digit d are read by an aekit MNIST classifier (a conv network made by
   ``aekit.finetune`` from a one-epoch conv autoencoder, trained once into ``--classifier`` and reused
@@ -22,7 +23,9 @@ its share of the epochs); the JSON records the epochs each figure was reached in
 
 **Side by side with pythae** (``--pythae``): the same 784-400-40 VAE (ReLU, Bernoulli decoder; the
 network of pythae's reproduction script, examples/scripts/reproducibility/vae.py) and the IWAE with
-k = 5, trained by each library one after the other in this process: the same 54,000 training and
+k = 5, trained by each library in a process of its own, one after the other, as a user runs either
+library (``--pythae-allocator aekit`` gives pythae's process the glibc malloc settings that aekit's
+loop makes, training/speed.py, to measure the libraries under one allocator): the same 54,000 training and
 6,000 validation digits (aekit's split of the training part), the same dynamic binarisation (pythae
 is given a fresh Bernoulli draw of every training digit at the start of each epoch, made with a seeded
 generator inside the timed epoch; each training digit is seen once per epoch, so this is a fresh draw
@@ -75,6 +78,7 @@ import argparse
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -101,7 +105,7 @@ ROWS = {r.key: r for r in (
     Row("iwae", "IWAE k=50", "iwae-mnist.toml", "Burda et al. 2016 84.78 (dynamic); pythae 86.82 (static)",
         "<= 84.5 nats", 84.5),
     Row("vamp", "VampPrior K=500", "vamp-mnist.toml", "pythae 85.79 (static)", "<= 84.5 nats", 84.5),
-    Row("hierarchical", ">= 2 stochastic layers", None,
+    Row("hierarchical", "Ladder VAE, 2 stochastic layers", "ladder-mnist.toml",
         "Ladder VAE 81.7 (dynamic); ladder-vae-pytorch 78.30 (static); NVAE 78.01", "<= 81.0 nats (moonshot)", 81.0),
     Row("cvae", "conditional VAE", "cvae-mnist.toml", "-", ">= 97% of samples read as the digit asked for"),
 )}
@@ -318,8 +322,9 @@ def copy_error(pmodel: Any, m: Any, device: str) -> float:
     return err
 
 
-def side_by_side(args: argparse.Namespace, runs: Path) -> dict[str, Any]:
-    """The 784-400-40 VAE and the IWAE k=5, each trained by aekit then by pythae, then scored."""
+def side_by_side(args: argparse.Namespace, runs: Path, argv: list[str]) -> dict[str, Any]:
+    """The 784-400-40 VAE and the IWAE k=5, each trained by aekit then by pythae, each library in a
+    process of its own (this script again, with ``--side-worker``), then scored."""
     from importlib import metadata
 
     try:
@@ -327,19 +332,15 @@ def side_by_side(args: argparse.Namespace, runs: Path) -> dict[str, Any]:
     except ImportError:
         raise SystemExit("--pythae needs pythae 0.1.2 on PYTHONPATH; see this script's docstring for the "
                          "pip command") from None
-    from aekit.api import load_data
-    from aekit.config import RunConfig
-
-    base = RunConfig.from_dict({"data": {"name": "mnist-binary", "data_dir": args.data_dir}})
-    ds = limited(load_data(base), args.limit_train, args.limit_test)
     epochs = args.pythae_epochs or args.epochs or PYTHAE["epochs"]
     out: dict[str, Any] = {"pythae_version": metadata.version("pythae"),
-                           "pythae_from": str(Path(pythae.__file__).parent), "epochs": epochs, "models": []}
+                           "pythae_from": str(Path(pythae.__file__).parent), "epochs": epochs,
+                           "pythae_allocator": args.pythae_allocator, "models": []}
     for name, k in (("VAE", 1), ("IWAE", PYTHAE["iw_samples"])):
         print(f"\n== side by side: {name} 784-{PYTHAE['layers']}-{PYTHAE['code']}"
               f"{f' k={k}' if k > 1 else ''}, {epochs} epochs", flush=True)
-        a = aekit_side(ds, base, k, epochs, args, runs / f"side-{name.lower()}")
-        p = pythae_side(ds, base, k, epochs, args, runs / f"side-{name.lower()}-pythae")
+        a = run_side("aekit", k, argv, runs / f"side-{name.lower()}")
+        p = run_side("pythae", k, argv, runs / f"side-{name.lower()}-pythae")
         ratio = a["samples_per_s"] / p["samples_per_s"]
         margin = a["nll_aekit_estimator"] - p["nll_aekit_estimator"]
         out["models"].append({"model": name, "iw_samples": k, "aekit": a, "pythae": p,
@@ -347,6 +348,40 @@ def side_by_side(args: argparse.Namespace, runs: Path) -> dict[str, Any]:
                               "reached": bool(ratio >= SPEED_GOAL and margin <= NLL_TOLERANCE)
                               if full_measure(args) else None})
     return out
+
+
+def run_side(lib: str, k: int, argv: list[str], out: Path) -> dict[str, Any]:
+    """One library's half of the side by side in a fresh Python process: its figures, from the JSON
+    the worker writes. A fresh process starts with glibc's own malloc settings and torch's own thread
+    pool, whatever the other library did to its process."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "side.json"
+        cmd = [sys.executable, __file__, *argv, "--side-worker", lib, "--side-k", str(k), "--side-out", str(out),
+               "--side-json", str(result)]
+        done = subprocess.run(cmd, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"the {lib} side (k={k}) failed with exit code {done.returncode}")
+        return json.loads(result.read_text())
+
+
+def side_worker(args: argparse.Namespace) -> None:
+    """``--side-worker aekit|pythae``: train and score one library's model, write its figures."""
+    from aekit.api import load_data
+    from aekit.config import RunConfig
+    from aekit.io import write_json
+
+    if args.side_worker == "pythae" and args.pythae_allocator == "aekit":
+        from aekit.training.speed import keep_freed_memory
+
+        keep_freed_memory()
+    base = RunConfig.from_dict({"data": {"name": "mnist-binary", "data_dir": args.data_dir}})
+    ds = limited(load_data(base), args.limit_train, args.limit_test)
+    epochs = args.pythae_epochs or args.epochs or PYTHAE["epochs"]
+    side = aekit_side if args.side_worker == "aekit" else pythae_side
+    write_json(Path(args.side_json), side(ds, base, args.side_k, epochs, args, Path(args.side_out)))
 
 
 def aekit_side(ds: Any, base: Any, k: int, epochs: int, args: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -471,6 +506,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pythae", action="store_true", help="the side by side with pythae (see the docstring)")
     ap.add_argument("--pythae-epochs", type=positive,
                     help=f"epochs of the side by side (default --epochs, else {PYTHAE['epochs']})")
+    ap.add_argument("--pythae-allocator", choices=("own", "aekit"), default="own",
+                    help="pythae's process keeps glibc's malloc settings (own: as a user runs it), or gets "
+                    "the ones aekit's loop sets (aekit: one allocator for both)")
+    # one library's half of the side by side, run by side_by_side in a process of its own
+    ap.add_argument("--side-worker", choices=("aekit", "pythae"), help=argparse.SUPPRESS)
+    ap.add_argument("--side-k", type=positive, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--side-out", help=argparse.SUPPRESS)
+    ap.add_argument("--side-json", help=argparse.SUPPRESS)
     ap.add_argument("--classifier", metavar="DIR", help="the classifier run for the conditional VAE's samples: "
                                                         "reused if finished, else trained there (RUNS/classifier)")
     ap.add_argument("--classifier-epochs", type=positive, default=10)
@@ -479,15 +522,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--runs", default=str(ROOT / "runs" / "vae-benchmark"), help="where the runs are written")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "vae.json"))
     args = ap.parse_args(argv)
+    if args.side_worker:
+        side_worker(args)
+        return
     keys = [k for k in args.rows.split(",") if k]
     if unknown := set(keys) - set(ROWS):
         ap.error(f"unknown --rows {', '.join(sorted(unknown))}; use {', '.join(ROWS)}")
     if not keys and not args.pythae:
         ap.error("nothing to do: give --rows, --pythae or both")
-    if args.device == "cpu":
-        from aekit.training.speed import keep_freed_memory
-
-        keep_freed_memory()  # process-wide: both libraries run under the same allocator (as throughput.py)
     from aekit.io import write_json
 
     t_start = time.perf_counter()
@@ -505,7 +547,7 @@ def main(argv: list[str] | None = None) -> None:
     if keys:
         print_rows(report["rows"])
     if args.pythae:
-        report["pythae"] = side_by_side(args, runs)
+        report["pythae"] = side_by_side(args, runs, sys.argv[1:] if argv is None else argv)
         print_side(report["pythae"])
     report["seconds"] = round(time.perf_counter() - t_start, 1)
     write_json(out, report)

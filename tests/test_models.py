@@ -6,8 +6,9 @@ from aekit.errors import AekitError
 from aekit.registry import create_model, list_models, model_class, register_model
 
 # One input shape per family that it can take; a new family only needs an entry here.
-SHAPES = {"linear": (1, 28, 28), "mlp": (1, 28, 28), "conv": (1, 28, 28), "vae": (1, 28, 28)}
-EXTRA = {"mlp": {"layers": [64, 32]}, "conv": {"channels": [8, 16]}, "vae": {"layers": [32]}}
+SHAPES = {"linear": (1, 28, 28), "mlp": (1, 28, 28), "conv": (1, 28, 28), "vae": (1, 28, 28), "ladder": (1, 28, 28)}
+EXTRA = {"mlp": {"layers": [64, 32]}, "conv": {"channels": [8, 16]}, "vae": {"layers": [32]},
+         "ladder": {"layers": [32, 16], "latents": [12]}}
 
 
 def build(name, shape=None, **kw):

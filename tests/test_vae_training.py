@@ -282,7 +282,7 @@ def test_flags_toml_and_python_reach_the_model(tmp_path, capsys):
 
 
 # --- 8. the recipes ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("recipe", ["vae-mnist", "iwae-mnist", "vamp-mnist", "cvae-mnist"])
+@pytest.mark.parametrize("recipe", ["vae-mnist", "iwae-mnist", "vamp-mnist", "cvae-mnist", "ladder-mnist"])
 def test_each_vae_recipe_trains_an_epoch_on_mnist_mini(recipe, tmp_path):
     cfg = load_config(CONFIGS / f"{recipe}.toml")
     data = cfg.data.name.replace("mnist", "mnist-mini", 1)  # mnist-binary -> mnist-mini-binary, offline
@@ -290,5 +290,5 @@ def test_each_vae_recipe_trains_an_epoch_on_mnist_mini(recipe, tmp_path):
                                                               "train.max_steps": 10})
     assert run.summary["epochs_run"] == 1 and run.summary["steps"] == 10
     info = json.loads((tmp_path / "r" / "config.json").read_text())
-    assert info["model"]["name"] == "vae" and info["model"]["likelihood"] == "bernoulli"
+    assert info["model"]["name"] in ("vae", "ladder") and info["model"]["likelihood"] == "bernoulli"
     assert ("binarisation" in info["data"]) == cfg.data.name.endswith("-binary")

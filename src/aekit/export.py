@@ -61,7 +61,7 @@ class _Full(nn.Module):
         self.m = m
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.m.decode(self.m.encoder(x))
+        return self.m.recon_tensor(x)
 
 
 class _Encoder(_Full):
@@ -82,7 +82,7 @@ class _Score(_Full):
             self.register_buffer("scale", torch.from_numpy(np.asarray(scale, np.float64).reshape(m.input_shape)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        err = torch.square(x - self.m.decode(self.m.encoder(x)))  # (B, *input_shape)
+        err = torch.square(x - self.m.recon_tensor(x))  # (B, *input_shape)
         if self.scaled:
             share = err.double() / self.scale
             return share.reshape(err.shape[0], -1).sum(1), share.float()

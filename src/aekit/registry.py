@@ -32,7 +32,8 @@ def register_model(name: str, description: str) -> Callable[[type], type]:
 
 # The built-in families, found the way a plug-in would be: by module name. The families import
 # this module to register themselves, so importing them by name keeps the dependency one-way.
-BUILTIN_FAMILIES = ("aekit.models.linear", "aekit.models.mlp", "aekit.models.conv", "aekit.models.variational")
+BUILTIN_FAMILIES = ("aekit.models.linear", "aekit.models.mlp", "aekit.models.conv", "aekit.models.variational",
+                     "aekit.models.ladder")
 
 
 def _ensure_loaded() -> None:

@@ -34,7 +34,7 @@ TRAIN_FLAGS = {  # flag dest -> config key
     # the variational family (--model vae); any other family refuses them in one line
     "beta": "model.beta", "kl_warmup": "model.kl_warmup", "free_bits": "model.free_bits",
     "iw_samples": "model.iw_samples", "prior": "model.prior", "likelihood": "model.likelihood",
-    "conditional": "model.conditional",
+    "conditional": "model.conditional", "latents": "model.latents",
 }
 
 
@@ -183,7 +183,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def vae_flags(t: argparse.ArgumentParser) -> None:
     """The variational family's options (``--model vae``), as its [model] keys."""
-    g = t.add_argument_group("variational autoencoders (--model vae)")
+    g = t.add_argument_group("variational autoencoders (--model vae, --model ladder)")
     g.add_argument("--beta", type=float, metavar="B", help="weight of the KL term (beta-VAE; default 1)")
     g.add_argument("--kl-warmup", type=int, metavar="EPOCHS",
                    help="anneal the KL weight linearly from 0 to 1 over EPOCHS epochs (default 0: none)")
@@ -195,6 +195,9 @@ def vae_flags(t: argparse.ArgumentParser) -> None:
                    "learned pseudo-inputs (default standard)")
     g.add_argument("--likelihood", metavar="auto|bernoulli|gaussian",  # checked by the model, without torch here
                    help="p(x|z): bernoulli for [0, 1] data, gaussian otherwise (default auto picks by the data)")
+    g.add_argument("--latents", type=int_list, metavar="SIZES",
+                   help="--model ladder: the stochastic layers below the code, bottom first, e.g. 64 (then "
+                   "--layers gives one width per stochastic layer, e.g. 512,256)")
     # store_const with default None: an absent flag leaves a --config file's setting alone
     g.add_argument("--conditional", action="store_const", const=True,
                    help="condition encoder and decoder on the class label (the dataset's class count)")

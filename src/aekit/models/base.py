@@ -212,6 +212,12 @@ class Autoencoder(nn.Module):
         logits = self.decode_logits(z)
         return torch.sigmoid(logits) if self.output == "sigmoid" else logits
 
+    def recon_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic reconstruction of a batch ``(B, *input_shape)``, with gradients: the
+        decoded code (what an exported ``full`` or ``score`` part computes). A family whose
+        reconstruction is more than decode(encode(x)) (a hierarchical VAE) says so here."""
+        return self.decode(self.encoder(x))
+
     def shaped(self, x: torch.Tensor, what: str = "an input") -> torch.Tensor:
         """A batch as ``(B, *input_shape)``: flat ``(B, 784)`` or channel-less ``(B, 28, 28)`` batches
         of an image model are reshaped, as the NumPy maps do; anything else is one clear error

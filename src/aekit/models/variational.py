@@ -438,6 +438,12 @@ class VariationalAE(Autoencoder):
             return self.numpy_map(lambda t, y: self.decode(t, y), z, lab, self.input_shape)
         return self._likelihood().mean(self.decode_logits(z, self.onehot(labels, len(z))))
 
+    def decode_samples(self, z: np.ndarray, labels: Any, temperature: float,
+                       generator: torch.Generator) -> np.ndarray:
+        """What ``sample`` shows for prior draws ``z`` ``(N, D)``: the likelihood's mean at each (a
+        hierarchical model also draws the layers below its code, at the temperature)."""
+        return self.decode(z, labels)
+
     def reconstruct(self, x: np.ndarray, labels: Any = None) -> np.ndarray:
         """The likelihood's mean at the posterior mean: deterministic, so that the tasks built on
         reconstruction (anomaly scores, inpainting, denoising) give the same answer twice."""

@@ -170,7 +170,7 @@ def sample(model: Any, n: int, temperature: float = 1.0, label: Any = None, seed
     gen = _generator(model, seed)
     with _Evaluating(model):
         z = sample_prior(model.prior_components(), n, temperature, gen)
-    return model.decode(z.float().cpu().numpy(), lab)
+    return model.decode_samples(z.float().cpu().numpy(), lab, temperature, gen)
 
 
 def _check_dims(dims: Any, code: int) -> list[int]:
