@@ -27,6 +27,14 @@ def test_dry_run_lists_every_step_and_finds_their_files():
     assert sum(limits) <= 6 * 60, limits  # the budget: at most 6 minutes on one card
 
 
+def test_the_vae_recipes_are_a_step_of_their_own():
+    r = run("--dry-run", "--vae")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vae recipes")
+    assert "--rows vae,iwae,vamp,hierarchical --device cuda" in lines[0]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: gpu.sh would really run")
 def test_without_cuda_it_stops_at_once_with_one_line():
     r = run()
