@@ -1,6 +1,8 @@
-"""A tiny trained run for the ``aekit serve`` tests: 784 -> 64 -> 2 on mnist-mini, one epoch.
+"""Tiny trained runs for the ``aekit serve`` tests: 784 -> 64 -> 2 on mnist-mini, one epoch; and
+small VAEs (:func:`tiny_vae`) for the Sample panel's calls.
 
-Trained once per test session (a few seconds) and copied into each test module's runs folder.
+Each is trained once per test session (a few seconds, or under one for a VAE) and copied into each
+test module's runs folder.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import shutil
 from pathlib import Path
 
 _TRAINED: list[Path] = []
+_VAES: dict[tuple[int, bool], Path] = {}
 
 
 def tiny_run(root: Path, factory, name: str = "tiny") -> Path:
@@ -22,4 +25,20 @@ def tiny_run(root: Path, factory, name: str = "tiny") -> Path:
                     **{"train.epochs": 1})
         _TRAINED.append(out)
     shutil.copytree(_TRAINED[0], root / name, ignore=shutil.ignore_patterns("*.lock", "last"))
+    return root / name
+
+
+def tiny_vae(root: Path, factory, name: str, code: int = 2, conditional: bool = False) -> Path:
+    """A copy at ``root/name`` of the session's VAE 784 -> 32 -> ``code`` on mnist-mini (conditioned on
+    the labels with ``conditional``), trained for 30 steps: the calls only need a VAE, not a good one."""
+    key = (code, conditional)
+    if key not in _VAES:
+        import aekit
+        from aekit.config import RunConfig
+
+        out = factory.mktemp("tiny-vae") / "vae"
+        aekit.train(RunConfig(model={"name": "vae", "code": code, "layers": [32], "conditional": conditional}), out,
+                    progress=False, **{"train.epochs": 1, "train.max_steps": 30})
+        _VAES[key] = out
+    shutil.copytree(_VAES[key], root / name, ignore=shutil.ignore_patterns("*.lock", "last"))
     return root / name

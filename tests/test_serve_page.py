@@ -188,3 +188,107 @@ def test_the_page_sends_the_token_from_its_url(browser, tmp_path_factory):
     finally:
         srv.should_exit = True
         t.join(10)
+
+
+# -- the Sample panel (variational runs) ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def vae_server(tmp_path_factory):
+    from tests.servehelp import tiny_vae
+
+    root = tmp_path_factory.mktemp("vae-runs")
+    tiny_run(root, tmp_path_factory, "ae")  # first in the picker: the page opens on a plain autoencoder
+    tiny_vae(root, tmp_path_factory, "cvae", conditional=True)
+    tiny_vae(root, tmp_path_factory, "vae")
+    srv, t, url = start(create_app(runs_root=root, local_only=True))
+    yield url
+    srv.should_exit = True
+    t.join(10)
+
+
+@pytest.fixture
+def vae_page(browser, vae_server):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = ctx.new_page()
+    pg.errors = []
+    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    pg.on("response", lambda r: r.status >= 400 and pg.errors.append(f"{r.status} {r.url}: {r.text()}"))
+    pg.goto(vae_server)
+    pg.wait_for_function("() => document.getElementById('score').textContent.length > 0", timeout=20000)
+    yield pg
+    ctx.close()
+
+
+def count(page, box: str, n: int) -> None:
+    page.wait_for_function(f"() => document.querySelectorAll('#{box} canvas').length === {n}", timeout=10000)
+
+
+def tiles(page, box: str) -> list[str]:
+    return page.evaluate(f"[...document.querySelectorAll('#{box} canvas')].map((c) => c.toDataURL())")
+
+
+def tiles_changed(page, box: str, before: list[str]) -> None:
+    page.wait_for_function(f"""() => {{ const now = [...document.querySelectorAll('#{box} canvas')];
+        return now.length === {len(before)} && now.some((c, i) => c.toDataURL() !== {json.dumps(before)}[i]); }}""",
+                           timeout=10000)
+
+
+def test_sample_panel_samples_traverses_and_decodes_the_manifold(vae_page, tmp_path):
+    page = vae_page
+    assert page.locator("#sample-body").is_hidden()  # a plain autoencoder: one line says why
+    assert "needs a variational run" in page.locator("#sample-info").inner_text()
+    assert "ae is mlp" in page.locator("#sample-info").inner_text()
+    page.select_option("#run", "vae")
+    count(page, "sample-grid", 16)
+    count(page, "traverse-strip", 9)
+    assert page.locator("#sample-label-box").is_hidden() and page.locator("#manifold-box").is_visible()
+    page.locator("#sample-n").fill("9")  # the asked count
+    count(page, "sample-grid", 9)
+    before = tiles(page, "sample-grid")
+    page.locator("#sample-t").fill("0.3")  # the slider asks for new samples at its temperature
+    tiles_changed(page, "sample-grid", before)
+    assert page.locator("#sample-t-text").inner_text() == "0.3"
+    before = tiles(page, "sample-grid")
+    page.locator("#sample-new").click()  # another seed
+    tiles_changed(page, "sample-grid", before)
+    strip = tiles(page, "traverse-strip")
+    page.select_option("#traverse-dim", "1")
+    tiles_changed(page, "traverse-strip", strip)
+    page.wait_for_function("() => state.manifold !== null")
+    box = page.locator("#manifold").bounding_box()
+    codes = page.evaluate("state.manifold.codes")  # 12 x 12: the centre of cell (row 3, column 8) decodes its code
+    page.locator("#manifold").click(position={"x": 8.5 * box["width"] / 12, "y": 3.5 * box["height"] / 12})
+    page.wait_for_function("() => document.getElementById('manifold-label').textContent.startsWith('decoded z')")
+    z = [float(v) for v in page.locator("#manifold-label").inner_text().split("(")[1].rstrip(")").split(",")]
+    assert z == pytest.approx(codes[3][8], abs=0.05)
+    assert page.evaluate("document.getElementById('manifold-img').width") == 28
+    assert not page.errors and "error" not in (page.locator("#status").get_attribute("class") or ""), page.errors
+    page.locator("#sample-panel").scroll_into_view_if_needed()
+    shot(page, "page-sample.png", tmp_path)
+
+
+def test_label_picker_for_a_conditional_run_only_and_late_answers_are_dropped(vae_page):
+    page = vae_page
+    page.select_option("#run", "vae")
+    count(page, "sample-grid", 16)
+    page.select_option("#run", "cvae")
+    count(page, "sample-grid", 16)
+    assert page.locator("#sample-label-box").is_visible() and page.locator("#sample-label option").count() == 10
+    before = tiles(page, "sample-grid")
+    page.select_option("#sample-label", "7")
+    tiles_changed(page, "sample-grid", before)
+    # An answer for the conditional run that arrives after the VAE is chosen must not replace the VAE's.
+    page.evaluate("""() => { const real = window.fetch; window.lateSent = window.lateDone = false;
+        window.fetch = (url, opts) => { if (!String(url).includes('/cvae/sample')) return real(url, opts);
+          window.lateSent = true;
+          return new Promise((ok) => setTimeout(ok, 1500)).then(() => real(url, opts))
+            .then((r) => { setTimeout(() => { window.lateDone = true; }, 300); return r; }); }; }""")
+    page.locator("#sample-t").fill("0.2")  # asked of cvae, answered late
+    page.wait_for_function("() => window.lateSent")  # sent before the run changes (the slider's calls are spaced)
+    page.select_option("#run", "vae")
+    count(page, "sample-grid", 16)
+    shown = tiles(page, "sample-grid")
+    assert page.locator("#sample-label-box").is_hidden()
+    page.wait_for_function("() => window.lateDone", timeout=10000)
+    assert tiles(page, "sample-grid") == shown
+    assert not page.errors, page.errors

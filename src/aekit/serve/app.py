@@ -115,9 +115,38 @@ class NoBody(Strict):
     """A POST that takes no fields still sends ``{}`` as JSON (every POST's Content-Type is JSON's)."""
 
 
+Label = Annotated[int | None, Field(ge=0, le=2**31 - 1, description="the class, for a conditional VAE run only")]
+
+
 class PointReq(Strict):
     x: Annotated[float, Field(ge=-1e6, le=1e6)]
     y: Annotated[float, Field(ge=-1e6, le=1e6)]
+    label: Label = None
+    png: bool = False
+
+
+# The generating calls of a VAE run. Counts are bounded here (a page shows a few dozen images); the
+# values a task function checks itself (temperature, span, dims, label) are its to refuse, in one line.
+class SampleReq(Strict):
+    n: Annotated[int, Field(ge=1, le=64)] = 16
+    temperature: float = Field(1.0, description="scale of the prior's spread: above 0, at most 10")
+    label: Label = None
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    png: bool = False
+
+
+class TraverseReq(Strict):
+    dims: list[int] | None = Field(None, max_length=10, description="latent dimensions (default: the first 3)")
+    steps: Annotated[int, Field(ge=2, le=15)] = 9
+    span: float = Field(3.0, description="prior standard deviations either side of the mean: above 0, at most 10")
+    label: Label = None
+    png: bool = False
+
+
+class ManifoldReq(Strict):
+    grid: Annotated[int, Field(ge=2, le=20)] = 12
+    span: float = Field(0.9, description="the central share of each axis's prior probability: above 0, below 1")
+    label: Label = None
     png: bool = False
 
 
@@ -403,8 +432,43 @@ def _task_routes(app: FastAPI, store: RunStore) -> None:
     @app.post("/api/runs/{rid}/latent/decode", summary="Decode a point of a 2-D code's map")
     async def latent_decode(rid: str, req: PointReq) -> dict[str, Any]:
         s = await served(store, rid)
-        return reply({"image": await work.locked(s, work.decode_point, s, req.x, req.y, thread=True)},
+        return reply({"image": await work.locked(s, work.decode_point, s, req.x, req.y, req.label, thread=True)},
                      req.png)
+
+    # A VAE run's generating calls: the run is checked to be a VAE and the answer's size bounded before
+    # the work; the task functions (aekit.tasks.generate, as `aekit sample` and `aekit traverse`) check the rest.
+    @app.post("/api/runs/{rid}/sample", summary="Decoded draws from a VAE run's prior")
+    async def sample(rid: str, req: SampleReq) -> Response:
+        s = await served(store, rid)
+        work.generating(s, "sample", req.n)
+        r = await work.locked(s, work.sample, s, req.n, req.temperature, req.label, req.seed, thread=True)
+        return await generated(s, r, {"images": 1}, req.png)
+
+    @app.post("/api/runs/{rid}/traverse", summary="A VAE run's latent dimensions swept one at a time")
+    async def traverse(rid: str, req: TraverseReq) -> Response:
+        s = await served(store, rid)
+        dims = work.traversal_dims(s, req.dims)
+        work.generating(s, "traverse", len(dims) * req.steps)
+        r = await work.locked(s, work.traverse, s, dims, req.steps, req.span, req.label, thread=True)
+        return await generated(s, r, {"strips": 2}, req.png)
+
+    @app.post("/api/runs/{rid}/manifold", summary="A 2-number VAE code's decoded grid of prior quantiles")
+    async def manifold(rid: str, req: ManifoldReq) -> Response:
+        s = await served(store, rid)
+        work.generating(s, "manifold", req.grid * req.grid)
+        r = await work.locked(s, work.manifold, s, req.grid, req.span, req.label, thread=True)
+        return await generated(s, r, {"images": 2}, req.png)
+
+
+async def generated(s: Served, result: dict[str, Any], batches: dict[str, int], png: bool) -> Response:
+    """An answer of generated images (``batches``: key -> its batch axes), written in a worker thread: up
+    to 400 images, as arrays, or with ``png`` (for image runs) as lists of base64 PNG."""
+    def write() -> bytes:
+        if png and len(s.shape) >= 2:
+            return wire.dumps({k: wire.pngs(v, batches[k]) if k in batches else v for k, v in result.items()})
+        return wire.dumps(result)
+
+    return Response(await run_in_threadpool(write), media_type="application/json")
 
 
 class Streams:

@@ -12,6 +12,7 @@ An error about a run names it by id too: the server's folders are replaced in it
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import threading
 from collections.abc import Mapping
@@ -106,6 +107,18 @@ def find_runs(run_dirs: list[str | Path], runs_root: str | Path | None) -> dict[
     return found
 
 
+def _variational(family: Any) -> bool:
+    """Whether a family is a VAE, which :mod:`aekit.tasks.generate` samples from (the page's Sample
+    panel): by its registered class, so a family built on the VAE counts too; an unknown name does not."""
+    from aekit.models.variational import VariationalAE
+    from aekit.registry import model_class
+
+    try:
+        return issubclass(model_class(family), VariationalAE)
+    except AekitError:
+        return False
+
+
 def describe(rid: str, d: Path) -> dict[str, Any]:
     """What the model picker shows, from config.json alone (no weights loaded)."""
     from aekit.run import read_config
@@ -116,9 +129,12 @@ def describe(rid: str, d: Path) -> dict[str, Any]:
         return {"id": rid, "error": redact(str(exc), {d: rid})}
     m, data = info.get("model", {}), info.get("data", {})
     test = (info.get("metrics") or {}).get("test") or {}
+    n_classes = m.get("n_classes")
+    n_classes = n_classes if isinstance(n_classes, int) and not isinstance(n_classes, bool) and n_classes > 0 else 0
     return {"id": rid, "kind": info.get("kind"), "family": m.get("name"), "layers": m.get("layers"),
             "code": m.get("code"), "input_shape": m.get("input_shape"), "dataset": data.get("name"),
-            "sse_per_image": test.get("sse_per_image")}
+            "sse_per_image": test.get("sse_per_image"), "variational": _variational(m.get("name")),
+            "conditional": n_classes > 0, "n_classes": n_classes}
 
 
 class RunStore:
@@ -179,9 +195,13 @@ class RunStore:
         val_x = as_float(np.asarray(val.x[:N_REF]))
         # The run's own threshold (threshold.json, as `aekit anomaly` and export use), else the
         # default rule on the whole validation split: the same number the command would give.
-        rec = stored_threshold(o.dir) or run_threshold(o, DEFAULT_RULE)
-        thr = float(rec["threshold"])
-        scale = record_scale(rec, o.model)
+        # A conditional VAE reconstructs nothing without each image's label, so it has no threshold (its
+        # reconstructing calls are refused by the model; sampling, traversals and the manifold take a label).
+        if getattr(o.model, "takes_labels", False):
+            thr, scale = math.nan, None
+        else:
+            rec = stored_threshold(o.dir) or run_threshold(o, DEFAULT_RULE)
+            thr, scale = float(rec["threshold"]), record_scale(rec, o.model)
         test_y = None if ds.test.y is None else np.asarray(ds.test.y[:N_TEST])
         return Served(rid, o, as_float(np.asarray(ds.test.x[:N_TEST])), test_y,
                       as_float(np.asarray(train.x[:2000])), val_x, thr, scale)

@@ -58,6 +58,12 @@ def _png(v: np.ndarray) -> str:
     return inputs.png_base64(v if v.ndim == 3 else v[None])
 
 
+def pngs(v: np.ndarray, lead: int) -> list[Any]:
+    """Images ``(*lead axes, *sample shape)`` as lists ``lead`` deep of base64 PNG (a batch of generated
+    images with ``png``; :func:`dumps` alone cannot tell a batch's axis from an image's channels)."""
+    return [_png(x) if lead == 1 else pngs(x, lead - 1) for x in v]
+
+
 def answer(result: dict[str, Any], png: bool) -> dict[str, Any]:
     """An answer as a dict for the framework to serialise (what :func:`dumps` writes directly)."""
     out: dict[str, Any] = {}

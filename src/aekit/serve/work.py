@@ -26,6 +26,10 @@ N_CHOOSE = 100  # validation images a denoising baseline's setting is chosen on
 MAX_BATCH = 64  # images in one forward pass of the fast calls
 N_BASELINES = 32  # noise settings whose baseline a run remembers (a client chooses the level freely)
 MASK_KINDS = ("center:", "random:", "rows:")
+# Decoded values in one answer of generated images: the largest manifold of MNIST digits (20 x 20 of
+# 28 x 28, 1.3 MB of float32 and ~2.5 MB of JSON). A run of larger images gets fewer of them.
+MAX_VALUES = 20 * 20 * 28 * 28
+N_TRAVERSED = 3  # latent dimensions a traversal sweeps when the request names none
 T = TypeVar("T")
 
 
@@ -263,7 +267,60 @@ def latent(s: Served) -> dict[str, Any]:
     return s.cache["latent"]
 
 
-def decode_point(s: Served, x: float, y: float) -> np.ndarray:
+def decode_point(s: Served, x: float, y: float, label: int | None = None) -> np.ndarray:
+    """The decoded 2-D code (x, y); ``label`` for a conditional VAE (the Sample panel's manifold)."""
     if s.model.code_size != 2:
         raise AekitError("only a run with a 2-D code decodes a point of the map")
-    return s.model.decode(np.array([[x, y]], np.float32))[0]
+    z = np.array([[x, y]], np.float32)
+    if label is None:
+        return s.model.decode(z)[0]
+    if not getattr(s.model, "takes_labels", False):  # a plain model's decode takes no labels at all
+        raise AekitError(f"label: run {s.id} is not conditional; it takes no label")
+    return s.model.decode(z, [label])[0]
+
+
+# -- variational runs: what aekit.tasks.generate computes, for the page's Sample panel ----------------
+def generating(s: Served, what: str, count: int) -> None:
+    """Before a request makes ``count`` images: the run is a VAE (else one line naming what it is), and
+    the answer stays within :data:`MAX_VALUES` (refused, not computed, past it)."""
+    from aekit.tasks.generate import check_variational
+
+    check_variational(s.model, what)
+    values = count * math.prod(s.shape)
+    if values > MAX_VALUES:
+        raise AekitError(f"{what}: {count:,} images of shape {s.shape} are {values:,} values, more than the "
+                         f"{MAX_VALUES:,} one answer holds; ask for fewer")
+
+
+def sample(s: Served, n: int, temperature: float, label: int | None, seed: int) -> dict[str, Any]:
+    """``n`` decoded draws from the run's prior, ``(n, *shape)``: the same seed gives the same bytes."""
+    from aekit.tasks.generate import sample as draw
+
+    images = draw(s.model, n, temperature, label, seed)
+    return {"images": images, "shape": list(images.shape), "temperature": temperature, "seed": seed,
+            "label": label}
+
+
+def traversal_dims(s: Served, dims: list[int] | None) -> list[int]:
+    """The request's latent dimensions, or the first :data:`N_TRAVERSED` of the code."""
+    return list(range(min(N_TRAVERSED, s.model.code_size))) if dims is None else dims
+
+
+def traverse(s: Served, dims: list[int], steps: int, span: float, label: int | None) -> dict[str, Any]:
+    """Each dimension of ``dims`` swept over ``steps`` points from -span to +span prior standard
+    deviations, the others at the prior's mean: ``strips`` ``(len(dims), steps, *shape)``."""
+    from aekit.tasks.generate import traverse as sweep
+
+    strips = sweep(s.model, dims, steps, span, label=label)
+    return {"strips": strips, "shape": list(strips.shape), "dims": dims, "span": span,
+            "offsets": np.linspace(-span, span, steps).round(4).tolist()}
+
+
+def manifold(s: Served, grid: int, span: float, label: int | None) -> dict[str, Any]:
+    """For a 2-number code: the decoded ``grid`` x ``grid`` square of prior quantiles ``(grid, grid, *shape)``
+    and its codes ``(grid, grid, 2)``, rows from high to low z[1], columns from low to high z[0]."""
+    from aekit.tasks.generate import manifold as square
+
+    images, codes = square(s.model, grid, span, label)
+    codes = codes.astype(np.float64).round(4) + 0.0  # + 0.0: the median's -0.0 as 0.0
+    return {"images": images, "codes": codes.tolist(), "shape": list(images.shape), "span": span}

@@ -4,7 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.hash.slice(1)).get("token");
-const state = { run: null, shape: [1, 28, 28], image: null, latent: null, paint: null };
+const state = { run: null, shape: [1, 28, 28], image: null, latent: null, paint: null, seed: 0, manifold: null };
 
 function setStatus(text, isError) {
   $("status").textContent = text;
@@ -94,9 +94,16 @@ async function chooseRun(id) {
   $("run-info").textContent = `${r.family}, layers ${JSON.stringify(r.layers || [])}, code ${r.code}, ` +
     `data ${r.dataset}`;
   setStatus("opening " + id + " ...");
-  await pickTest(Number($("pick-index").value) || 0);
-  await Promise.all([loadLatent(), blend()]);
-  setStatus("");
+  const sampling = showSampler(r).then(() => null, (e) => e);  // its error is shown once the others are done
+  // A conditional VAE encodes and reconstructs only with each image's label: the panels above have none
+  // (and without an image, a reconstruction or denoising still queued for the run before is not sent).
+  if (r.conditional) state.image = null;
+  else {
+    await pickTest(Number($("pick-index").value) || 0);
+    if (state.run === id) await Promise.all([loadLatent(), blend()]);  // unless another run was chosen meanwhile
+  }
+  const failed = await sampling;
+  if (state.run === id) setStatus(failed ? failed.message : "", Boolean(failed));
 }
 
 // --- draw or pick -------------------------------------------------------------------------
@@ -305,6 +312,102 @@ function latentEvents() {
   });
 }
 
+// --- sample (variational runs) -------------------------------------------------------------
+// Latest-wins per kind of request: an answer that comes back after a newer request of its kind was
+// made (the slider moved on, another run was chosen) is dropped, so the panel shows the newest only.
+const tickets = { sample: 0, traverse: 0, manifold: 0, point: 0 };
+
+async function newest(kind, what, body) {
+  const ticket = ++tickets[kind];
+  try {
+    const r = await api(runPath(what), body);
+    return ticket === tickets[kind] ? r : null;
+  } catch (e) {
+    if (ticket === tickets[kind]) throw e;
+    return null;  // an error about an older setting is as stale as its answer
+  }
+}
+
+// The label of a conditional run; undefined (left out of the JSON) for an unconditional one.
+function sampleLabel() { return $("sample-label-box").hidden ? undefined : Number($("sample-label").value); }
+
+function options(sel, values, text) {
+  sel.replaceChildren(...values.map((v) => {
+    const o = document.createElement("option"); o.value = String(v); o.textContent = text(v); return o;
+  }));
+}
+
+async function samples() {
+  const n = Math.min(64, Math.max(1, Math.round(Number($("sample-n").value)) || 16));
+  const temperature = Number($("sample-t").value);
+  $("sample-t-text").textContent = temperature.toFixed(1);
+  const r = await newest("sample", "sample", { n, temperature, seed: state.seed, label: sampleLabel() });
+  if (r) $("sample-grid").replaceChildren(...batchCanvases(r.images));
+}
+
+async function traverseDim() {
+  const d = Number($("traverse-dim").value);
+  const r = await newest("traverse", "traverse", { dims: [d], steps: 9, span: 3, label: sampleLabel() });
+  if (r) $("traverse-strip").replaceChildren(...batchCanvases({ shape: r.strips.shape.slice(1), data: r.strips.data }));
+}
+
+// The decoded grid of a 2-number code on one canvas; its codes map a click to the point under it.
+async function loadManifold() {
+  const label = sampleLabel();
+  const r = await newest("manifold", "manifold", { grid: 12, label });
+  if (!r) return;
+  const [g, , ...shape] = r.images.shape, c = $("manifold");
+  const tiles = batchCanvases({ shape: [g * g, ...shape], data: r.images.data });
+  c.width = g * tiles[0].width; c.height = g * tiles[0].height;
+  const ctx = c.getContext("2d");
+  tiles.forEach((t, k) => ctx.drawImage(t, (k % g) * t.width, Math.floor(k / g) * t.height));
+  state.manifold = { codes: r.codes, label };
+}
+
+// Rows run from high to low z1 and columns from low to high z0 (quantiles: not evenly spaced), so a
+// click between cell centres decodes the code between theirs.
+async function decodeManifoldPoint(e) {
+  const M = state.manifold;
+  if (!M) return;
+  const b = $("manifold").getBoundingClientRect(), g = M.codes.length;
+  const at = (p) => Math.min(g - 1, Math.max(0, p * g - 0.5));
+  const fx = at((e.clientX - b.left) / b.width), fy = at((e.clientY - b.top) / b.height);
+  const j = Math.min(Math.floor(fx), g - 2), i = Math.min(Math.floor(fy), g - 2);
+  const z0 = M.codes[0][j][0] + (M.codes[0][j + 1][0] - M.codes[0][j][0]) * (fx - j);
+  const z1 = M.codes[i][0][1] + (M.codes[i + 1][0][1] - M.codes[i][0][1]) * (fy - i);
+  const r = await newest("point", "latent/decode", { x: z0, y: z1, label: M.label });
+  if (!r) return;
+  drawImage($("manifold-img"), r.image);
+  $("manifold-label").textContent = `decoded z = (${z0.toFixed(2)}, ${z1.toFixed(2)})`;
+}
+
+// The panel for the run chosen: its controls for a VAE run, else one line saying why there are none.
+async function showSampler(r) {
+  for (const k of Object.keys(tickets)) tickets[k]++;  // late answers about the run shown before are dropped
+  state.manifold = null;
+  for (const id of ["sample-grid", "traverse-strip"]) $(id).replaceChildren();
+  const vae = Boolean(r.variational);
+  $("sample-body").hidden = !vae;
+  if (!vae) {
+    $("sample-info").textContent = `Sampling needs a variational run (model vae); ${r.id} is ${r.family}.`;
+    return;
+  }
+  $("sample-info").textContent = `Decoded draws from the prior of a ${r.code}-number code` + (r.conditional ?
+    `, for the label picked (a conditional VAE: the panels above need each image's label and are not updated)` :
+    "") + ".";
+  $("sample-label-box").hidden = !r.conditional;
+  if (r.conditional) options($("sample-label"), [...Array(r.n_classes).keys()], String);
+  options($("traverse-dim"), [...Array(Math.min(r.code, 64)).keys()], (d) => "z" + d);
+  $("manifold-box").hidden = r.code !== 2;
+  for (const id of ["manifold", "manifold-img"]) $(id).getContext("2d").clearRect(0, 0, $(id).width, $(id).height);
+  $("manifold-label").textContent = "click the manifold";
+  await Promise.all([samples(), traverseDim(), r.code === 2 ? loadManifold() : null]);
+}
+
+const runSamples = throttled(samples, 80), runTraverse = throttled(traverseDim, 80);
+const runLabel = throttled(() => Promise.all([samples(), traverseDim(),
+  $("manifold-box").hidden ? null : loadManifold()]), 80);
+
 // --- train ------------------------------------------------------------------------------
 function drawLoss(metrics) {
   const c = $("loss"), ctx = c.getContext("2d"), W = c.width, H = c.height;
@@ -321,15 +424,19 @@ function drawLoss(metrics) {
   }
 }
 
-// Originals above reconstructions by the best weights so far, one small canvas per image.
-function drawPreview(p) {
-  const box = $("job-preview"), [n, ...shape] = p.originals.shape, size = shape.reduce((a, b) => a * b, 1);
-  box.replaceChildren();
-  for (const batch of [p.originals, p.recons]) for (let i = 0; i < n; i++) {
+// One small canvas per image of a batch {shape: [n, ...image shape], data}.
+function batchCanvases(batch) {
+  const [n, ...shape] = batch.shape, size = shape.reduce((a, b) => a * b, 1);
+  return Array.from({ length: n }, (_, i) => {
     const c = document.createElement("canvas");
     drawImage(c, { shape, data: batch.data.slice(i * size, (i + 1) * size) });
-    box.append(c);
-  }
+    return c;
+  });
+}
+
+// Originals above reconstructions by the best weights so far.
+function drawPreview(p) {
+  $("job-preview").replaceChildren(...batchCanvases(p.originals), ...batchCanvases(p.recons));
 }
 
 async function showJobs() {
@@ -399,6 +506,11 @@ function wire() {
   for (const id of ["mask-kind", "iters"]) $(id).addEventListener("input", runInfill);
   for (const id of ["blend-a", "blend-b", "blend-t"]) $(id).addEventListener("input", runBlend);
   $("train").addEventListener("click", guard(startJob));
+  for (const id of ["sample-n", "sample-t"]) $(id).addEventListener("input", runSamples);
+  $("sample-new").addEventListener("click", () => { state.seed = (state.seed + 1) % 2147483647; runSamples(); });
+  $("sample-label").addEventListener("input", runLabel);
+  $("traverse-dim").addEventListener("input", runTraverse);
+  $("manifold").addEventListener("click", guard(decodeManifoldPoint));
   strokes(); painting(); latentEvents();
   if (token) $("api-docs").hash = "token=" + encodeURIComponent(token); // its Try it out sends it too
 }
