@@ -23,7 +23,7 @@ step: inductor on the CPU, CUDA graphs on CUDA; the warm-up round pays for the c
 With ``--contended`` it measures instead what a shared machine costs: each model trains with
 ``aekit train`` on mnist-mini in a fresh process, alone and beside one busy process per usable CPU,
 ``--rounds`` times each, with aekit's thread choice (``AEKIT_THREADS=auto``, see
-aekit/training/cpu_share.py) and with a fixed count of all usable CPUs (torch's default, which
+aekit/aekit/cpu_share.py) and with a fixed count of all usable CPUs (torch's default, which
 aekit used before). The table gives the median training seconds and the contended/quiet ratio; the
 goal is a ratio of at most 3 for every model (the fair share beside one busy process per core is
 about 2x to 2.3x), with quiet times no worse than the fixed count's.
@@ -151,7 +151,7 @@ def contended(args: argparse.Namespace) -> None:
     import sys
     import tempfile
 
-    from aekit.training.cpu_share import usable_cpus
+    from aekit.cpu_share import usable_cpus
 
     n_cpu = usable_cpus()
     keys = args.models.split(",") if args.models else list(CONTENDED)

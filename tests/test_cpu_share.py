@@ -1,4 +1,4 @@
-"""The training threads follow the CPUs other processes leave free (aekit/training/cpu_share.py).
+"""The training threads follow the CPUs other processes leave free (aekit/cpu_share.py).
 
 The machine's load is simulated (``/proc/stat``'s busy seconds and this process's CPU time), so the
 tests are deterministic; benchmarks/throughput.py --contended measures the real thing.
@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
+from aekit import cpu_share
 from aekit.errors import AekitError
-from aekit.training import cpu_share
 from tests.badinput import assert_one_line_error
 
 
@@ -157,3 +158,25 @@ def test_a_run_that_starts_beside_busy_processes_starts_with_fewer_threads(machi
     monkeypatch.setattr(cpu_share, "_runnable", lambda: 1)  # alone
     cpu_share.CpuShare(torch.device("cpu"))
     assert torch.get_num_threads() == 4
+
+
+def test_the_nll_estimator_follows_the_share_and_gives_the_count_back(machine: Clock,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """aekit.tasks.generate.log_likelihood ticks a CpuShare after every batch (its passes take minutes),
+    so busy neighbours take its threads as they take training's; the caller's count comes back."""
+    from aekit.models.variational import VariationalAE
+    from aekit.tasks.generate import log_likelihood
+
+    seen: list[int] = []
+    real_tick = cpu_share.CpuShare.tick
+
+    def tick(self: cpu_share.CpuShare) -> None:
+        machine.advance(0.6, own_cpus=1.0, other_cpus=3.0)  # three busy processes on four cores
+        real_tick(self)
+        seen.append(torch.get_num_threads())
+
+    monkeypatch.setattr(cpu_share.CpuShare, "tick", tick)
+    model = VariationalAE((6,), code=2, layers=[4], likelihood="bernoulli")
+    x = (np.random.default_rng(0).random((5, 6)) < 0.5).astype(np.float32)
+    log_likelihood(model, x, samples=8, batch=16)  # two rows a batch: three batches
+    assert seen == [1, 1, 1] and torch.get_num_threads() == 4

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aekit.cpu_share import shared_threads
 from aekit.errors import AekitError
 from aekit.models.priors import prior_moments, prior_quantiles, sample_prior
 from aekit.models.variational import VariationalAE
@@ -116,9 +117,10 @@ def log_likelihood(model: Any, x: np.ndarray, samples: int = 5000, batch: int = 
     gen = _generator(model, seed)
     rows, per = max(1, batch // samples), min(samples, batch)
     out = []
-    with _Evaluating(model):
+    with _Evaluating(model), shared_threads(next(model.parameters()).device) as share:
         comps = model.prior_components()
         for xt, yt in model.batches(x, lab, rows):
+            share.tick()  # minutes of forward passes: the threads follow the CPUs left free, as training's do
             y = model.onehot(yt, len(xt))
             post = model.encoder.distribution(xt, y)
             parts = []

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from aekit.config import TrainConfig
+from aekit.cpu_share import CpuShare
 from aekit.data import mapped
 from aekit.data.dataset import Split
 from aekit.device import autocast_dtype, precision_name
@@ -48,7 +49,6 @@ from aekit.progress import Progress, say
 from aekit.training import checkpoint as ckpt
 from aekit.training import distributed
 from aekit.training.batches import as_batch, mean_image, pieces_of, take_rows, to_tensor  # noqa: F401
-from aekit.training.cpu_share import CpuShare
 from aekit.training.infill import Corruption, corruption_for
 from aekit.training.reproducible import make_deterministic
 from aekit.training.speed import LossReadout, StepRunner, choose_amp, keep_freed_memory

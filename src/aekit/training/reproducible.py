@@ -2,7 +2,7 @@
 
 On the CPU aekit's runs repeat exactly for one seed and one thread count (one thread order per
 kernel and every random draw from seeded generators; ``tests/test_reproducible.py``). The automatic
-thread count (training/cpu_share.py) follows the machine's load, and a sum split over other threads
+thread count (aekit/cpu_share.py) follows the machine's load, and a sum split over other threads
 can round differently; this keeps the count fixed, so a CPU run repeats bit for bit on a busy machine too.
 On CUDA some kernels (atomic adds in backward passes, cuDNN's autotuned convolutions, cuBLAS's
 split reductions) give results that vary from run to run; this switches them to their deterministic
