@@ -339,15 +339,44 @@ def side_by_side(args: argparse.Namespace, runs: Path, argv: list[str]) -> dict[
     for name, k in (("VAE", 1), ("IWAE", PYTHAE["iw_samples"])):
         print(f"\n== side by side: {name} 784-{PYTHAE['layers']}-{PYTHAE['code']}"
               f"{f' k={k}' if k > 1 else ''}, {epochs} epochs", flush=True)
+        floor = products_samples_per_s(k)
         a = run_side("aekit", k, argv, runs / f"side-{name.lower()}")
         p = run_side("pythae", k, argv, runs / f"side-{name.lower()}-pythae")
         ratio = a["samples_per_s"] / p["samples_per_s"]
         margin = a["nll_aekit_estimator"] - p["nll_aekit_estimator"]
         out["models"].append({"model": name, "iw_samples": k, "aekit": a, "pythae": p,
                               "speed_ratio": round(ratio, 2), "nll_difference": margin,
+                              "products_only_samples_per_s": round(floor, 1),
+                              "most_any_loop_could_reach_over_pythae": round(floor / p["samples_per_s"], 2),
                               "reached": bool(ratio >= SPEED_GOAL and margin <= NLL_TOLERANCE)
                               if full_measure(args) else None})
     return out
+
+
+def products_samples_per_s(k: int, batch: int = 100, repeat: int = 200) -> float:
+    """Training samples/s of a loop that did nothing but the matrix products of the side by side's
+    784-400-40 step (k decoded samples per digit), at its shapes, on this process's threads: the
+    forward product of each layer, each weight's gradient and each input's gradient but the first
+    layer's, as autograd computes them. No loop can train faster; with pythae's samples/s it bounds
+    the ratio any library could reach over it."""
+    import statistics
+
+    h, z, n_in = PYTHAE["layers"], PYTHAE["code"], 784
+    calls = []
+    shapes = [(batch, n_in, h), (batch, h, 2 * z), (batch * k, z, h), (batch * k, h, n_in)]  # (rows, in, out)
+    for i, (rows, a, b) in enumerate(shapes):
+        x, g, w, bias = torch.rand(rows, a), torch.rand(rows, b), torch.rand(b, a), torch.rand(b)
+        calls += [lambda x=x, w=w, bias=bias: torch.addmm(bias, x, w.t()), lambda x=x, g=g: torch.mm(g.t(), x)]
+        if i:  # the first layer's input needs no gradient
+            calls.append(lambda g=g, w=w: torch.mm(g, w))
+    times = []
+    for r in range(20 + repeat):
+        t = time.perf_counter()
+        for call in calls:
+            call()
+        if r >= 20:
+            times.append(time.perf_counter() - t)
+    return batch / statistics.median(times)
 
 
 def run_side(lib: str, k: int, argv: list[str], out: Path) -> dict[str, Any]:
@@ -481,6 +510,8 @@ def print_side(side: dict[str, Any]) -> None:
             print(f"{m['model']:<6} {lib:<7} {r['samples_per_s']:>10,.0f} {r['train_seconds']:>8.1f} "
                   f"{r['train_wall_seconds']:>7.1f} {own:>12.2f} "
                   f"{r['nll_aekit_estimator']:>14.2f}")
+        print(f"{m['model']:<6} {'products':<7} {m['products_only_samples_per_s']:>10,.0f}  (a loop of nothing but "
+              f"the step's matrix products: at most {m['most_any_loop_could_reach_over_pythae']:.2f}x pythae)")
         print(f"{'':<6} aekit/pythae speed {m['speed_ratio']:.2f}x (goal >= {SPEED_GOAL:g}x), NLL difference "
               f"{m['nll_difference']:+.2f} nat (goal <= +{NLL_TOLERANCE})"
               + {True: ": reached", False: ": not reached", None: ""}[m["reached"]])
