@@ -218,6 +218,11 @@ ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
      "not UTF-8"),
     ("config-is-a-folder", lambda c: ["train", "--config", c.folder("c.toml"), *FAST], "is a folder"),
     ("config-missing", lambda c: ["train", "--config", str(c.tmp / "none.toml"), *FAST], "not found"),
+    # --config NAME: a packaged recipe (aekit recipes); an unknown name lists them
+    ("config-unknown-recipe", lambda c: ["train", "--config", "simplets", *FAST, "--out", str(c.tmp / "r")],
+     "no config file or packaged recipe named 'simplets'; recipes: conv-mnist, cvae-mnist, hinton2006,"),
+    ("config-recipe-path-outside-checkout", lambda c: ["train", "--config", str(c.tmp / "configs" / "simplest.toml"),
+                                                       *FAST], "not found; aekit ships a recipe of that name"),
     ("json-config-is-a-list", lambda c: ["train", "--config", c.file("list.json", "[1, 2, 3]"), *FAST],
      "expected a table of [data], [model] and [train] settings, found a list"),
     ("json-config-not-json", lambda c: ["train", "--config", c.file("c.json", "{lr: 1}"), *FAST], "not valid JSON"),

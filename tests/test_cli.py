@@ -54,6 +54,27 @@ def test_train_from_toml_with_flag_override(capsys, tmp_path):
     assert cfg["run"]["train"]["epochs"] == 1 and cfg["run"]["train"]["batch_size"] == 32 and cfg["model"]["code"] == 6
 
 
+def test_train_from_a_packaged_recipe_by_name(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here: the short name finds the recipe inside the package
+    code, _, _ = run(capsys, "train", "--config", "simplest", "--data", "mnist-mini", "--out", "r", *FAST)
+    assert code == 0
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())["run"]
+    assert cfg["model"]["code"] == 32 and cfg["train"]["lr"] == 0.002 and cfg["train"]["schedule"] == "cosine"
+    # a file of that name in the working directory comes first, as any path does
+    (tmp_path / "simplest").write_text('[model]\nname = "mlp"\ncode = 6\n')
+    code, _, _ = run(capsys, "train", "--config", "simplest", "--data", "mnist-mini", "--out", "r2", *FAST)
+    assert code == 0 and json.loads((tmp_path / "r2" / "config.json").read_text())["model"]["code"] == 6
+
+
+def test_the_checkout_configs_folder_is_the_packaged_recipes():
+    """README commands, tests and benchmarks name configs/NAME.toml: in a checkout, a link to them."""
+    from pathlib import Path
+
+    from aekit.config import recipes_dir
+
+    assert (Path(__file__).resolve().parents[1] / "configs").resolve() == recipes_dir().resolve()
+
+
 def test_train_resume(capsys, tmp_path):
     d = str(tmp_path / "r")
     assert run(capsys, "train", "--code", "4", "--epochs", "1", "--max-steps", "3", "--quiet", "--out", d)[0] == 0
@@ -94,6 +115,12 @@ def test_listings(capsys):
     assert code == 0 and all(m in out for m in ("linear", "mlp", "conv"))
     code, out, _ = run(capsys, "datasets")
     assert code == 0 and "mnist-mini" in out and "fashion-mnist" in out
+    from aekit.config import list_recipes
+
+    code, out, _ = run(capsys, "recipes")
+    rows = dict(line.split(maxsplit=1) for line in out.splitlines())
+    assert code == 0 and rows == list_recipes() and {"simplest", "hinton2006", "vae-mnist"} <= set(rows)
+    assert rows["simplest"] == "The lecture's simplest autoencoder"  # the recipe's comment up to its colon
 
 
 def test_error_missing_run_dir(capsys, tmp_path):

@@ -11,7 +11,7 @@ import sys
 import types
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place: pyproject.toml reads it (dynamic version), CHANGELOG.md follows
 
 _EXPORTS = {
     "train": "aekit.api",

@@ -253,13 +253,60 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     return out
 
 
+def recipes_dir() -> Path:
+    """The recipes shipped inside the package, ``aekit/recipes/NAME.toml`` (in a checkout, ``configs/``
+    is a link to this folder, so ``--config configs/NAME.toml`` works there as well)."""
+    return Path(__file__).parent / "recipes"
+
+
+def describe_recipe(path: Path) -> str:
+    """A recipe's leading comment up to its first colon (each recipe opens with "what it is: details",
+    often over several lines), else the comment's first line."""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    head, colon, _ = " ".join(lines).partition(": ")
+    return head if colon else (lines[0] if lines else "")
+
+
+def list_recipes() -> dict[str, str]:
+    """The packaged recipes by short name (``--config NAME``), each with its description."""
+    return {p.stem: describe_recipe(p) for p in sorted(recipes_dir().glob("*.toml"), key=lambda p: p.stem)}
+
+
+def recipe_path(config: str | Path) -> Path:
+    """The file a ``--config`` argument names: a file as given when it exists; else a bare name (no
+    suffix, no folder) is the packaged recipe of that name, and an unknown one is an error that lists
+    them. A missing ``.../NAME.toml`` whose NAME is packaged says so (README commands name
+    ``configs/NAME.toml``, which exists only in a checkout)."""
+    p = Path(config)
+    try:
+        if p.exists():
+            return p
+    except OSError:  # a name too long for the file system: read_text says so in one line
+        return p
+    known = list_recipes()
+    text = str(config)
+    if "/" not in text and len(p.parts) == 1 and not p.suffix:
+        if text in known:
+            return recipes_dir() / f"{text}.toml"
+        raise AekitError(f"no config file or packaged recipe named {text!r:.80}; recipes: {', '.join(known)} "
+                         "(see `aekit recipes`), or give the path of a .toml file")
+    if p.suffix.lower() == ".toml" and p.stem in known:
+        raise AekitError(f"{p}: not found; aekit ships a recipe of that name: --config {p.stem}")
+    return p
+
+
 def load_config(path: str | Path | None) -> RunConfig:
-    """Read a TOML (or a run directory's JSON) config; None gives the defaults."""
+    """Read a TOML (or a run directory's JSON) config, or a packaged recipe by its short name
+    (:func:`recipe_path`); None gives the defaults."""
     from aekit.io import read_text
 
     if path is None:
         return RunConfig()
-    p = Path(path)
+    p = recipe_path(path)
     is_json = p.suffix.lower() == ".json"
     text = read_text(p, "config file", limit=1 << 20)  # a recipe is a few hundred bytes
     try:

@@ -1,6 +1,6 @@
 """The ``aekit`` command: a thin layer over :mod:`aekit.api`, one module per group of commands.
 
-- :mod:`aekit.cli.train`: train, evaluate, reconstruct, baseline, demo, datasets, models
+- :mod:`aekit.cli.train`: train, evaluate, reconstruct, baseline, demo, datasets, models, recipes
 - :mod:`aekit.cli.use`: denoise, encode, probe, latent-map, interpolate, inpaint, anomaly, report
 - :mod:`aekit.cli.generate`: nll, sample, traverse (variational runs)
 - :mod:`aekit.cli.pretraining`: pretrain, finetune, classify

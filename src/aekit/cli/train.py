@@ -1,4 +1,5 @@
-"""Commands that train and score autoencoders: train, evaluate, reconstruct, baseline, demo, listings."""
+"""Commands that train and score autoencoders: train, evaluate, reconstruct, baseline, demo, listings
+(datasets, models, recipes)."""
 
 from __future__ import annotations
 
@@ -181,6 +182,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from aekit.config import list_recipes
+
+    recipes = list_recipes()
+    width = max(map(len, recipes), default=0)
+    for name, desc in recipes.items():
+        print(f"{name:<{width}} {desc}")
+    return 0
+
+
 def vae_flags(t: argparse.ArgumentParser) -> None:
     """The variational family's options (``--model vae``), as its [model] keys."""
     g = t.add_argument_group("variational autoencoders (--model vae, --model ladder)")
@@ -205,7 +216,8 @@ def vae_flags(t: argparse.ArgumentParser) -> None:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train an autoencoder into a run directory")
-    t.add_argument("--config", metavar="FILE.toml", help="TOML recipe (see configs/); flags override it")
+    t.add_argument("--config", metavar="NAME|FILE.toml",
+                   help="a packaged recipe by name (see `aekit recipes`) or a TOML file; flags override it")
     t.add_argument("--model", help="model family (see `aekit models`); default mlp")
     t.add_argument("--layers", type=int_list, help="hidden layer sizes of an mlp, e.g. 1000,500,250 ('' for none)")
     t.add_argument("--code", type=int, help="code (bottleneck) size")
@@ -267,3 +279,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(func=cmd_demo)
     sub.add_parser("datasets", help="list the named datasets and source kinds").set_defaults(func=cmd_datasets)
     sub.add_parser("models", help="list the registered model families").set_defaults(func=cmd_models)
+    sub.add_parser("recipes", help="list the packaged recipes (train --config NAME)").set_defaults(func=cmd_recipes)
