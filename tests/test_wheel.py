@@ -77,7 +77,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "aekit-src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, src / name)
     shutil.copytree(ROOT / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
     start = time.perf_counter()
@@ -125,13 +125,14 @@ def test_the_wheel_holds_the_package_and_its_data(dist: dict[str, Path]) -> None
     assert package_files() - names == set() and modules() - names == set()
     assert all(n.startswith(("aekit/", f"aekit-{VERSION}.dist-info/")) for n in names), sorted(names)
     assert f"\nVersion: {VERSION}\n" in metadata and "Requires-Dist: torch>=2.3" in metadata
+    assert "License-Expression: MIT" in metadata and f"aekit-{VERSION}.dist-info/licenses/LICENSE" in names
     assert "aekit = aekit.cli:main" in entry_points
 
 
 def test_the_sdist_holds_the_package_and_its_data(dist: dict[str, Path]) -> None:
     with tarfile.open(dist["sdist"]) as t:
         names = {n.removeprefix(f"aekit-{VERSION}/") for n in t.getnames()}
-    assert {"pyproject.toml", "README.md"} <= names
+    assert {"pyproject.toml", "README.md", "LICENSE"} <= names
     assert {f"src/{n}" for n in package_files() | modules()} - names == set()
 
 
