@@ -42,3 +42,22 @@ def tiny_vae(root: Path, factory, name: str, code: int = 2, conditional: bool = 
         _VAES[key] = out
     shutil.copytree(_VAES[key], root / name, ignore=shutil.ignore_patterns("*.lock", "last"))
     return root / name
+
+
+def as_classifier(run: Path, dest: Path) -> Path:
+    """A copy of ``run`` whose config.json says it is a classifier run (``aekit finetune``'s kind): what
+    the run list shows, and the refusal to open it, come from config.json alone."""
+    import json
+
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("*.lock", "last"))
+    info = json.loads((dest / "config.json").read_text())
+    info.update(kind="classifier", n_classes=10, finetune={})
+    (dest / "config.json").write_text(json.dumps(info))
+    return dest
+
+
+def with_broken_weights(run: Path, dest: Path) -> Path:
+    """A copy of ``run`` whose config.json is fine and whose weights file is not: listed, but it fails to open."""
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("*.lock", "last"))
+    (dest / "model.safetensors").write_bytes(b"not safetensors at all")
+    return dest

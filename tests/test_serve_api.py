@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import random
+import shutil
 import struct
 import zlib
 
@@ -18,7 +19,7 @@ pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
 from fastapi.testclient import TestClient
 
 from aekit.serve.app import create_app
-from tests.servehelp import tiny_run
+from tests.servehelp import as_classifier, tiny_run, with_broken_weights
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_denoise_inpaint_blend_latent(client):
     b1 = client.post("/api/runs/tiny/interpolate", json={"a_index": 0, "b_index": 1, "t": 1}).json()
     assert b0["decoded"]["data"] != b1["decoded"]["data"] and b0["fade"]["data"] != b1["fade"]["data"]
     lat = client.get("/api/runs/tiny/latent").json()
-    assert lat["method"] == "code" and len(lat["points"]) == len(lat["labels"]) == 500
+    assert lat["method"] == "code" and len(lat["points"]) == len(lat["labels"]) == 1000  # mnist-mini's test split
     p = client.post("/api/runs/tiny/latent/decode", json={"x": 0.1, "y": -0.2})
     assert p.status_code == 200
 
@@ -186,7 +187,7 @@ def bad_values() -> dict[str, list]:
     images = [True, 7, "x", "", "====", "aGVsbG8=", png_header_only(99999, 1), png_b64(1, 1)[:60], [], [[]],
               [1] * 783, [0.5] * 785, [[0.1] * 27] * 28, ["a"] * 784, [None] * 784, [2] * 784, [-0.1] * 784,
               [[[0.1]]], {"a": 1}, [0.5] * 200_000, "data:image/png;base64,@@", [[0.5] * 28] * 27 + [[0.5] * 29]]
-    indices = [-1, 10**40, 1.5, "x", [], 500, True, {"i": 0}]
+    indices = [-1, 10**40, 1.5, "x", [], 1000, True, {"i": 0}]  # mnist-mini has test images 0..999
     return {"image": images, "a": images, "b": images, "index": indices, "a_index": indices, "b_index": indices,
             "code": [[], [0.1], [0.1] * 3, "x", [1e300, 1e300], [None, 1], 5, [[0.1, 0.2]]],
             "noise": ["block", "", 5, None, "Gaussian"], "level": [0, -1, 3, "x", None, [0.1]],
@@ -258,3 +259,138 @@ def test_cli_warns_on_a_public_host_and_trains_the_demo_when_there_is_no_run(tmp
     assert torch.get_num_threads() == threads  # set for the server's life only
     assert main(["serve", "--runs", str(tmp_path / "runs"), "--threads", "0"]) == 2
     assert main(["serve", str(tmp_path / "nope")]) == 2
+
+
+# -- the issue's walk: the run list, test images, pictures and the README's example -----------------------
+def ids(c) -> list[str]:
+    return [r["id"] for r in c.get("/api/runs").json()]
+
+
+def test_a_classifier_run_is_listed_as_one_and_no_refusal_names_a_server_path(tmp_path, tmp_path_factory):
+    runs = tmp_path / "runs"
+    tiny_run(runs, tmp_path_factory, "tiny")
+    as_classifier(runs / "tiny", runs / "clf")
+    with_broken_weights(runs / "tiny", runs / "broken")
+    with TestClient(create_app(runs_root=runs)) as c:
+        listed = {r["id"]: r for r in c.get("/api/runs").json()}
+        assert listed["tiny"]["usable"] is True and listed["broken"]["usable"] is True  # config.json alone is read
+        clf = listed["clf"]
+        assert clf["kind"] == "classifier" and clf["usable"] is False and "classifier run" in clf["note"]
+        assert clf["architecture"] == "784-64-2 -> 10 classes"
+        for rid in ("clf", "broken"):
+            for r in (c.post(f"/api/runs/{rid}/reconstruct", json={"index": 0}), c.get(f"/api/runs/{rid}/samples"),
+                      c.get(f"/api/runs/{rid}/latent")):
+                detail = r.json()["detail"]
+                assert r.status_code == 422 and detail.startswith(rid), (r.status_code, detail)
+                assert str(tmp_path) not in r.text and tmp_path.name not in r.text, detail
+
+
+def test_runs_made_or_removed_beside_the_server_join_and_leave_the_list(tmp_path, tmp_path_factory):
+    runs = tmp_path / "runs"
+    tiny_run(runs, tmp_path_factory, "a")
+    with TestClient(create_app(runs_root=runs)) as c:
+        store = c.app.app.state.store
+        assert ids(c) == ["a"] and c.post("/api/runs/a/reconstruct", json={"index": 0}).status_code == 200
+        tiny_run(runs, tmp_path_factory, "b")  # `aekit train` beside the server
+        (runs / "half").mkdir()  # a run being started: no weights yet, not a run
+        (runs / "half" / "config.json").write_text((runs / "a" / "config.json").read_text())
+        assert ids(c) == ["a", "b"] and c.post("/api/runs/b/reconstruct", json={"index": 0}).status_code == 200
+        shutil.rmtree(runs / "a")
+        assert ids(c) == ["b"] and c.post("/api/runs/a/reconstruct", json={"index": 0}).status_code == 404
+        tiny_run(runs, tmp_path_factory, "a")
+        assert ids(c) == ["b", "a"] and c.post("/api/runs/a/reconstruct", json={"index": 0}).status_code == 200
+        # Weights written again (a resumed run): the run is opened afresh, not served from the old copy.
+        assert store.opened("b") is not None
+        fresh = runs / "b" / "model.safetensors.new"
+        fresh.write_bytes((runs / "b" / "model.safetensors").read_bytes())
+        fresh.replace(runs / "b" / "model.safetensors")
+        ids(c)
+        assert store.opened("b") is None and c.post("/api/runs/b/reconstruct", json={"index": 0}).status_code == 200
+
+
+def test_every_test_image_of_the_dataset_can_be_picked(client):
+    from aekit.data.sources import load_mnist_mini
+
+    s = client.get("/api/runs/tiny/samples", params={"start": 999, "n": 5}).json()
+    assert s["total"] == 1000 and len(s["images"]) == len(s["labels"]) == 1  # mnist-mini's whole test split
+    test = load_mnist_mini().test
+    assert np.allclose(s["images"][0]["data"], test.x[999].ravel() / 255, atol=1e-4) and s["labels"] == [test.y[999]]
+    assert client.post("/api/runs/tiny/reconstruct", json={"index": 999}).status_code == 200
+    r = client.post("/api/runs/tiny/interpolate", json={"a_index": 0, "b_index": 1000})
+    assert r.status_code == 422 and r.json()["detail"] == "b: index must lie in 0..999"
+
+
+def test_runs_are_described_by_their_architecture(client):
+    from aekit.serve.runs import architecture
+
+    (run,) = client.get("/api/runs").json()
+    assert run["architecture"] == "784-64-2-64-784"
+    mnist = {"input_shape": [1, 28, 28]}
+    assert architecture({**mnist, "code": 32, "layers": []}) == "784-32-784"  # the simplest, not "mlp []"
+    assert architecture({**mnist, "code": 30, "layers": [1000, 500, 250]}) == "784-1000-500-250-30-250-500-1000-784"
+    assert architecture({**mnist, "code": 32}) == "784-32-784"  # linear: no hidden layers
+    assert architecture({**mnist, "code": 32, "channels": [32, 64]}) == "1x28x28 conv 32-64 code 32"
+    assert architecture({**mnist, "code": 8, "layers": [512, 256], "latents": [64]}) == "784-512-256, stochastic 64-8"
+
+
+def picture(draw, size=(120, 200), mode="RGB", background="white") -> str:
+    """A base64 PNG of ``size`` on ``background`` with what ``draw(ImageDraw)`` puts on it."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new(mode, size, background)
+    draw(ImageDraw.Draw(im))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_a_dark_on_light_picture_is_inverted_made_grey_and_fitted_keeping_its_aspect(client):
+    """A black "1" on white (a photo of paper, a drawing program's default) against MNIST's white on
+    black: inverted, the colour made grey, the 120x200 picture scaled to 17x28 and padded, not stretched."""
+    def one(colour):
+        return lambda d: d.rectangle([45, 30, 74, 169], fill=colour)
+
+    dark = client.post("/api/runs/tiny/reconstruct", json={"image": picture(one("black"))}).json()
+    notes = dark["preprocessing"]
+    assert any(n.startswith("inverted: dark on light") for n in notes) and "colour made grey" in notes, notes
+    assert "120x200 scaled to 17x28 and padded to 28x28 with its border's colour (aspect ratio kept)" in notes
+    x = np.array(dark["input"]["data"]).reshape(28, 28)
+    assert x[:, :5].max() < 0.02 and x[:, -5:].max() < 0.02 and x[0].max() < 0.02  # padded, in the data's black
+    assert x[6:22, 13:15].min() > 0.9  # the stroke, white, in the middle: not stretched to 28 wide
+    plain = client.post("/api/runs/tiny/reconstruct", json={"image": (1 - x).tolist()}).json()
+    assert dark["score"] < plain["score"]  # as sent, the picture is nothing like the training images
+    light = client.post("/api/runs/tiny/reconstruct",
+                        json={"image": picture(one(255), mode="L", background=0)}).json()
+    assert not any(n.startswith("inverted") for n in light["preprocessing"]), light["preprocessing"]
+    assert np.allclose(light["input"]["data"], dark["input"]["data"], atol=0.01)
+    clear = client.post("/api/runs/tiny/reconstruct",  # black on transparent: shown on white, so inverted too
+                        json={"image": picture(one((0, 0, 0, 255)), mode="RGBA", background=(0, 0, 0, 0))}).json()
+    assert "transparent pixels put on white" in clear["preprocessing"]
+    assert np.allclose(clear["input"]["data"], dark["input"]["data"], atol=0.01)
+    assert "preprocessing" not in client.post("/api/runs/tiny/reconstruct", json={"index": 0}).json()
+
+
+def test_the_readmes_curl_example_works_as_written(tmp_path, tmp_path_factory):
+    """After `make demo` the run's id is dated: the README's example finds it by asking for the ids first."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    from aekit.serve.background import serve_in_thread
+
+    if shutil.which("curl") is None or shutil.which("python3") is None:
+        pytest.skip("the README's example needs curl and python3 on PATH")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```sh\n(.*?)```", readme, re.S) if "/reconstruct" in b]
+    runs = tmp_path / "runs"
+    tiny_run(runs, tmp_path_factory, "20261205-163937-demo")  # as `make demo` names it
+    srv, t, url = serve_in_thread(create_app(runs_root=runs, local_only=True))
+    try:
+        script = block.replace("localhost:8000", "localhost:" + url.rstrip("/").rsplit(":", 1)[1])
+        out = subprocess.run(["bash", "-ec", script], capture_output=True, text=True, timeout=60)
+    finally:
+        srv.should_exit = True
+        t.join(10)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout[out.stdout.rindex('{"input"'):])  # after the listing the first curl prints
+    assert answer["recon"]["shape"] == [1, 28, 28] and isinstance(answer["anomaly"], bool), out.stdout[-300:]

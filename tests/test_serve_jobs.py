@@ -51,6 +51,7 @@ def test_a_job_streams_its_losses_and_its_run_appears(client):
     assert events[-1]["status"] == "done", events[-1]
     assert [m["epoch"] for m in events[-1]["metrics"]] == [1, 2]
     assert events[-1]["preview"]["recons"]["shape"] == [6, 1, 28, 28]  # by the best weights so far
+    assert events[-1]["loss_unit"] == "MSE per value"  # what the Train panel's y axis says
     rid = events[-1]["run_id"]
     assert rid in [r["id"] for r in client.get("/api/runs").json()]
     assert client.post(f"/api/runs/{rid}/reconstruct", json={"index": 0}).status_code == 200

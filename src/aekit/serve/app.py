@@ -75,7 +75,10 @@ class Strict(BaseModel):
 
 
 class ImageReq(Strict):
-    image: ImageField = Field(None, description="base64 PNG, or numbers in [0, 1] of the sample shape")
+    image: ImageField = Field(None, description="base64 PNG or JPEG (made the model's input: grey for a one-channel "
+                              "model, scaled to fit keeping its aspect ratio, inverted where its background is "
+                              "the other polarity from the training images'; reconstruct's `preprocessing` says "
+                              "what was done), or numbers in [0, 1] of the sample shape")
     index: int | None = Field(None, description="a test image of the run's dataset, instead of `image`")
     png: bool = Field(False, description="answer images as base64 PNG instead of arrays")
 
@@ -150,15 +153,19 @@ class ManifoldReq(Strict):
     png: bool = False
 
 
-def pick(s: Served, image: ImageField, index: int | None, field: str = "image") -> np.ndarray:
-    """The request's image: given inline, or a test image by index."""
+def pick(s: Served, image: ImageField, index: int | None, field: str = "image") -> tuple[np.ndarray, list[str] | None]:
+    """The request's image (given inline, or a test image by index), and for a picture what was done to
+    make it the model's input (:func:`inputs.picture`: scaled, made grey, inverted to the training
+    images' polarity), None for numbers or an index."""
+    if isinstance(image, str):
+        return inputs.picture(image, s.shape, s.light_background, field)
     if image is not None:
-        return inputs.sample(image, s.shape, field)
+        return inputs.as_array(image, s.shape, field), None
     if index is None:
         raise AekitError(f"{field}: give an image or the index of a test image")
-    if not 0 <= index < len(s.test_x):
-        raise AekitError(f"{field}: index must lie in 0..{len(s.test_x) - 1}")
-    return s.test_x[index]
+    if not 0 <= index < len(s.tests):
+        raise AekitError(f"{field}: index must lie in 0..{len(s.tests) - 1}")
+    return s.test_images(index, index + 1)[0], None
 
 
 def reply(result: dict[str, Any], png: bool = False) -> Response:
@@ -313,11 +320,17 @@ async def served(store: RunStore, rid: str) -> Served:
     return s
 
 
-async def image(s: Served, value: ImageField, index: int | None, field: str = "image") -> np.ndarray:
+async def picked(s: Served, value: ImageField, index: int | None, field: str = "image") \
+        -> tuple[np.ndarray, list[str] | None]:
     """:func:`pick`, with a PNG decoded in a worker thread, off the event loop (numbers are checked here)."""
     if isinstance(value, str):
         return await run_in_threadpool(pick, s, value, index, field)
     return pick(s, value, index, field)
+
+
+async def image(s: Served, value: ImageField, index: int | None, field: str = "image") -> np.ndarray:
+    """The image of :func:`picked`, without the words."""
+    return (await picked(s, value, index, field))[0]
 
 
 def _use_routes(app: FastAPI, store: RunStore) -> None:
@@ -331,9 +344,9 @@ def _use_routes(app: FastAPI, store: RunStore) -> None:
         s = await served(store, rid)
 
         def answer() -> bytes:  # up to 100 images as numbers or PNG: in a worker thread
-            x = s.test_x[start:start + n]
+            x = s.test_images(start, start + n)
             labels = None if s.test_y is None else [int(v) for v in s.test_y[start:start + n]]
-            return wire.dumps({"start": start, "total": len(s.test_x), "labels": labels,
+            return wire.dumps({"start": start, "total": len(s.tests), "labels": labels,
                                "images": [wire.answer({"i": v}, png)["i"] for v in x]})
 
         return Response(await run_in_threadpool(answer), media_type="application/json")
@@ -373,8 +386,13 @@ def _hot_calls(store: RunStore) -> dict[str, tuple[HotCall, type[BaseModel], str
         return wire.dumps({"score": r["score"], "threshold": r["threshold"], "anomaly": bool(r["anomaly"])})
 
     async def reconstruct(rid: str, body: bytes, ctype: str | None) -> bytes:
-        s, x, png = await one(rid, body, ctype)
-        return wire.dumps(work.scored(s, x, *await work.batcher(s)(x)), png)
+        s = await served(store, rid)
+        req = wire.fields(body, ctype, wire.IMAGE)
+        x, notes = await picked(s, req["image"], req["index"])
+        r = work.scored(s, x, *await work.batcher(s)(x))
+        if notes is not None:  # a picture: what was done to make it the model's input (the answer's "input")
+            r["preprocessing"] = notes
+        return wire.dumps(r, req["png"])
 
     return {"encode": (encode, ImageReq, "The code of an image"),
             "decode": (decode, DecodeReq, "The image of a code"),
@@ -633,7 +651,7 @@ def create_app(*runs: str | Path, runs_root: str | Path | None = None, token: st
     names anything but localhost, 127.0.0.1 or [::1]. A token, where given, must not be empty."""
     if token is not None and not token.strip():
         raise AekitError("the token is empty: give a token, or none to serve without one")
-    store = RunStore(find_runs(list(runs), runs_root))
+    store = RunStore(find_runs(list(runs), runs_root), runs_root)
     queue = JobQueue(Path(runs_root) if runs_root is not None else None, store.add,
                      Path(configs) if configs is not None else None)
 

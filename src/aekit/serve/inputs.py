@@ -83,8 +83,25 @@ def _png_bytes(text: str, field: str) -> bytes:
         raise AekitError(f"{field}: not valid base64") from None
 
 
-def decode_png(text: str, shape: tuple[int, ...], field: str = "image") -> np.ndarray:
-    """A base64 PNG (or JPEG) as one float32 sample of ``shape`` (C, H, W), resized to fit."""
+def _has_alpha(im: Any) -> bool:
+    return im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
+
+
+def _fit(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    """``a`` (h', w', bands) with h' <= h and w' <= w, centred on an (h, w, bands) canvas of its border's
+    colour (the median of its edge pixels): a picture keeps its aspect ratio instead of being stretched."""
+    edge = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])  # (pixels, bands)
+    out = np.empty((h, w, a.shape[2]), np.float32)
+    out[:] = np.median(edge, axis=0)
+    top, left = (h - a.shape[0]) // 2, (w - a.shape[1]) // 2
+    out[top:top + a.shape[0], left:left + a.shape[1]] = a
+    return out
+
+
+def decode_picture(text: str, shape: tuple[int, ...], field: str) -> tuple[np.ndarray, list[str]]:
+    """A base64 PNG (or JPEG) as one float32 sample of ``shape`` (C, H, W), and what was done to it in
+    words: colour made grey for a one-channel model, transparent pixels put on white (as a browser shows
+    them), the picture scaled to fit keeping its aspect ratio and padded with its border's colour."""
     from PIL import Image
 
     if len(shape) != 3 or shape[0] not in (1, 3):
@@ -94,7 +111,7 @@ def decode_png(text: str, shape: tuple[int, ...], field: str = "image") -> np.nd
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
-            mode = "L" if shape[0] == 1 else "RGB"
+            mode, given = "L" if shape[0] == 1 else "RGB", im.size
             if im.format == "JPEG":  # decoded at the smallest of 1/1..1/8 scale still at least the model's size
                 im.draft(mode, (shape[2], shape[1]))
             w, h = im.size  # from the header: nothing decoded yet
@@ -104,16 +121,51 @@ def decode_png(text: str, shape: tuple[int, ...], field: str = "image") -> np.nd
                 raise AekitError(f"{field}: the image is {w}x{h}, over the {MAX_PIXELS:,} pixels read; "
                                  "shrink it first (the model takes "
                                  f"{shape[2]}x{shape[1]})")
-            with DECODING.hold(_decoded_bytes(im.mode, w, h, shape[0]), field):
-                im = im.convert(mode).resize((shape[2], shape[1]), Image.Resampling.BILINEAR)
-            a = np.asarray(im, dtype=np.float32) / 255.0
+            notes = []
+            alpha = _has_alpha(im)
+            if mode == "L" and im.mode not in ("1", "L", "LA", "La", "I", "F") and not im.mode.startswith("I;16"):
+                notes.append("colour made grey")
+            scale = min(shape[2] / w, shape[1] / h)  # the whole picture fits, its aspect ratio kept
+            size = (max(1, min(shape[2], round(w * scale))), max(1, min(shape[1], round(h * scale))))
+            extra = 3 * 4 * w * h if alpha else 0  # the RGBA copy, the white under it and the composite
+            with DECODING.hold(_decoded_bytes(im.mode, w, h, shape[0]) + extra, field):
+                if alpha:
+                    im = im.convert("RGBA")
+                    im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im)
+                    notes.append("transparent pixels put on white")
+                im = im.convert(mode).resize(size, Image.Resampling.BILINEAR)
+            a = np.asarray(im, dtype=np.float32).reshape(size[1], size[0], -1) / 255.0
     except AekitError:
         raise
     except Image.DecompressionBombError:
         raise AekitError(f"{field}: the image is larger than is read") from None
     except _PIL_ERRORS as exc:
         raise AekitError(f"{field}: not a readable PNG or JPEG image ({type(exc).__name__})") from None
-    return a[None] if a.ndim == 2 else a.transpose(2, 0, 1).copy()
+    if size != (shape[2], shape[1]):
+        notes.append(f"{given[0]}x{given[1]} scaled to {size[0]}x{size[1]} and padded to {shape[2]}x{shape[1]} with "
+                     "its border's colour (aspect ratio kept)")
+    elif given != size:
+        notes.append(f"{given[0]}x{given[1]} scaled to {size[0]}x{size[1]}")
+    return _fit(a, shape[1], shape[2]).transpose(2, 0, 1).copy(), notes
+
+
+def light_background(x: np.ndarray) -> bool:
+    """Whether a sample (C, H, W) in [0, 1] is dark on light: the mean of its edge pixels above the middle."""
+    edge = np.concatenate([x[:, 0].ravel(), x[:, -1].ravel(), x[:, :, 0].ravel(), x[:, :, -1].ravel()])
+    return float(edge.mean()) > 0.5
+
+
+def picture(text: str, shape: tuple[int, ...], light_data: bool, field: str = "image") -> tuple[np.ndarray, list[str]]:
+    """An uploaded picture as the model's input, and what was done to it in words (:func:`decode_picture`): also
+    inverted where its background is light and the training images' is dark (``light_data`` false: a
+    black digit on white paper for MNIST's white digits on black), or the other way round. Unchanged,
+    a dark-on-light "1" is nothing like a digit the model has seen and reconstructs as noise."""
+    x, notes = decode_picture(text, shape, field)
+    if light_background(x) != light_data:
+        x = 1.0 - x
+        notes.append("inverted: " + ("light on dark, where the training images are dark on light" if light_data
+                                     else "dark on light, where the training images are light on dark"))
+    return x, notes
 
 
 def as_array(value: Any, shape: tuple[int, ...], field: str) -> np.ndarray:
@@ -130,13 +182,6 @@ def as_array(value: Any, shape: tuple[int, ...], field: str) -> np.ndarray:
     if a.min() < 0 or a.max() > 1:
         raise AekitError(f"{field}: values must lie in [0, 1]")
     return a.reshape(shape).astype(np.float32)
-
-
-def sample(value: Any, shape: tuple[int, ...], field: str) -> np.ndarray:
-    """An image field: a base64 PNG string or an array of numbers."""
-    if isinstance(value, str):
-        return decode_png(value, shape, field)
-    return as_array(value, shape, field)
 
 
 def mask_array(value: Any, hw: tuple[int, int], field: str = "mask") -> np.ndarray:

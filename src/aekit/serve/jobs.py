@@ -57,6 +57,22 @@ def preview(out: Path, n: int = N_PREVIEW) -> dict[str, Any] | None:
     return {"originals": x, "recons": o.model.reconstruct(x)}
 
 
+def loss_unit(out: Path) -> str | None:
+    """What a run's training loss measures, from its config.json (None before it is written): a VAE's
+    is the negative ELBO in nats per image; another autoencoder's the mean per value of its loss (MSE,
+    or BCE in nats), plus any penalty it trains with."""
+    from aekit.run import read_config
+    from aekit.serve.runs import variational_family
+
+    try:
+        m = read_config(out)["model"]
+    except (AekitError, OSError):
+        return None
+    if variational_family(m.get("name")):
+        return "nats per image (negative ELBO)"
+    return "BCE, nats per value" if m.get("loss") == "bce" else "MSE per value"
+
+
 @dataclass
 class Job:
     id: int
@@ -70,6 +86,13 @@ class Job:
     run_id: str | None = None
     # (size and time of metrics.csv, its rows): every open event stream asks several times a second
     _read: tuple[tuple[int, int], list[dict[str, Any]]] | None = field(default=None, repr=False)
+    _unit: str | None = field(default=None, repr=False)
+
+    def loss_unit(self) -> str | None:
+        """What the losses measure (the Train panel's y axis), from the run's config.json once written."""
+        if self._unit is None:
+            self._unit = loss_unit(self.out)
+        return self._unit
 
     def metrics(self) -> list[dict[str, Any]]:
         """The epochs finished so far (train and validation loss), from the run folder; read again only
@@ -93,7 +116,7 @@ class Job:
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "preset": self.preset, "data": self.data, "epochs": self.epochs,
-                "status": self.status, "error": self.error, "run_id": self.run_id}
+                "status": self.status, "error": self.error, "run_id": self.run_id, "loss_unit": self.loss_unit()}
 
 
 class JobNotFound(KeyError):

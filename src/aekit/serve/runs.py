@@ -1,9 +1,15 @@
 """The runs a server may open: named by id (the folder's name), never by a path from a request.
 
-Ids are fixed when the server starts, from the folders given on the command line and the run
-folders directly under ``--runs``; a request's id is looked up in that table, so ``..``, ``/`` or
-an unknown name can never reach the file system. A run is opened once, on first use, with what
-the page needs computed beside it (test images, the anomaly threshold, the mean image).
+Ids come from the folders given on the command line and the run folders directly under ``--runs``;
+a request's id is looked up in that table, so ``..``, ``/`` or an unknown name can never reach the
+file system. The runs folder is looked at again on each ``GET /api/runs`` (:meth:`RunStore.rescan`: a
+folder listing and a few stats, config.json read only where it changed), so a run trained with the
+CLI beside the server joins the table and a removed one leaves it; an id, once given, keeps naming
+the same folder. A run is opened once, on first use, with what the page needs computed beside it
+(test images, the anomaly threshold, the mean image), and opened again when its weights change.
+
+Only autoencoder and pre-training runs are opened: a classifier run is listed, marked as such
+(``usable`` false and a ``note``), so that a picker can say why it is not offered.
 
 An error about a run names it by id too: the server's folders are replaced in its message
 (:func:`redact`), so a damaged file is reported as ``tiny/threshold.json: ...``.
@@ -25,7 +31,9 @@ import numpy as np
 from aekit.errors import AekitError
 
 ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-N_TEST = 500  # test images kept per run for picking, the latent map and denoising
+N_MAP = 1000  # test images on the latent map, kept as floats (mnist-mini's whole test split)
+MAX_TEST = 10_000  # test images a run offers to pick (MNIST's whole test split), kept as the dataset stores them
+SERVED_KINDS = ("autoencoder", "pretrain")  # the runs whose model the panels use (a classifier only encodes)
 N_REF = 1000  # validation images kept for the page (denoise baselines)
 
 
@@ -52,8 +60,9 @@ class Served:
 
     id: str
     opened: Any
-    test_x: np.ndarray
-    test_y: np.ndarray | None
+    test_x: np.ndarray  # the first N_MAP test images as floats: the latent map's
+    tests: np.ndarray  # the test images offered to pick (up to MAX_TEST), as the dataset stores them (uint8)
+    test_y: np.ndarray | None  # the labels of ``tests``
     train_x: np.ndarray
     val_x: np.ndarray
     threshold: float
@@ -73,41 +82,74 @@ class Served:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.model.input_shape)
 
+    def test_images(self, start: int, stop: int) -> np.ndarray:
+        """Test images ``start:stop`` as floats (converted per request: a whole test split as float32
+        would be four times the bytes, for images that are picked one at a time)."""
+        from aekit.metrics import as_float
+
+        return as_float(np.asarray(self.tests[start:stop]))
+
     @property
     def mean_image(self) -> np.ndarray:
         if "mean" not in self.cache:
             self.cache["mean"] = self.train_x.mean(0)
         return self.cache["mean"]
 
+    @property
+    def light_background(self) -> bool:
+        """Whether the training images are dark on light (their mean image's edge): an uploaded picture
+        of the other polarity is inverted to match."""
+        if "light" not in self.cache:
+            from aekit.serve.inputs import light_background
+
+            self.cache["light"] = len(self.shape) == 3 and light_background(self.mean_image)
+        return self.cache["light"]
+
 
 def _is_run(d: Path) -> bool:
     return d.is_dir() and (d / "config.json").is_file() and (d / "model.safetensors").is_file()
 
 
+def _new_id(d: Path, taken: Mapping[str, Path]) -> str:
+    """An id for folder ``d``: its name, made safe, with a suffix where another folder has it."""
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", d.name).lstrip(".-") or "run"
+    rid, n = base, 2
+    while rid in taken:  # two folders of the same name in different places
+        rid, n = f"{base}-{n}", n + 1
+    return rid
+
+
+def _runs_under(root: Path | None) -> list[Path]:
+    """The run folders directly under ``root`` (none where it is not a folder), in name order."""
+    try:
+        return [d for d in sorted(root.iterdir()) if _is_run(d)] if root is not None and root.is_dir() else []
+    except OSError:  # removed or made unreadable while being listed
+        return []
+
+
 def find_runs(run_dirs: list[str | Path], runs_root: str | Path | None) -> dict[str, Path]:
     """{id: folder} for the folders given and the run folders directly under ``runs_root``."""
     found: dict[str, Path] = {}
-
-    def add(d: Path) -> None:
-        base = re.sub(r"[^A-Za-z0-9._-]", "_", d.name).lstrip(".-") or "run"
-        rid, n = base, 2
-        while rid in found:  # two folders of the same name in different places
-            rid, n = f"{base}-{n}", n + 1
-        found[rid] = d.resolve()
-
     for d in map(Path, run_dirs):
         if not _is_run(d):
             raise AekitError(f"{d}: not a run folder (no config.json and model.safetensors)")
-        add(d)
-    root = Path(runs_root) if runs_root is not None else None
-    if root is not None and root.is_dir():
-        for d in sorted(root.iterdir()):
-            if _is_run(d) and d.resolve() not in found.values():
-                add(d)
+        found[_new_id(d, found)] = d.resolve()
+    for d in _runs_under(Path(runs_root) if runs_root is not None else None):
+        if d.resolve() not in found.values():
+            found[_new_id(d, found)] = d.resolve()
     return found
 
 
-def _variational(family: Any) -> bool:
+def _stamp(f: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is replaced (an atomic write is a new inode), None where it is absent."""
+    try:
+        st = f.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def variational_family(family: Any) -> bool:
     """Whether a family is a VAE, which :mod:`aekit.tasks.generate` samples from (the page's Sample
     panel): by its registered class, so a family built on the VAE counts too; an unknown name does not."""
     from aekit.models.variational import VariationalAE
@@ -119,48 +161,124 @@ def _variational(family: Any) -> bool:
         return False
 
 
+def _sizes(value: Any) -> list[int] | None:
+    """A list of positive whole numbers (layer widths, a shape), else None."""
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        return value
+    return None
+
+
+def architecture(m: dict[str, Any], encoder_only: bool = False) -> str:
+    """A model table's network as people write it: ``784-64-2-64-784`` for fully connected layers
+    (the encoder's widths, the code, the decoder mirroring them; ``784-64-2`` with ``encoder_only``),
+    the channels of a convolutional one, the stochastic layers of a ladder; the code where the table
+    says no more."""
+    shape, code, layers = _sizes(m.get("input_shape")), m.get("code"), _sizes(m.get("layers"))
+    if shape is None or not isinstance(code, int) or isinstance(code, bool):
+        return f"code {code}"
+    n_in, grid = math.prod(shape), "x".join(map(str, shape))
+    channels, latents = _sizes(m.get("channels")), _sizes(m.get("latents"))
+    if channels is not None:
+        return f"{grid} conv {'-'.join(map(str, channels))} code {code}"
+    if latents is not None and layers is not None:  # deterministic widths, each under a stochastic layer
+        return f"{n_in}-{'-'.join(map(str, layers))}, stochastic {'-'.join(map(str, [*latents, code]))}"
+    if layers is None and "layers" in m:
+        return f"code {code}"
+    encoder = [n_in, *(layers or []), code]
+    return "-".join(map(str, encoder if encoder_only else [*encoder, *encoder[-2::-1]]))
+
+
 def describe(rid: str, d: Path) -> dict[str, Any]:
-    """What the model picker shows, from config.json alone (no weights loaded)."""
+    """What the model picker shows, from config.json alone (no weights loaded). ``usable`` says whether
+    the page's panels can use the run; where not, ``note`` says why (a classifier run)."""
     from aekit.run import read_config
 
     try:
         info = read_config(d)
     except AekitError as exc:
-        return {"id": rid, "error": redact(str(exc), {d: rid})}
+        return {"id": rid, "usable": False, "error": redact(str(exc), {d: rid})}
     m, data = info.get("model", {}), info.get("data", {})
     test = (info.get("metrics") or {}).get("test") or {}
     n_classes = m.get("n_classes")
     n_classes = n_classes if isinstance(n_classes, int) and not isinstance(n_classes, bool) and n_classes > 0 else 0
-    return {"id": rid, "kind": info.get("kind"), "family": m.get("name"), "layers": m.get("layers"),
-            "code": m.get("code"), "input_shape": m.get("input_shape"), "dataset": data.get("name"),
-            "sse_per_image": test.get("sse_per_image"), "variational": _variational(m.get("name")),
-            "conditional": n_classes > 0, "n_classes": n_classes}
+    kind = info.get("kind")
+    out = {"id": rid, "kind": kind, "usable": kind in SERVED_KINDS, "family": m.get("name"), "layers": m.get("layers"),
+           "code": m.get("code"), "architecture": architecture(m, kind == "classifier"),
+           "input_shape": m.get("input_shape"),
+           "dataset": data.get("name"), "sse_per_image": test.get("sse_per_image"),
+           "variational": variational_family(m.get("name")), "conditional": n_classes > 0, "n_classes": n_classes}
+    if kind == "classifier":
+        out["architecture"] += f" -> {info.get('n_classes')} classes"
+        out["note"] = "a classifier run (aekit finetune): the panels need an autoencoder run"
+    return out
 
 
 class RunStore:
-    """The id table and the cache of opened runs (one lock: two requests never open a run twice)."""
+    """The id table and the cache of opened runs (one lock: two requests never open a run twice).
 
-    def __init__(self, dirs: dict[str, Path]) -> None:
+    ``root`` is the runs folder that :meth:`rescan` looks at again; the runs found there come and go
+    with their folders, while those named on the command line stay listed (as unreadable, if removed).
+    """
+
+    def __init__(self, dirs: dict[str, Path], root: str | Path | None = None) -> None:
         self.dirs = dirs
+        self.root = Path(root) if root is not None else None
+        scanned = {d.resolve() for d in _runs_under(self.root)}
+        self._under_root = {rid for rid, d in dirs.items() if d in scanned}  # the ids rescan may take back
         self._served: dict[str, Served] = {}
-        self._lock = threading.Lock()
+        self._weights: dict[str, tuple[int, int, int] | None] = {}  # each opened run's weights file, as opened
+        self._described: dict[str, tuple[Any, dict[str, Any]]] = {}  # id -> (config.json's stamp, describe())
+        self._lock = threading.Lock()  # held while a run opens (seconds)
+        self._table = threading.Lock()  # held while the id table changes (never for long)
         self.opening = asyncio.Lock()  # requests for a run being opened wait here, not in worker threads
 
     def add(self, d: Path) -> str:
         """Register a run folder made while serving (a finished training job); returns its id."""
-        with self._lock:
+        with self._table:
             for rid, known in self.dirs.items():
                 if known == d.resolve():
                     return rid
-            rid = next(iter(find_runs([d], None)))
-            base, n = rid, 2
-            while rid in self.dirs:
-                rid, n = f"{base}-{n}", n + 1
+            rid = _new_id(d, self.dirs)
             self.dirs[rid] = d.resolve()
+            if self.root is not None and d.resolve().parent == self.root.resolve():  # a job's: rescan may take it back
+                self._under_root.add(rid)
             return rid
 
+    def rescan(self) -> None:
+        """The runs folder looked at again: a run folder that appeared (``aekit train`` beside the
+        server) gets an id, one that went (or stopped being a run) loses its; an opened run whose weights
+        file was replaced is opened afresh on next use. A listing and a few stats per run, no weights read."""
+        found = {d.resolve(): d for d in _runs_under(self.root)}
+        with self._table:
+            for rid in [r for r in self._under_root if self.dirs[r] not in found]:
+                del self.dirs[rid]
+                self._under_root.discard(rid)
+                self._served.pop(rid, None)
+                self._weights.pop(rid, None)
+            known = set(self.dirs.values())
+            for resolved, d in found.items():
+                if resolved not in known:
+                    rid = _new_id(d, self.dirs)
+                    self.dirs[rid] = resolved
+                    self._under_root.add(rid)
+            for rid in list(self._served):
+                d = self.dirs.get(rid)
+                if d is None or _stamp(d / "model.safetensors") != self._weights.get(rid):
+                    self._served.pop(rid, None)
+
     def listing(self) -> list[dict[str, Any]]:
-        return [describe(rid, d) for rid, d in list(self.dirs.items())]  # a job may add one meanwhile
+        """Each run's :func:`describe`, its config.json read again only where the file changed."""
+        self.rescan()
+        out = []
+        for rid, d in list(self.dirs.items()):  # a job may add one meanwhile
+            stamp = _stamp(d / "config.json")
+            seen = self._described.get(rid)
+            if seen is None or seen[0] != (d, stamp) or stamp is None:
+                seen = self._described[rid] = ((d, stamp), describe(rid, d))
+            out.append(seen[1])
+        for rid in set(self._described) - set(self.dirs):
+            self._described.pop(rid, None)
+        return out
 
     def opened(self, rid: str) -> Served | None:
         """The run if it is open already, None if it is not yet (opening it takes seconds)."""
@@ -171,22 +289,27 @@ class RunStore:
     def get(self, rid: str) -> Served:
         self.opened(rid)
         with self._lock:
-            if rid not in self._served:
+            s, d = self._served.get(rid), self.dirs.get(rid)
+            if d is None:  # its folder went meanwhile (rescan)
+                raise RunNotFound(rid)
+            if s is None:
                 try:
-                    self._served[rid] = self._open(rid)
+                    weights = _stamp(d / "model.safetensors")  # taken first: weights written meanwhile reopen it
+                    s = self._served[rid] = self._open(rid, d)
+                    self._weights[rid] = weights
                 except AekitError as exc:  # a damaged file of the run: named by the run's id
-                    raise AekitError(redact(str(exc), {self.dirs[rid]: rid})) from None
+                    raise AekitError(redact(str(exc), {d: rid})) from None
                 except OSError as exc:  # unreadable (permissions, a folder where a file should be)
                     raise AekitError(f"{rid}: the run cannot be read ({exc.strerror or type(exc).__name__})") \
                         from None
-            return self._served[rid]
+            return s
 
-    def _open(self, rid: str) -> Served:
+    def _open(self, rid: str, d: Path) -> Served:
         from aekit.metrics import as_float
         from aekit.run import open_run
         from aekit.tasks.anomaly import DEFAULT_RULE, record_scale, run_threshold, stored_threshold
 
-        o = open_run(self.dirs[rid], ("autoencoder", "pretrain"))
+        o = open_run(d, SERVED_KINDS)
         ds, cfg = o.dataset()
         val = ds.split("val", cfg.data.val_fraction, cfg.data.split_seed)
         if len(val.x) == 0:
@@ -202,6 +325,8 @@ class RunStore:
         else:
             rec = stored_threshold(o.dir) or run_threshold(o, DEFAULT_RULE)
             thr, scale = float(rec["threshold"]), record_scale(rec, o.model)
-        test_y = None if ds.test.y is None else np.asarray(ds.test.y[:N_TEST])
-        return Served(rid, o, as_float(np.asarray(ds.test.x[:N_TEST])), test_y,
+        # A slice is a view that would keep a larger test split alive: copied where it is cut short.
+        tests = ds.test.x if len(ds.test.x) <= MAX_TEST else np.array(ds.test.x[:MAX_TEST])
+        test_y = None if ds.test.y is None else np.asarray(ds.test.y[:MAX_TEST])
+        return Served(rid, o, as_float(np.asarray(tests[:N_MAP])), tests, test_y,
                       as_float(np.asarray(train.x[:2000])), val_x, thr, scale)

@@ -250,7 +250,8 @@ def blend(s: Served, a: np.ndarray, b: np.ndarray, t: float) -> dict[str, Any]:
 
 
 def latent(s: Served) -> dict[str, Any]:
-    """The kept test images' codes in 2-D: the code itself when it is 2-D, else its top two PCA axes."""
+    """The first test images' codes in 2-D (:data:`~aekit.serve.runs.N_MAP`, in index order): the code itself
+    when it is 2-D, else its top two PCA axes."""
     if "latent" not in s.cache:
         from aekit.baselines import PCA
 
@@ -261,7 +262,7 @@ def latent(s: Served) -> dict[str, Any]:
             pts, method = np.column_stack([codes[:, 0], np.zeros(len(codes))]), "code"
         else:
             pts, method = PCA(2).fit(codes).transform(codes), "pca"
-        labels = None if s.test_y is None else [int(v) for v in s.test_y]
+        labels = None if s.test_y is None else [int(v) for v in s.test_y[:len(codes)]]
         s.cache["latent"] = {"points": np.round(pts, 4).tolist(), "labels": labels, "method": method,
                              "code_size": int(codes.shape[1])}
     return s.cache["latent"]

@@ -4,7 +4,8 @@
 
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.hash.slice(1)).get("token");
-const state = { run: null, shape: [1, 28, 28], image: null, latent: null, paint: null, seed: 0, manifold: null };
+const state = { run: null, opening: null, shape: [1, 28, 28], image: null, latent: null, paint: null, seed: 0,
+  manifold: null };
 
 function setStatus(text, isError) {
   $("status").textContent = text;
@@ -68,42 +69,90 @@ function drawBars(canvas, code) {
 }
 
 // --- model picker -------------------------------------------------------------------------
-async function loadRuns(keep) {
-  const runs = await api("runs");
-  const sel = $("run");
-  sel.replaceChildren();
-  for (const r of runs) {
-    const o = document.createElement("option");
-    o.value = r.id;
-    const sse = typeof r.sse_per_image === "number" ? r.sse_per_image.toFixed(2) : "?";
-    o.textContent = r.error ? r.id + " (unreadable)" : `${r.id}: ${r.family} ${JSON.stringify(r.layers || [])} ` +
-      `code ${r.code}, ${r.dataset}, test sse/image ${sse}`;
-    o.disabled = Boolean(r.error);
-    sel.append(o);
-  }
-  sel.runs = runs;
-  if (keep && runs.some((r) => r.id === keep)) sel.value = keep;
-  if (runs.length) await chooseRun(sel.value);
-  else setStatus("no runs to show", true);
+// One option per run. A run the panels cannot use (a classifier, an unreadable folder) is listed but
+// disabled, saying why: picking it could only give an error.
+function runOption(r) {
+  const o = document.createElement("option");
+  o.value = r.id;
+  const sse = typeof r.sse_per_image === "number" ? r.sse_per_image.toFixed(2) : "?";
+  if (r.error) o.textContent = r.id + " (unreadable)";
+  else if (!r.usable) o.textContent = `${r.id}: ${r.architecture}, ${r.note || "not for these panels"}`;
+  else o.textContent = `${r.id}: ${r.family} ${r.architecture}, ${r.dataset}, test sse/image ${sse}`;
+  o.disabled = !r.usable;
+  return o;
 }
 
+function showRunInfo(r) { $("run-info").textContent = `${r.family} ${r.architecture}, data ${r.dataset}`; }
+
+// The picker from GET /api/runs: at start, every few seconds, when the tab gets focus and when a job
+// ends (the server looks at its runs folder again: a run trained with the CLI appears, a removed one
+// goes). The options are rebuilt only when the listing changed, and the run shown stays chosen (its
+// panels untouched); only when it is gone is another one opened.
+async function loadRuns() {
+  const runs = await api("runs");
+  const sel = $("run"), listing = JSON.stringify(runs);
+  if (listing === sel.listing) return;
+  sel.listing = listing;
+  sel.runs = runs;
+  sel.replaceChildren(...runs.map(runOption));
+  const shown = runs.find((r) => r.id === state.run && r.usable);
+  sel.value = state.opening || (shown ? shown.id : "");
+  if (shown) showRunInfo(shown);
+  if (shown || state.opening) return;  // the run shown, or the one being opened, stays chosen
+  for (const r of runs.filter((x) => x.usable)) if (await chooseRun(r.id)) return;  // the first that opens
+  if (!runs.some((r) => r.usable)) { state.run = null; setStatus("no autoencoder run to show", true); }
+}
+
+// The number of test images a run offers: the inputs that pick them say their range.
+function showTestRange(total) {
+  const last = Math.max(0, total - 1);
+  for (const id of ["pick-index", "blend-a", "blend-b"]) {
+    $(id).max = String(last);
+    if (Number($(id).value) > last) $(id).value = String(last);
+  }
+  for (const id of ["pick-range", "blend-range"]) $(id).textContent = total ? `0\u2013${last}` : "no test images";
+}
+
+let choice = 0;  // the latest choice of run: one that finishes opening after a newer choice is dropped
+
+// Shows run `id` in every panel; false where it could not be opened (the run shown before stays).
 async function chooseRun(id) {
-  const r = $("run").runs.find((x) => x.id === id);
-  state.run = id;
-  state.shape = r.input_shape || [1, 28, 28];
-  $("run-info").textContent = `${r.family}, layers ${JSON.stringify(r.layers || [])}, code ${r.code}, ` +
-    `data ${r.dataset}`;
+  const sel = $("run"), r = sel.runs.find((x) => x.id === id), ticket = ++choice;
+  state.opening = id;
   setStatus("opening " + id + " ...");
+  // Open the run first (seconds, once per run): where that fails, the run shown before stays shown,
+  // header, picker and panels alike, and the status line says why.
+  let first;
+  try {
+    first = await api(`runs/${encodeURIComponent(id)}/samples?start=0&n=1`);
+  } catch (e) {
+    if (ticket !== choice) return true;  // another choice took over: not this one's to retry
+    state.opening = null;
+    sel.value = state.run || "";
+    setStatus(`${id} could not be opened: ${e.message}`, true);
+    return false;
+  }
+  if (ticket !== choice) return true;
+  const sameShape = JSON.stringify(r.input_shape || [1, 28, 28]) === JSON.stringify(state.shape);
+  state.opening = null;
+  state.run = id;
+  sel.value = id;
+  state.shape = r.input_shape || [1, 28, 28];
+  showRunInfo(r);
+  showTestRange(first.total);
   const sampling = showSampler(r).then(() => null, (e) => e);  // its error is shown once the others are done
   // A conditional VAE encodes and reconstructs only with each image's label: the panels above have none
   // (and without an image, a reconstruction or denoising still queued for the run before is not sent).
   if (r.conditional) state.image = null;
   else {
-    await pickTest(Number($("pick-index").value) || 0);
+    // The image on the pad stays (a drawing, an upload) where the new run takes its shape: runs compare on it.
+    if (state.image && sameShape) await update();
+    else await pickTest(Number($("pick-index").value) || 0);
     if (state.run === id) await Promise.all([loadLatent(), blend()]);  // unless another run was chosen meanwhile
   }
   const failed = await sampling;
   if (state.run === id) setStatus(failed ? failed.message : "", Boolean(failed));
+  return true;
 }
 
 // --- draw or pick -------------------------------------------------------------------------
@@ -142,10 +191,18 @@ async function reconstruct() {
 const update = throttled(async () => { await reconstruct(); await Promise.all([denoise(), infill()]); }, 150);
 const liveRecon = throttled(reconstruct, 120);
 
+// A new image on the pad (a test image, an upload, a cleared pad): a hole painted for the last one
+// and the words about an upload belong to that image, not this one.
+function newImage(img, note) {
+  state.image = img;
+  clearMask();
+  $("input-note").textContent = note || "";
+}
+
 async function pickTest(index) {
   const r = await api(runPath("samples") + `?start=${index}&n=1`);
   if (!r.images.length) throw new Error("no test image " + index);
-  state.image = r.images[0];
+  newImage(r.images[0]);
   showOnPad(state.image);
   await update();
 }
@@ -177,8 +234,11 @@ async function upload(file) {
     rd.onload = () => ok(rd.result); rd.onerror = () => fail(new Error("could not read the file"));
     rd.readAsDataURL(file);
   });
+  // The server makes the picture the model's input (grey, scaled and padded keeping its aspect ratio,
+  // inverted to the training images' polarity) and says what it did: that input is what the pad shows.
   const r = await api(runPath("reconstruct"), { image: b64 });
-  state.image = r.input;
+  const done = r.preprocessing || [];
+  newImage(r.input, "model input: " + (done.length ? done.join("; ") : "the picture as it is"));
   showOnPad(state.image);
   await update();
 }
@@ -205,8 +265,9 @@ async function infill() {
   $("iters-text").textContent = String(iters);
   const [, h, w] = state.shape;
   if (kind === "paint" && (!state.paint || state.paint.length !== h * w)) state.paint = new Array(h * w).fill(0);
-  if (kind === "paint" && !state.paint.some((v) => v)) {
+  if (kind === "paint" && !state.paint.some((v) => v)) {  // nothing to fill yet: no fill shown either
     drawImage($("masked"), state.image);
+    for (const id of ["filled", "meanfill"]) $(id).getContext("2d").clearRect(0, 0, $(id).width, $(id).height);
     $("psnr-fill").textContent = "paint a hole"; $("psnr-mean").textContent = "";
     return;
   }
@@ -215,6 +276,14 @@ async function infill() {
   drawImage($("masked"), r.masked); drawImage($("filled"), r.model); drawImage($("meanfill"), r.mean_fill);
   $("psnr-fill").textContent = dB(r.psnr_model);
   $("psnr-mean").textContent = dB(r.psnr_mean);
+}
+
+// The painted hole is forgotten by the Clear mask button, by another mask kind and with a new image.
+function clearMask() { state.paint = null; }
+
+function maskKindChanged() {
+  if ($("mask-kind").value !== "paint") clearMask();
+  runInfill();
 }
 
 function painting() {
@@ -262,16 +331,49 @@ async function loadLatent() {
     c.height - pad - (p[1] - lo[1]) / (hi[1] - lo[1] || 1) * (c.height - 2 * pad)];
   const fromPx = (x, y) => [lo[0] + (x - pad) / (c.width - 2 * pad) * (hi[0] - lo[0]),
     lo[1] + (c.height - pad - y) / (c.height - 2 * pad) * (hi[1] - lo[1])];
-  state.latent = { ...L, px: L.points.map(toPx), fromPx };
-  const ctx = c.getContext("2d");
-  ctx.clearRect(0, 0, c.width, c.height);
-  state.latent.px.forEach((p, i) => {
-    ctx.fillStyle = L.labels ? PALETTE[L.labels[i] % 10] : "#3465a4";
-    ctx.fillRect(p[0] - 2, p[1] - 2, 4, 4);
-  });
+  state.latent = { ...L, px: L.points.map(toPx), fromPx, mark: null };
+  drawLatent();
+  latentLegend(L.labels);
+  hoverIndex = -1;  // the run before's hovered image goes with its map
+  for (const id of ["hover-img", "hover-recon"]) $(id).getContext("2d").clearRect(0, 0, $(id).width, $(id).height);
+  $("hover-label").textContent = "hover a point";
+  showHover(false);
   $("latent-info").textContent = (L.method === "code" ? "the code itself" : `PCA of ${L.code_size}-number codes`) +
     `, ${L.points.length} test images` + (L.code_size === 2 ? "; click empty space to decode it" : "");
 }
+
+// The points in their label's colour, and a ring and cross where the map was last clicked.
+function drawLatent() {
+  const L = state.latent, c = $("latent"), ctx = c.getContext("2d");
+  ctx.clearRect(0, 0, c.width, c.height);
+  L.px.forEach((p, i) => {
+    ctx.fillStyle = L.labels ? PALETTE[L.labels[i] % 10] : "#3465a4";
+    ctx.fillRect(p[0] - 2, p[1] - 2, 4, 4);
+  });
+  if (!L.mark) return;
+  const [x, y] = L.mark;
+  ctx.strokeStyle = "#000"; ctx.lineWidth = 2;
+  ctx.beginPath(); ctx.arc(x, y, 7, 0, 2 * Math.PI); ctx.stroke();
+  ctx.beginPath(); ctx.moveTo(x - 11, y); ctx.lineTo(x + 11, y); ctx.moveTo(x, y - 11); ctx.lineTo(x, y + 11);
+  ctx.stroke();
+}
+
+// Which colour is which label (the labels present, in order); nothing for a dataset without labels.
+function latentLegend(labels) {
+  const seen = labels ? [...new Set(labels)].sort((a, b) => a - b) : [];
+  $("latent-legend").replaceChildren(...seen.map((v) => legendItem(PALETTE[v % 10], String(v))));
+}
+
+function legendItem(colour, text) {
+  const li = document.createElement("li"), swatch = document.createElement("span");
+  swatch.className = "swatch";
+  swatch.style.backgroundColor = colour;  // a style property set from script: allowed by the page's policy
+  li.append(swatch, text);
+  return li;
+}
+
+// Beside the map: a test image over its reconstruction (hover), or one decoded point alone (click).
+function showHover(withRecon) { $("hover-recon-box").hidden = !withRecon; }
 
 function mapPoint(e) {
   const c = $("latent"), b = c.getBoundingClientRect();
@@ -289,6 +391,7 @@ const hover = throttled(async () => {
   if (hoverIndex < 0) return;
   const r = await api(runPath("reconstruct"), { index: hoverIndex });
   drawImage($("hover-img"), r.input); drawImage($("hover-recon"), r.recon);
+  showHover(true);
   const lab = state.latent.labels ? ", label " + state.latent.labels[hoverIndex] : "";
   $("hover-label").textContent = "test image " + hoverIndex + lab;
 }, 60);
@@ -304,9 +407,13 @@ function latentEvents() {
     const [x, y] = mapPoint(e), [, d] = nearest(x, y);
     if (d < 8) return;
     const [zx, zy] = state.latent.fromPx(x, y);
+    state.latent.mark = [x, y];
+    hoverIndex = -1;  // hovering the point shown before shows it again
+    drawLatent();
     try {
       const r = await api(runPath("latent/decode"), { x: zx, y: zy });
-      drawImage($("hover-img"), r.image); drawImage($("hover-recon"), r.image);
+      drawImage($("hover-img"), r.image);
+      showHover(false);  // a decoded point has no reconstruction: shown once
       $("hover-label").textContent = `decoded (${zx.toFixed(2)}, ${zy.toFixed(2)})`;
     } catch (err) { setStatus(err.message, true); }
   });
@@ -409,19 +516,52 @@ const runLabel = throttled(() => Promise.all([samples(), traverseDim(),
   $("manifold-box").hidden ? null : loadManifold()]), 80);
 
 // --- train ------------------------------------------------------------------------------
-function drawLoss(metrics) {
+// About n round values covering [lo, hi] (a step of 1, 2 or 5 times a power of ten, at least minStep),
+// and the decimals that write them.
+function niceTicks(lo, hi, n, minStep = 0) {
+  const raw = (hi - lo) / n || Math.abs(hi) / n || 1, mag = 10 ** Math.floor(Math.log10(raw));
+  const step = Math.max(minStep, [1, 2, 5, 10].map((k) => k * mag).find((k) => k >= raw * (1 - 1e-9)));
+  const first = Math.floor(lo / step + 1e-9), last = Math.ceil(hi / step - 1e-9), values = [];
+  for (let k = first; k <= last; k++) values.push(k * step);
+  return { values, digits: Math.max(0, -Math.floor(Math.log10(step) + 1e-9)) };
+}
+
+const LOSS_LINES = [["train_loss", "#3465a4"], ["val_loss", "#cc0000"]];  // the legend beside the chart says which
+
+// The losses per epoch on axes: epochs 1 to the job's last on x, the loss in its unit on y (round ticks
+// that cover every value), train in blue and validation in red.
+function drawLoss(metrics, epochs, unit) {
   const c = $("loss"), ctx = c.getContext("2d"), W = c.width, H = c.height;
+  const box = { l: 56, r: W - 12, t: 10, b: H - 38 };
   ctx.clearRect(0, 0, W, H);
   const vals = metrics.flatMap((m) => [m.train_loss, m.val_loss]).filter((v) => typeof v === "number");
-  if (!vals.length) return;
-  const lo = Math.min(...vals), hi = Math.max(...vals), n = Math.max(2, metrics.length);
-  const px = (i, v) => [8 + i / (n - 1) * (W - 16), H - 8 - (v - lo) / (hi - lo || 1) * (H - 16)];
-  for (const [key, colour] of [["train_loss", "#3465a4"], ["val_loss", "#cc0000"]]) {
-    ctx.strokeStyle = colour; ctx.fillStyle = colour; ctx.beginPath();
-    metrics.forEach((m, i) => { if (typeof m[key] === "number") ctx.lineTo(...px(i, m[key])); });
-    ctx.stroke();
-    metrics.forEach((m, i) => { if (typeof m[key] === "number") { const [x, y] = px(i, m[key]); ctx.fillRect(x - 2, y - 2, 4, 4); } });
+  const last = Math.max(2, epochs || 0, ...metrics.map((m) => m.epoch));
+  const yt = vals.length ? niceTicks(Math.min(...vals), Math.max(...vals), 4) : niceTicks(0, 1, 4);
+  const xt = niceTicks(1, last, 5, 1);
+  const y0 = yt.values[0], y1 = yt.values[yt.values.length - 1];
+  const X = (e) => box.l + (e - 1) / (last - 1) * (box.r - box.l);
+  const Y = (v) => box.b - (v - y0) / (y1 - y0 || 1) * (box.b - box.t);
+  ctx.strokeStyle = "#888"; ctx.fillStyle = "#444"; ctx.lineWidth = 1; ctx.font = "10px system-ui, sans-serif";
+  ctx.beginPath(); ctx.moveTo(box.l, box.t); ctx.lineTo(box.l, box.b); ctx.lineTo(box.r, box.b); ctx.stroke();
+  ctx.textAlign = "right"; ctx.textBaseline = "middle";
+  for (const v of yt.values) { ctx.fillRect(box.l - 4, Y(v), 4, 1); ctx.fillText(v.toFixed(yt.digits), box.l - 6, Y(v)); }
+  ctx.textAlign = "center"; ctx.textBaseline = "top";
+  for (const e of xt.values.filter((e) => e >= 1 && e <= last)) {
+    ctx.fillRect(X(e), box.b, 1, 4); ctx.fillText(String(e), X(e), box.b + 6);
   }
+  ctx.fillText("epoch", (box.l + box.r) / 2, box.b + 22);
+  ctx.save(); ctx.translate(10, (box.t + box.b) / 2); ctx.rotate(-Math.PI / 2); ctx.textBaseline = "middle";
+  ctx.fillText(unit || "loss", 0, 0); ctx.restore();
+  ctx.lineWidth = 1.5;
+  for (const [key, colour] of LOSS_LINES) {
+    const pts = metrics.filter((m) => typeof m[key] === "number").map((m) => [X(m.epoch), Y(m[key])]);
+    ctx.strokeStyle = colour; ctx.fillStyle = colour; ctx.beginPath();
+    pts.forEach((p) => ctx.lineTo(...p));
+    ctx.stroke();
+    pts.forEach(([x, y]) => ctx.fillRect(x - 2, y - 2, 4, 4));
+  }
+  c.setAttribute("aria-label", `train and validation loss (${unit || "loss"}) per epoch, epochs 1 to ${last}, ` +
+    `loss axis ${y0.toFixed(yt.digits)} to ${y1.toFixed(yt.digits)}`);
 }
 
 // One small canvas per image of a batch {shape: [n, ...image shape], data}.
@@ -439,6 +579,7 @@ function drawPreview(p) {
   $("job-preview").replaceChildren(...batchCanvases(p.originals), ...batchCanvases(p.recons));
 }
 
+// The job list; returns the jobs.
 async function showJobs() {
   const { presets, jobs } = await api("jobs");
   const sel = $("preset");
@@ -459,9 +600,22 @@ async function showJobs() {
     }
     ul.append(li);
   }
+  return jobs;
 }
 
-// Server-sent events read with fetch (EventSource cannot send the token header).
+const lossText = (v) => (typeof v === "number" ? v.toPrecision(4) : "\u2013");
+
+// One event of a job: the chart, the reconstructions so far and the status line with both losses.
+function showJobEvent(ev) {
+  drawLoss(ev.metrics, ev.epochs, ev.loss_unit);
+  if (ev.preview) drawPreview(ev.preview);
+  const ep = ev.metrics.length ? ev.metrics[ev.metrics.length - 1] : null;
+  $("job-status").textContent = `job #${ev.id}: ${ev.status}` + (ep ? `, epoch ${ep.epoch}/${ev.epochs}, ` +
+    `train ${lossText(ep.train_loss)}, validation ${lossText(ep.val_loss)}` +
+    (ev.loss_unit ? ` (${ev.loss_unit})` : "") : "");
+}
+
+// Server-sent events read with fetch (EventSource cannot send the token header), until the job ends.
 async function follow(id) {
   const headers = token ? { Authorization: "Bearer " + token } : {};
   const r = await fetch(`/api/jobs/${id}/events`, { headers });
@@ -477,33 +631,61 @@ async function follow(id) {
       const line = buf.slice(0, k); buf = buf.slice(k + 2);
       if (!line.startsWith("data: ")) continue;
       last = JSON.parse(line.slice(6));
-      drawLoss(last.metrics);
-      if (last.preview) drawPreview(last.preview);
-      const ep = last.metrics.length ? last.metrics[last.metrics.length - 1] : null;
-      $("job-status").textContent = `job #${last.id}: ${last.status}` +
-        (ep ? `, epoch ${ep.epoch}/${last.epochs}, train ${ep.train_loss.toFixed(4)}` : "");
-      showJobs();
+      showJobEvent(last);
+      showJobs().catch(() => {});  // the list only: the stream goes on
     }
   }
-  if (last && last.status === "done") {
-    await loadRuns(state.run);  // the new run joins the picker; the one shown stays
+  if (last && last.status === "done") await loadRuns();  // the new run joins the picker; the run shown stays
+}
+
+// The server's jobs, followed one after another while any is queued or running (one trains at a time).
+// The page asks at load and every few seconds, so a reloaded page, or another tab, follows the job the
+// server is running instead of showing the list it had. One follower at a time: a call while it looks
+// (a job just submitted) makes it look once more before it stops.
+let watching = false, lookAgain = false;
+
+async function watchJobs() {
+  if (watching) { lookAgain = true; return; }
+  watching = true;
+  try {
+    for (;;) {
+      lookAgain = false;
+      const jobs = await showJobs();
+      const next = jobs.find((j) => j.status === "running") || jobs.find((j) => j.status === "queued");
+      if (next) await follow(next.id);
+      else if (!lookAgain) break;
+    }
+  } finally {
+    watching = false;
   }
 }
 
 async function startJob() {
-  const job = await api("jobs", { preset: $("preset").value, epochs: Number($("epochs").value) || 5 });
-  await showJobs();
-  await follow(job.id);
+  await api("jobs", { preset: $("preset").value, epochs: Number($("epochs").value) || 5 });
+  await watchJobs();
+}
+
+// Runs and jobs change without this page (`aekit train` beside the server, another tab): looked at
+// again every few seconds while the page is shown, and at once when it gets the focus back. A failure
+// here says nothing: the status line keeps what the user's own last action gave.
+const REFRESH_MS = 3000;
+
+function refresh() {
+  if (document.hidden) return;
+  loadRuns().catch(() => {});
+  watchJobs().catch(() => {});
 }
 
 function wire() {
   const guard = (fn) => async (...a) => { try { await fn(...a); } catch (e) { setStatus(e.message, true); } };
   $("run").addEventListener("change", guard((e) => chooseRun(e.target.value)));
-  $("clear").addEventListener("click", () => { clearPad(); state.image = padImage(); update(); });
+  $("clear").addEventListener("click", () => { clearPad(); newImage(padImage()); update(); });
   $("pick").addEventListener("click", guard(() => pickTest(Number($("pick-index").value) || 0)));
   $("upload").addEventListener("change", guard((e) => e.target.files[0] && upload(e.target.files[0])));
   for (const id of ["noise-kind", "noise-level"]) $(id).addEventListener("input", runDenoise);
-  for (const id of ["mask-kind", "iters"]) $(id).addEventListener("input", runInfill);
+  $("mask-kind").addEventListener("input", maskKindChanged);
+  $("iters").addEventListener("input", runInfill);
+  $("clear-mask").addEventListener("click", () => { clearMask(); runInfill(); });
   for (const id of ["blend-a", "blend-b", "blend-t"]) $(id).addEventListener("input", runBlend);
   $("train").addEventListener("click", guard(startJob));
   for (const id of ["sample-n", "sample-t"]) $(id).addEventListener("input", runSamples);
@@ -517,4 +699,7 @@ function wire() {
 
 clearPad();
 wire();
-loadRuns().then(showJobs).catch((e) => setStatus(e.message, true));
+loadRuns().then(watchJobs).catch((e) => setStatus(e.message, true));
+setInterval(refresh, REFRESH_MS);
+window.addEventListener("focus", refresh);
+document.addEventListener("visibilitychange", refresh);
