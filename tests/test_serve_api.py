@@ -259,6 +259,10 @@ def test_cli_warns_on_a_public_host_and_trains_the_demo_when_there_is_no_run(tmp
     assert torch.get_num_threads() == threads  # set for the server's life only
     assert main(["serve", "--runs", str(tmp_path / "runs"), "--threads", "0"]) == 2
     assert main(["serve", str(tmp_path / "nope")]) == 2
+    monkeypatch.chdir(tmp_path)  # no configs/ here: the Train panel offers the recipes aekit ships
+    assert main(["serve", "--runs", str(tmp_path / "runs")]) == 0
+    with TestClient(apps[-1], base_url="http://localhost") as c:  # a loopback Host: the server is local-only
+        assert "recipe:simplest.toml" in c.get("/api/jobs").json()["presets"]
 
 
 # -- the walk: the run list, test images, pictures and the README's example -----------------------

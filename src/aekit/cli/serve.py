@@ -60,11 +60,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise AekitError(f"--port must lie in 1..65535, got {args.port}")
     if args.threads < 1:
         raise AekitError(f"--threads must be at least 1, got {args.threads}")
+    from aekit.config import recipes_dir
+
     local = args.host in LOOPBACK
     token, made = choose_token(args.token, args.no_token, local)
     root = Path(args.runs or os.environ.get("AEKIT_RUNS") or "runs")
     ensure_runs(args.run, root)
-    app = create_app(*args.run, runs_root=root, token=token, configs=args.configs, local_only=local)
+    app = create_app(*args.run, runs_root=root, token=token, configs=args.configs or recipes_dir(), local_only=local)
     if made:
         print(f"aekit: serving on {args.host} requires a token; this one was made for this run of the server "
               "and is shown once, in the address below (give your own with --token or $AEKIT_TOKEN)",
@@ -104,6 +106,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch threads for the model (default 1: a pass over one image, or the few that arrive "
                         "together, is fastest on one, and the other cores are left to the requests' parsing)")
-    s.add_argument("--configs", default="configs", metavar="DIR",
-                   help="recipes (*.toml) the Train panel offers, besides its presets (default configs/)")
+    s.add_argument("--configs", metavar="DIR",
+                   help="recipes (*.toml) the Train panel offers, besides its presets (default: the recipes "
+                   "aekit ships, `aekit recipes`)")
     s.set_defaults(func=cmd_serve)
