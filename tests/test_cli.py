@@ -64,6 +64,12 @@ def test_train_from_a_packaged_recipe_by_name(capsys, tmp_path, monkeypatch):
     (tmp_path / "simplest").write_text('[model]\nname = "mlp"\ncode = 6\n')
     code, _, _ = run(capsys, "train", "--config", "simplest", "--data", "mnist-mini", "--out", "r2", *FAST)
     assert code == 0 and json.loads((tmp_path / "r2" / "config.json").read_text())["model"]["code"] == 6
+    # a folder of that name (`--out simplest` made one) does not hide the recipe
+    (tmp_path / "simplest").unlink()
+    (tmp_path / "simplest").mkdir()
+    code, _, err = run(capsys, "train", "--config", "simplest", "--data", "mnist-mini", "--out", "r3", *FAST)
+    assert code == 0, err
+    assert json.loads((tmp_path / "r3" / "config.json").read_text())["model"]["code"] == 32
 
 
 def test_the_checkout_configs_folder_is_the_packaged_recipes():

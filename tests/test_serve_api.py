@@ -398,3 +398,72 @@ def test_the_readmes_curl_example_works_as_written(tmp_path, tmp_path_factory):
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout[out.stdout.rindex('{"input"'):])  # after the listing the first curl prints
     assert answer["recon"]["shape"] == [1, 28, 28] and isinstance(answer["anomaly"], bool), out.stdout[-300:]
+
+
+def test_a_ladder_vae_is_reconstructed_along_its_posterior_means(tmp_path):
+    """The page's reconstruction is the model's own (recon_tensor): for a ladder VAE, decode(encode(x))
+    would follow the prior's means below the code and ignore the lower layers' messages."""
+    import aekit
+
+    aekit.train(aekit.RunConfig(model={"name": "ladder", "code": 2, "latents": [4], "layers": [16, 8]}),
+                tmp_path / "runs" / "lad", progress=False, **{"train.epochs": 1, "train.max_steps": 10})
+    model = aekit.load(tmp_path / "runs" / "lad")
+    with TestClient(create_app(runs_root=tmp_path / "runs")) as c:
+        r = c.post("/api/runs/lad/reconstruct", json={"index": 3}).json()
+    x = np.array(r["input"]["data"], np.float32).reshape(1, 1, 28, 28)
+    recon = np.array(r["recon"]["data"], np.float32).reshape(1, 1, 28, 28)
+    ours, prior_path = model.reconstruct(x), model.decode(model.encode(x))
+    assert np.abs(ours - prior_path).max() > 1e-3  # the two paths differ enough to tell apart
+    assert np.abs(recon - ours).max() <= 1e-4  # the answer's values are rounded to 4 decimals
+
+
+def test_an_unreadable_folder_or_a_doctored_config_hides_no_other_run(root, tmp_path, monkeypatch):
+    from aekit.serve import runs as serve_runs
+
+    runs = tmp_path / "runs"
+    shutil.copytree(root / "tiny", runs / "tiny", ignore=shutil.ignore_patterns("*.lock"))
+    (runs / "locked").mkdir()
+    (runs / "odd").mkdir()
+    shutil.copy(root / "tiny" / "model.safetensors", runs / "odd")
+    info = json.loads((root / "tiny" / "config.json").read_text())
+    (runs / "odd" / "config.json").write_text(json.dumps({**info, "metrics": [1]}))
+    real = serve_runs.Path.is_file
+
+    def is_file(p):  # what stat() says of lost+found or another user's 0700 folder
+        if p.parent.name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real(p)
+
+    monkeypatch.setattr(serve_runs.Path, "is_file", is_file)
+    with TestClient(create_app(runs_root=runs)) as c:
+        r = c.get("/api/runs")
+    assert r.status_code == 200, r.text
+    listed = {run["id"]: run for run in r.json()}
+    assert set(listed) == {"tiny", "odd"} and listed["odd"]["sse_per_image"] is None
+
+
+def test_pictures_the_decoder_would_choke_on_are_refused_or_read_right():
+    """16-bit grey is scaled to 8 bits, not clipped at 255; a colour model's pictures are never
+    inverted; a JPEG's size is checked before draft() scales it (a progressive one's decoder holds
+    every original pixel's coefficients)."""
+    from PIL import Image
+
+    from aekit.errors import AekitError
+    from aekit.serve.inputs import MAX_SIDE, picture
+
+    def encoded(im, fmt="PNG", **kw) -> str:
+        buf = io.BytesIO()
+        im.save(buf, format=fmt, **kw)
+        return base64.b64encode(buf.getvalue()).decode()
+
+    ramp = Image.fromarray(np.tile(np.linspace(0, 65535, 28).astype(np.uint16), (28, 1)))
+    assert ramp.mode.startswith("I;16")
+    x, _ = picture(encoded(ramp), (1, 28, 28), light_data=False)
+    assert 0.4 < float(x.mean()) < 0.6 and len(np.unique(np.round(x, 2))) > 20  # a ramp, not all white
+    white_border = Image.new("RGB", (32, 32), "white")
+    white_border.paste((200, 40, 40), (8, 8, 24, 24))
+    x, notes = picture(encoded(white_border), (3, 32, 32), light_data=False)
+    assert not any("inverted" in n for n in notes) and float(x[:, 0, 0].min()) > 0.99
+    huge = Image.new("L", (MAX_SIDE + 8, 16), 0)
+    with pytest.raises(AekitError, match=f"at most {MAX_SIDE}x{MAX_SIDE}"):
+        picture(encoded(huge, "JPEG", progressive=True), (1, 28, 28), light_data=False)

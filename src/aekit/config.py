@@ -282,8 +282,10 @@ def recipe_path(config: str | Path) -> Path:
     them. A missing ``.../NAME.toml`` whose NAME is packaged says so (README commands name
     ``configs/NAME.toml``, which exists only in a checkout)."""
     p = Path(config)
+    bare = "/" not in str(config) and len(p.parts) == 1 and not p.suffix
     try:
-        if p.exists():
+        # a bare name takes a regular file only: `--out simplest` leaves a folder that must not hide the recipe
+        if p.is_file() if bare and str(config) in list_recipes() else p.exists():
             return p
     except OSError:  # a name too long for the file system: read_text says so in one line
         return p

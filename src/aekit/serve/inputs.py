@@ -112,6 +112,9 @@ def decode_picture(text: str, shape: tuple[int, ...], field: str) -> tuple[np.nd
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
             mode, given = "L" if shape[0] == 1 else "RGB", im.size
+            if not (0 < given[0] <= MAX_SIDE and 0 < given[1] <= MAX_SIDE):  # before draft(): a progressive
+                # JPEG's decoder holds coefficients for every original pixel, whatever scale it is read at
+                raise AekitError(f"{field}: the image is {given[0]}x{given[1]}; at most {MAX_SIDE}x{MAX_SIDE} is read")
             if im.format == "JPEG":  # decoded at the smallest of 1/1..1/8 scale still at least the model's size
                 im.draft(mode, (shape[2], shape[1]))
             w, h = im.size  # from the header: nothing decoded yet
@@ -128,11 +131,15 @@ def decode_picture(text: str, shape: tuple[int, ...], field: str) -> tuple[np.nd
             scale = min(shape[2] / w, shape[1] / h)  # the whole picture fits, its aspect ratio kept
             size = (max(1, min(shape[2], round(w * scale))), max(1, min(shape[1], round(h * scale))))
             extra = 3 * 4 * w * h if alpha else 0  # the RGBA copy, the white under it and the composite
+            extra += 5 * w * h if im.mode.startswith("I") else 0  # 16- or 32-bit grey: its float32 and uint8 copies
             with DECODING.hold(_decoded_bytes(im.mode, w, h, shape[0]) + extra, field):
                 if alpha:
                     im = im.convert("RGBA")
                     im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im)
                     notes.append("transparent pixels put on white")
+                if im.mode.startswith("I;16") or im.mode == "I":  # convert("L") would clip at 255
+                    top = 65535.0 if im.mode.startswith("I;16") else float(max(1, np.asarray(im).max()))
+                    im = Image.fromarray(np.clip(np.asarray(im, np.float32) / top * 255.0, 0, 255).astype(np.uint8))
                 im = im.convert(mode).resize(size, Image.Resampling.BILINEAR)
             a = np.asarray(im, dtype=np.float32).reshape(size[1], size[0], -1) / 255.0
     except AekitError:
@@ -161,7 +168,9 @@ def picture(text: str, shape: tuple[int, ...], light_data: bool, field: str = "i
     black digit on white paper for MNIST's white digits on black), or the other way round. Unchanged,
     a dark-on-light "1" is nothing like a digit the model has seen and reconstructs as noise."""
     x, notes = decode_picture(text, shape, field)
-    if light_background(x) != light_data:
+    # One channel only: for colour data the training images' edge says little (natural pictures sit
+    # near the middle), and a photo with a bright sky would come out as a negative.
+    if shape[0] == 1 and light_background(x) != light_data:
         x = 1.0 - x
         notes.append("inverted: " + ("light on dark, where the training images are dark on light" if light_data
                                      else "dark on light, where the training images are light on dark"))

@@ -107,7 +107,10 @@ class Served:
 
 
 def _is_run(d: Path) -> bool:
-    return d.is_dir() and (d / "config.json").is_file() and (d / "model.safetensors").is_file()
+    try:
+        return d.is_dir() and (d / "config.json").is_file() and (d / "model.safetensors").is_file()
+    except OSError:  # e.g. EACCES on lost+found or another user's folder: not a run of ours, the rest still are
+        return False
 
 
 def _new_id(d: Path, taken: Mapping[str, Path]) -> str:
@@ -198,7 +201,9 @@ def describe(rid: str, d: Path) -> dict[str, Any]:
     except AekitError as exc:
         return {"id": rid, "usable": False, "error": redact(str(exc), {d: rid})}
     m, data = info.get("model", {}), info.get("data", {})
-    test = (info.get("metrics") or {}).get("test") or {}
+    metrics = info.get("metrics")
+    test = metrics.get("test") if isinstance(metrics, dict) else None
+    test = test if isinstance(test, dict) else {}  # a doctored config.json lists as a run without figures
     n_classes = m.get("n_classes")
     n_classes = n_classes if isinstance(n_classes, int) and not isinstance(n_classes, bool) and n_classes > 0 else 0
     kind = info.get("kind")

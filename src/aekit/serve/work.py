@@ -38,8 +38,10 @@ def forward(s: Served, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
     with torch.inference_mode():
-        code = s.model.encode(torch.from_numpy(np.ascontiguousarray(xs, dtype=np.float32)))
-        recon = s.model.decode(code)
+        x = torch.from_numpy(np.ascontiguousarray(xs, dtype=np.float32))
+        # recon_tensor, not decode(encode(x)): a ladder VAE's reconstruction follows every layer's
+        # posterior mean, as `aekit reconstruct`, the run's threshold and an exported model do
+        code, recon = s.model.encode(x), s.model.recon_tensor(x)
     return recon.float().numpy(), code.float().numpy()
 
 
