@@ -62,20 +62,30 @@ def browser():
         b.close()
 
 
+def opened(browser, url: str, console: bool = True, failed_responses: bool = False) -> Any:
+    """A desktop-sized page at ``url``, once its first reconstruction is scored. ``pg.errors`` collects
+    page errors, and console errors and dialogs with ``console``, answers of 400 and above with
+    ``failed_responses``; ``pg.requests`` every URL asked for."""
+    pg = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    pg.errors, pg.requests = [], []
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    if console:
+        pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
+        pg.on("dialog", lambda d: (pg.errors.append("dialog: " + d.message), d.dismiss()))
+    if failed_responses:
+        pg.on("response", lambda r: r.status >= 400 and pg.errors.append(f"{r.status} {r.url}: {r.text()}"))
+    pg.on("request", lambda r: pg.requests.append(r.url))
+    pg.goto(url)
+    pg.wait_for_function("() => document.getElementById('score').textContent.length > 0", timeout=20000)
+    return pg
+
+
 @pytest.fixture
 def page(browser, server):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = ctx.new_page()
-    pg.errors, pg.requests = [], []
-    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    pg.on("dialog", lambda d: (pg.errors.append("dialog: " + d.message), d.dismiss()))
-    pg.on("request", lambda r: pg.requests.append(r.url))
-    pg.goto(server)
-    pg.wait_for_function("() => document.getElementById('score').textContent.length > 0", timeout=20000)
+    pg = opened(browser, server)
     pg.wait_for_function("() => document.getElementById('psnr-noisy').textContent.length > 0", timeout=20000)
     yield pg
-    ctx.close()
+    pg.context.close()
 
 
 def shot(page, name: str, tmp_path: Path) -> None:
@@ -207,16 +217,9 @@ def vae_server(tmp_path_factory):
 
 @pytest.fixture
 def vae_page(browser, vae_server):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = ctx.new_page()
-    pg.errors = []
-    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    pg.on("response", lambda r: r.status >= 400 and pg.errors.append(f"{r.status} {r.url}: {r.text()}"))
-    pg.goto(vae_server)
-    pg.wait_for_function("() => document.getElementById('score').textContent.length > 0", timeout=20000)
+    pg = opened(browser, vae_server, failed_responses=True)
     yield pg
-    ctx.close()
+    pg.context.close()
 
 
 def chosen(page, rid: str) -> None:
@@ -443,14 +446,9 @@ def lab(tmp_path_factory):
 
 @pytest.fixture
 def lab_page(browser, lab):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = ctx.new_page()
-    pg.errors = []
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    pg.goto(lab.url)
-    pg.wait_for_function("() => document.getElementById('score').textContent.length > 0", timeout=20000)
+    pg = opened(browser, lab.url, console=False)  # its broken and classifier runs are refused: 4xx in the console
     yield pg
-    ctx.close()
+    pg.context.close()
 
 
 class FakeJob:
