@@ -180,3 +180,28 @@ def test_the_nll_estimator_follows_the_share_and_gives_the_count_back(machine: C
     x = (np.random.default_rng(0).random((5, 6)) < 0.5).astype(np.float32)
     log_likelihood(model, x, samples=8, batch=16)  # two rows a batch: three batches
     assert seen == [1, 1, 1] and torch.get_num_threads() == 4
+
+
+def test_a_run_that_fails_before_its_first_step_gives_the_thread_count_back(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The share is made inside the try that restores the caller's count: a resume that fails on a
+    damaged checkpoint leaves the Python caller's threads as they were."""
+    import aekit
+
+    monkeypatch.setenv("AEKIT_THREADS", "1")
+    cfg = aekit.RunConfig(model={"name": "mlp", "code": 2, "layers": [8]})
+    aekit.train(cfg, tmp_path / "r", progress=False, **{"train.epochs": 1, "train.max_steps": 2})
+    from aekit.training import loop
+
+    def damaged(self: loop.Trainer) -> None:
+        raise AekitError("the checkpoint is damaged")
+
+    monkeypatch.setattr(loop.Trainer, "restore", damaged)  # as a checkpoint that fails its checks on load
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(AekitError):
+            aekit.train(cfg, tmp_path / "r", resume=True, progress=False, **{"train.epochs": 2})
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

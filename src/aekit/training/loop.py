@@ -261,7 +261,6 @@ class Trainer:
         self.last_save = time.perf_counter()
         self.callbacks = epoch_callbacks(cfg, out, self.rank == 0)  # e.g. TensorBoard; see training/tensorboard.py
         self.stop = _Stop()
-        self.cpu = CpuShare(device, cfg.deterministic)  # threads sized to the CPUs other processes leave free
 
     # --- the schedule of one epoch -------------------------------------------------------------
     def epoch_order(self) -> torch.Tensor:
@@ -544,24 +543,28 @@ class Trainer:
     # --- the whole run -------------------------------------------------------------------------
     def run(self, resume: bool) -> FitResult:
         t_start = time.perf_counter()
-        if resume:
-            self.restore()
-        if not self.amp_decided:  # --precision auto, decided once, by rank 0's timing
-            self.amp = choose_amp(self.amp, self.model, self.probe_batch, self.obj.loss, self.device, self.progress)
-            if self.world > 1:
-                self.amp = torch.bfloat16 if distributed.broadcast_float(float(self.amp is not None),
-                                                                         self.device) else None
-            self.amp_decided = True
-        # Where no checkpoint can be written (no run folder, another rank), signals keep their default.
-        with self.stop if self.writes and self.world == 1 else contextlib.nullcontext():
-            try:
+        # Threads sized to the CPUs other processes leave free; made here, inside the try that gives the
+        # caller's count back, so that a failing resume or precision probe does not leave it changed.
+        self.cpu = CpuShare(self.device, self.cfg.deterministic)
+        try:
+            if resume:
+                self.restore()
+            if not self.amp_decided:  # --precision auto, decided once, by rank 0's timing
+                self.amp = choose_amp(self.amp, self.model, self.probe_batch, self.obj.loss, self.device,
+                                      self.progress)
+                if self.world > 1:
+                    self.amp = torch.bfloat16 if distributed.broadcast_float(float(self.amp is not None),
+                                                                             self.device) else None
+                self.amp_decided = True
+            # Where no checkpoint can be written (no run folder, another rank), signals keep their default.
+            with self.stop if self.writes and self.world == 1 else contextlib.nullcontext():
                 while self.epoch < self.cfg.epochs and not self.res.stopped_early:
                     seconds = self.train_epoch()
                     self.end_epoch(seconds)
                     if self.cfg.max_steps is not None and self.res.steps >= self.cfg.max_steps:
                         break
-            finally:
-                self.cpu.restore()
+        finally:
+            self.cpu.restore()
         for cb in self.callbacks:
             cb.close()
         self.res.seconds = time.perf_counter() - t_start
