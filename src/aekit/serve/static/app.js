@@ -670,9 +670,10 @@ async function startJob() {
 // here says nothing: the status line keeps what the user's own last action gave.
 const REFRESH_MS = 3000;
 
+let listing = null;  // the run list being fetched: a slow server gets one request at a time, never a pile
 function refresh() {
   if (document.hidden) return;
-  loadRuns().catch(() => {});
+  if (!listing) listing = loadRuns().catch(() => {}).finally(() => { listing = null; });
   watchJobs().catch(() => {});
 }
 
