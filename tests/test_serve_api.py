@@ -467,3 +467,15 @@ def test_pictures_the_decoder_would_choke_on_are_refused_or_read_right():
     huge = Image.new("L", (MAX_SIDE + 8, 16), 0)
     with pytest.raises(AekitError, match=f"at most {MAX_SIDE}x{MAX_SIDE}"):
         picture(encoded(huge, "JPEG", progressive=True), (1, 28, 28), light_data=False)
+
+
+def test_a_run_whose_folder_name_is_long_can_be_opened(root, tmp_path):
+    runs = tmp_path / "runs"
+    for name in ("r" * 200, "r" * 200 + "x"):  # the second shares the first's 120-character id: a suffix
+        shutil.copytree(root / "tiny", runs / name, ignore=shutil.ignore_patterns("*.lock"))
+    with TestClient(create_app(runs_root=runs)) as c:
+        ids = [run["id"] for run in c.get("/api/runs").json()]
+        assert sorted(map(len, ids)) == [120, 122]
+        for rid in ids:
+            assert c.post(f"/api/runs/{rid}/reconstruct", json={"index": 0}).status_code == 200
+

@@ -115,7 +115,8 @@ def _is_run(d: Path) -> bool:
 
 def _new_id(d: Path, taken: Mapping[str, Path]) -> str:
     """An id for folder ``d``: its name, made safe, with a suffix where another folder has it."""
-    base = re.sub(r"[^A-Za-z0-9._-]", "_", d.name).lstrip(".-") or "run"
+    # at most 120 characters, so that a suffix still fits the 128 the routes take (ID_RE)
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", d.name).lstrip(".-")[:120] or "run"
     rid, n = base, 2
     while rid in taken:  # two folders of the same name in different places
         rid, n = f"{base}-{n}", n + 1
