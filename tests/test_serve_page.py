@@ -112,6 +112,18 @@ def test_page_loads_without_errors_or_outside_requests(page, server, tmp_path):
     shot(page, "page-desktop.png", tmp_path)
 
 
+def test_every_panel_says_what_it_shows_and_why(page):
+    """Each panel opens with a sentence or two of the lecture's idea behind it (the guided path)."""
+    panels = page.locator("section.card")
+    assert panels.count() >= 7
+    for i in range(panels.count()):
+        panel = panels.nth(i)
+        title = panel.locator("h2").inner_text()
+        text = panel.locator("p.explain").inner_text() if panel.locator("p.explain").count() == 1 else ""
+        assert len(text.split()) >= 12, f"{title}: {text!r}"
+    assert "never taught" in page.locator("#denoise-panel p.explain").inner_text()
+
+
 def test_run_names_and_config_values_are_text(page):
     texts = page.locator("#run option").all_inner_texts()
     assert any(XSS in t for t in texts), texts
