@@ -166,3 +166,37 @@ def test_a_run_deleted_while_training_stops_with_one_line(tmp_path, delete):
     assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert ("the folder was deleted" if delete == "folder" else ".lock was removed or replaced") in lines[0]
     assert not out.exists() if delete == "folder" else not (out / ".lock").exists()
+
+
+def test_a_run_folder_deleted_just_after_the_ownership_check_is_not_remade(tmp_path, monkeypatch):
+    """The narrow window of the test above: deleted after write_last's check_owned looked and before
+    it writes. The checkpoint stops with one line and the folder stays gone."""
+    import os
+
+    from aekit import io as aekit_io
+    from aekit.errors import AekitError
+    from aekit.training import checkpoint
+
+    out = tmp_path / "run"
+    out.mkdir()
+    lock = out / ".lock"
+    lock.write_text("")
+    fd = os.open(lock, os.O_RDONLY)
+    aekit_io.hold_folder(out, lock, fd)
+    real = checkpoint.check_owned
+    calls = []
+
+    def then_deleted(path):
+        real(path)
+        if not calls:
+            shutil.rmtree(out)  # `rm -r run` between the check and the first write
+        calls.append(path)
+
+    monkeypatch.setattr(checkpoint, "check_owned", then_deleted)
+    try:
+        with pytest.raises(AekitError, match="the folder was deleted"):
+            checkpoint.write_last(out, {"state.json": {"epoch": 1}})
+        assert not out.exists()
+    finally:
+        aekit_io.release_folder(out, fd)
+        os.close(fd)

@@ -121,13 +121,36 @@ def check_owned(path: str | Path) -> None:
                          "(another process may own the folder now)")
 
 
+def _held_root(path: Path) -> Path | None:
+    """The held folder ``path`` lies in, if any."""
+    p = Path(os.path.abspath(path))
+    return next((parent for parent in (p, *p.parents) if str(parent) in _HELD), None)
+
+
+def make_parents(folder: Path) -> None:
+    """Create ``folder`` and its missing parents; inside a held folder only the levels below it, so that
+    a run folder deleted after :func:`check_owned` looked is not remade (the caller's check then says so)."""
+    root = _held_root(folder)
+    if root is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    below = Path(os.path.abspath(folder)).relative_to(root).parts
+    level = root
+    for part in below:
+        level = level / part
+        level.mkdir(exist_ok=True)  # FileNotFoundError where the held folder itself is gone
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     check_name(path)
     check_owned(path)
     try:
         if not path.parent.is_dir():  # only where missing: a run folder deleted after the check is not remade
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_parents(path.parent)
+    except FileNotFoundError:  # the held folder went away since check_owned: one line saying so
+        check_owned(path)
+        raise
     except (FileExistsError, NotADirectoryError):
         raise AekitError(f"{path.parent}: not a folder (a file stands in the way)") from None
     except PermissionError:

@@ -25,6 +25,7 @@ from aekit.io import (
     check_owned,
     dumps,
     fsync_dir,
+    make_parents,
     open_plain,
     write_json,  # noqa: F401  (importable from here, as before aekit.io existed)
 )
@@ -178,9 +179,9 @@ def write_last(out: Path, files: dict[str, bytes | dict[str, Any]]) -> None:
     # Never into, nor recreating, a run folder this process no longer holds: checked first, and
     # folders are made only where missing, so one deleted after the check fails below instead.
     check_owned(out)
-    if not out.is_dir():  # a sub-run's folder (layer-1/) before its first file
-        out.mkdir(parents=True)
     try:
+        if not out.is_dir():  # a sub-run's folder (layer-1/) before its first file; never the held run folder
+            make_parents(out)
         new.mkdir()
         for name, content in files.items():
             data = content if isinstance(content, bytes) else dumps(content).encode()
