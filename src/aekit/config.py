@@ -281,17 +281,16 @@ def recipe_path(config: str | Path) -> Path:
     suffix, no folder) is the packaged recipe of that name, and an unknown one is an error that lists
     them. A missing ``.../NAME.toml`` whose NAME is packaged says so (README commands name
     ``configs/NAME.toml``, which exists only in a checkout)."""
-    p = Path(config)
-    bare = "/" not in str(config) and len(p.parts) == 1 and not p.suffix
+    p, text = Path(config), str(config)
+    bare = "/" not in text and len(p.parts) == 1 and not p.suffix
+    known = sorted(q.stem for q in recipes_dir().glob("*.toml"))  # names only: no recipe is read here
     try:
         # a bare name takes a regular file only: `--out simplest` leaves a folder that must not hide the recipe
-        if p.is_file() if bare and str(config) in list_recipes() else p.exists():
+        if p.is_file() if bare and text in known else p.exists():
             return p
     except OSError:  # a name too long for the file system: read_text says so in one line
         return p
-    known = list_recipes()
-    text = str(config)
-    if "/" not in text and len(p.parts) == 1 and not p.suffix:
+    if bare:
         if text in known:
             return recipes_dir() / f"{text}.toml"
         raise AekitError(f"no config file or packaged recipe named {text!r:.80}; recipes: {', '.join(known)} "

@@ -26,7 +26,6 @@ with its spread scaled by the temperature; ``reconstruct`` follows the posterior
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +39,7 @@ from aekit.models.base import Autoencoder, check_parameter_count, check_unit_lis
 from aekit.models.mlp import mlp_stack
 from aekit.models.posterior import DiagonalGaussian, kl_diagonal
 from aekit.models.priors import StandardNormal
-from aekit.models.variational import VariationalAE, check_vae_options
+from aekit.models.variational import VariationalAE, _linear_count, check_vae_options
 from aekit.registry import register_model
 
 MAX_LAYERS = 16  # stochastic layers; Ladder VAEs on MNIST use up to 5, NVAE-style models a few dozen
@@ -94,10 +93,6 @@ class LadderEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.distribution(x).mean
-
-
-def _linear_count(sizes: Sequence[int]) -> int:
-    return sum(a * b + b for a, b in itertools.pairwise(sizes))
 
 
 def parameter_count(n_in: int, widths: Sequence[int], sizes: Sequence[int]) -> int:
