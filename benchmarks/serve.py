@@ -206,11 +206,13 @@ def main() -> None:
     ap.add_argument("--load", type=int, metavar="N", help="the load test: N reconstruct requests (see above)")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--soak", type=float, metavar="SECONDS", help="the soak test (benchmarks/soak.py)")
+    ap.add_argument("--vae-run", metavar="DIR", help="with --soak: a VAE run whose sample, traverse and manifold "
+                    "routes join the mix")
     a = ap.parse_args()
     if a.soak:
         from soak import soak
 
-        r = soak(a.run, a.soak, a.clients or 32)
+        r = soak(a.run, a.soak, a.clients or 32, a.vae_run)
         print(f"RSS {r['rss_at_60s_mb']:.0f} MB at one minute, {r['rss_min_after_60s_mb']:.0f}-"
               f"{r['rss_max_after_60s_mb']:.0f} MB after (drift {100 * r['rss_drift']:.1f}%); worst fast-route p99 "
               f"{r['worst_fast_p99_ms']:.1f} ms; {r['answers']} answers, {r['total_5xx']} 5xx, "

@@ -1,6 +1,7 @@
 """The soak test of ``aekit serve``: minutes of mixed valid and hostile traffic from many clients.
 
-    python benchmarks/serve.py RUN_DIR --soak 600 [--clients 32] [--out benchmarks/results/serve-soak.json]
+    python benchmarks/serve.py RUN_DIR --soak 600 [--clients 32] [--vae-run VAE_DIR]
+        [--out benchmarks/results/serve-soak.json]
 
 ``aekit serve RUN_DIR`` runs in a process of its own with a token. Each client is an asyncio task on
 kept-alive HTTP/1.1 connections that picks a request at random from a mix (below), waits for the
@@ -13,7 +14,10 @@ The mix: valid calls of every route (images as 784 numbers and as PNG, denoise, 
 interpolate, the latent map, samples, runs and jobs listings), and hostile ones: a wrong token, no
 Content-Type, NaN and 1e400 in bodies, broken JSON, a lone surrogate, an unknown run or job, a body
 over the cap, a 4096x4096 16-bit PNG (130 KB that decodes to 128 MB), a header of 100 KB, a
-traversal in the path, and a slow client that sends half a header and hangs up.
+traversal in the path, and a slow client that sends half a header and hangs up. With ``--vae-run``
+(a VAE run; a 2-number code adds the manifold) the mix also samples, traverses and draws the
+manifold, and sends them NaN temperatures, counts past the caps and a sample asked of a plain
+autoencoder. Slow clients also send a body a byte at a time.
 
 Goal (issue 21): after the first minute RSS stays within 10% of its value at one minute, the fast
 routes' p99 is at most 50 ms in every window, and there is no 5xx at all.
@@ -65,7 +69,8 @@ def _digit_png() -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def requests(rid: str, port: int, code_size: int) -> list[tuple[str, bool, int, bytes]]:
+def requests(rid: str, port: int, code_size: int, vae: tuple[str, int] | None = None
+             ) -> list[tuple[str, bool, int, bytes]]:
     """(route name, hostile, weight, the whole request's bytes) for every request of the mix."""
     rng = random.Random(0)
     host = f"127.0.0.1:{port}"
@@ -118,6 +123,23 @@ def requests(rid: str, port: int, code_size: int) -> list[tuple[str, bool, int, 
         ("huge header", 1, req("GET", "/api/runs", extra="X-Pad: " + "a" * 100_000 + "\r\n")),
         ("bad Host", 2, req("GET", "/api/runs").replace(host.encode(), b"evil.example", 1)),
     ]
+    if vae is not None:
+        vid, vae_code = vae
+
+        def gen(route: str, body: Any) -> bytes:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            return req("POST", f"/api/runs/{vid}/{route}", data)
+
+        valid += [("sample", 4, gen("sample", {"n": 16, "temperature": 0.8, "seed": 3})),
+                  ("sample", 2, gen("sample", {"n": 16, "png": True})),
+                  ("traverse", 2, gen("traverse", {"steps": 7}))]
+        if vae_code == 2:
+            valid.append(("manifold", 2, gen("manifold", {"grid": 8})))
+        hostile += [("NaN temperature", 2, gen("sample", b'{"temperature":NaN}')),
+                    ("sample n past cap", 2, gen("sample", {"n": 10**9})),
+                    ("traverse steps past cap", 1, gen("traverse", {"steps": 10**6})),
+                    ("manifold 1e400 span", 1, gen("manifold", b'{"span":1e400}')),
+                    ("sample of a plain run", 2, post("sample", {"n": 4}))]
     return [(n, False, w, b) for n, w, b in valid] + [(n, True, w, b) for n, w, b in hostile]
 
 
@@ -183,12 +205,15 @@ async def _client(k: int, port: int, mix: list[tuple[str, bool, int, bytes]], en
 
 
 async def _slow_clients(port: int, end: float) -> int:
-    """Clients that send half a header and wait: the server must time them out, not keep them."""
+    """Clients that send half a header, or a body a byte at a time, and wait: the server must time
+    them out, not keep them."""
     held = 0
     while time.monotonic() < end:
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            writer.write(b"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " if held % 2 else
+                         b"POST /api/runs/x/reconstruct HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
             await writer.drain()
             held += 1
             await asyncio.sleep(5)
@@ -233,18 +258,22 @@ async def _soak(port: int, pid: int, mix: list, seconds: float, clients: int) ->
     return {"rows": rows, "slow_clients": held, "unexpected": tally.bad}
 
 
-def soak(run: str, seconds: float, clients: int) -> dict[str, Any]:
+def soak(run: str, seconds: float, clients: int, vae_run: str | None = None) -> dict[str, Any]:
     from aekit.serve.background import free_port
 
     port = free_port()
     import tempfile
 
     log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - the server's stderr, read at the end (a pipe could fill)
-    server = subprocess.Popen([sys.executable, "-m", "aekit", "serve", run, "--port", str(port), "--runs",
+    extra = [vae_run] if vae_run else []
+    server = subprocess.Popen([sys.executable, "-m", "aekit", "serve", run, *extra, "--port", str(port), "--runs",
                                str(Path(run).parent), "--token", TOKEN], stdout=subprocess.DEVNULL, stderr=log)
     rid = Path(run).name
     cfg = json.loads((Path(run) / "config.json").read_text())
     code_size = int(cfg["model"]["code"])
+    vae = None
+    if vae_run:
+        vae = (Path(vae_run).name, int(json.loads((Path(vae_run) / "config.json").read_text())["model"]["code"]))
     try:
         import httpx
 
@@ -265,7 +294,7 @@ def soak(run: str, seconds: float, clients: int) -> dict[str, Any]:
                 time.sleep(0.2)
         import uvloop
 
-        r = uvloop.run(_soak(port, server.pid, requests(rid, port, code_size), seconds, clients))
+        r = uvloop.run(_soak(port, server.pid, requests(rid, port, code_size, vae), seconds, clients))
     finally:
         server.terminate()
         server.wait(30)
@@ -276,7 +305,7 @@ def soak(run: str, seconds: float, clients: int) -> dict[str, Any]:
     later = [x["rss_mb"] for x in rows if x["t"] > 60] or [rows[-1]["rss_mb"]]
     at_minute = next((x["rss_mb"] for x in rows if x["t"] >= 60), rows[-1]["rss_mb"])
     fast = [x["fast_p99_ms"] for x in rows if x["fast_p99_ms"] is not None]
-    summary = {"run": run, "seconds": seconds, "clients": clients, "rss_at_60s_mb": at_minute,
+    summary = {"run": run, "vae_run": vae_run, "seconds": seconds, "clients": clients, "rss_at_60s_mb": at_minute,
                "rss_max_after_60s_mb": max(later), "rss_min_after_60s_mb": min(later),
                "rss_drift": round(max(abs(v - at_minute) for v in later) / at_minute, 4),
                "worst_fast_p99_ms": max(fast) if fast else None, "total_5xx": sum(x["5xx"] for x in rows),

@@ -223,6 +223,53 @@ def test_slow_or_silent_heads_time_out(live, monkeypatch):
             time.sleep(1)
 
 
+def test_a_slow_body_times_out_with_408_and_a_prompt_one_does_not(live, monkeypatch):
+    """A body sent a byte at a time held a connection and a request for as long as the client liked."""
+    _, port = live
+    monkeypatch.setattr(BoundedHttp, "body_timeout", 0.8)
+    head = (b"POST /api/runs/tiny/reconstruct HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+    with connect(port) as s:
+        s.sendall(head + b'{"index": ')  # and nothing more
+        t0 = time.monotonic()
+        status, _, body = response(s)
+        assert status == 408 and b"body did not arrive within 0.8 s" in body and time.monotonic() - t0 < 4
+        assert s.recv(1) == b""  # closed
+    with connect(port) as s:  # a whole body in two parts, and a kept-alive idle wait past the deadline
+        body = json.dumps({"index": 0}).encode()
+        s.sendall(head.replace(b"1000", str(len(body)).encode()) + body[:4])
+        time.sleep(0.3)
+        s.sendall(body[4:])
+        assert response(s)[0] == 200
+        time.sleep(1.2)
+        s.sendall(b"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert response(s)[0] == 200
+
+
+def test_connections_are_capped_per_client_and_in_all(live, monkeypatch):
+    """One address could open connections until the process ran out of files."""
+    _, port = live
+    monkeypatch.setattr(BoundedHttp, "max_connections_per_client", 3)
+    monkeypatch.setattr(BoundedHttp, "max_connections", 5)
+
+    def answered(s: socket.socket) -> bool:
+        try:
+            s.sendall(b"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            return response(s)[0] == 200
+        except OSError:  # closed at once: reset or EOF
+            return False
+
+    with contextlib.ExitStack() as stack:
+        mine = [stack.enter_context(connect(port, "127.0.0.7")) for _ in range(4)]
+        assert [answered(s) for s in mine] == [True, True, True, False]  # the fourth from one address
+        others = [stack.enter_context(connect(port, f"127.0.0.{8 + k}")) for k in range(3)]
+        assert [answered(s) for s in others] == [True, True, False]  # the sixth in all
+        mine[0].close()
+        time.sleep(0.2)
+        with connect(port, "127.0.0.20") as late:  # a closed connection's place is free again
+            assert answered(late)
+
+
 # -- 3: PNG decoding -----------------------------------------------------------------------------
 @pytest.mark.skipif(sys.platform != "linux", reason="peak resident memory is read from /proc")
 def test_png_decoding_in_flight_is_bounded(live):

@@ -7,6 +7,10 @@ them forever: 16 clients each sending a 32 MiB header and never finishing grew t
 and a client sending nothing holds its connection for good. :class:`BoundedHttp` counts a request's
 head (request line and headers) as it arrives and refuses it past :data:`MAX_HEAD` bytes (431), and
 gives it :data:`HEAD_TIMEOUT` seconds to arrive (408; a connection that sends nothing is closed).
+A body, once its head is in, has :data:`BODY_TIMEOUT` seconds to arrive whole (408): a client that
+sends a byte a minute cannot hold a connection and a request for good. A server holds at most
+:data:`MAX_CONNECTIONS` connections, :data:`MAX_CONNECTIONS_PER_CLIENT` of them from one address;
+a connection past either is closed at once, so one client cannot use up the process's files.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 MAX_HEAD = 64 * 1024  # bytes of request line and headers: a browser sends about 1 kB
 HEAD_TIMEOUT = 10.0  # seconds from a connection's or request's first byte to its headers' end
+BODY_TIMEOUT = 30.0  # seconds from a request's headers' end to its body's end (2 MB at 70 kB/s)
+# A browser opens at most 6 connections to a host; the whole server stays well below a usual limit
+# of 1,024 open files.
+MAX_CONNECTIONS = 512
+MAX_CONNECTIONS_PER_CLIENT = 128
 
 
 class BoundedHttp(HttpToolsProtocol):
@@ -35,18 +44,41 @@ class BoundedHttp(HttpToolsProtocol):
 
     max_head = MAX_HEAD
     head_timeout = HEAD_TIMEOUT
+    body_timeout = BODY_TIMEOUT
+    max_connections = MAX_CONNECTIONS
+    max_connections_per_client = MAX_CONNECTIONS_PER_CLIENT
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._body_clock: asyncio.TimerHandle | None = None
         self._head: int | None = 0  # bytes of the head being read; None between heads
         self._heads = 0  # heads begun on this connection
         self._idle = True  # no request begun, or the last one complete
         self._refused = False  # answered 431 or 408 and closing: what the parser still reads is dropped
         self._clock: asyncio.TimerHandle | None = self.loop.call_later(self.head_timeout, self._too_slow)
+        if self._too_many():
+            self._refused, self._head = True, None
+            self._stop_clock()
+            transport.close()
+
+    def _too_many(self) -> bool:
+        """Whether this connection is one too many, overall or from its client's address."""
+        open_now = self.server_state.connections  # every connection of this server, this one included
+        if len(open_now) > self.max_connections:
+            return True
+        host = self.client[0] if self.client else None
+        same = sum(1 for c in open_now if getattr(c, "client", None) and c.client[0] == host)
+        return same > self.max_connections_per_client
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_clock()
+        self._stop_body_clock()
         super().connection_lost(exc)
+
+    def _stop_body_clock(self) -> None:
+        if self._body_clock is not None:
+            self._body_clock.cancel()
+            self._body_clock = None
 
     def _stop_clock(self) -> None:
         if self._clock is not None:
@@ -71,6 +103,8 @@ class BoundedHttp(HttpToolsProtocol):
             self._refuse(431, f"the request line and headers are limited to {self.max_head} bytes")
             return
         super().on_headers_complete()
+        # Stopped by the message's end, which for a request without a body comes within this same read.
+        self._body_clock = self.loop.call_later(self.body_timeout, self._body_too_slow)
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
@@ -80,6 +114,7 @@ class BoundedHttp(HttpToolsProtocol):
         if self._refused:
             return
         self._idle = True
+        self._stop_body_clock()
         super().on_message_complete()
 
     def data_received(self, data: bytes) -> None:
@@ -101,11 +136,21 @@ class BoundedHttp(HttpToolsProtocol):
         else:
             self._refuse(408, f"the request line and headers did not arrive within {self.head_timeout:g} s")
 
-    def _refuse(self, status: int, detail: str) -> None:
-        """Answer ``status`` and close; with an earlier request's answer still being written, only close."""
+    def _body_too_slow(self) -> None:
+        self._body_clock = None
+        if not self.transport.is_closing() and not self._refused:
+            self._refuse(408, f"the request's body did not arrive within {self.body_timeout:g} s", own_body=True)
+
+    def _refuse(self, status: int, detail: str, own_body: bool = False) -> None:
+        """Answer ``status`` and close; with an earlier request's answer still being written, only close.
+
+        ``own_body``: the refused request is the one whose body is arriving, so its answer may go out
+        as long as the application has not begun one.
+        """
         self._head, self._refused = None, True
         self._stop_clock()
-        if self.cycle is None or self.cycle.response_complete:
+        self._stop_body_clock()
+        if self.cycle is None or self.cycle.response_complete or (own_body and not self.cycle.response_started):
             body = json.dumps({"detail": detail}).encode()
             self.transport.write(b"".join([
                 STATUS_LINE[status], b"content-type: application/json\r\n",
