@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev,docs,serve,export,tensorboard]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,docs,serve,export,tensorboard,baselines]'
 	touch $(STAMP)
 
 demo: $(STAMP)
