@@ -3,6 +3,7 @@
     python benchmarks/serve.py RUN_DIR [--n 50] [--clients 4] [--out benchmarks/results/serve.json]
     python benchmarks/serve.py RUN_DIR --load 2000 --concurrency 16 [--out benchmarks/results/serve-load.json]
     python benchmarks/serve.py RUN_DIR --soak 600 [--clients 32] [--out benchmarks/results/serve-soak.json]
+    python benchmarks/serve.py RUN_DIR --page [--trials 5] [--out benchmarks/results/serve-page.json]
 
 Each API call is timed ``--n`` times after one warm-up call (the first call of a run opens it and,
 for denoise, picks the baseline's setting; that cost is reported on its own); then ``--clients``
@@ -21,6 +22,15 @@ p50/p95/p99 latency, requests/s over the whole run, errors and the server's peak
 
 ``--soak SECONDS``: mixed valid and hostile traffic from ``--clients`` clients (32 by default), with
 the server's memory and p99 latency every 10 s (benchmarks/soak.py says what it sends and its goal).
+
+``--page``: the page in Chromium (Playwright driving Debian's /usr/bin/chromium), ``--trials`` times:
+``aekit serve RUN_DIR`` started afresh in a process of its own (a cold server: the run not yet opened),
+then a cold page (a new browser context, nothing cached). The first meaningful paint is the time from
+navigation until the first reconstruction is drawn (the page's performance mark
+``aekit:first-reconstruction``); a second cold page on the now warm server is timed too. Then a stroke
+is drawn on the pad, and each reconstruction it asks for is timed by the server (its ``Server-Timing``
+header: parse, model and answer) and by the page (request to answer). Goal (issue 23): the first paint
+of a cold page <= 1.5 s, a redraw after a stroke <= 50 ms of server time.
 """
 
 from __future__ import annotations
@@ -182,6 +192,98 @@ def load_test(run: str, total: int, concurrency: int) -> dict:
             "client_cpu_ms_per_request": r["client_cpu_s"] / total * 1e3, "wall_s": r["wall_s"]}
 
 
+def _serve(run: str) -> tuple[Any, int]:
+    """``aekit serve RUN_DIR`` in a process of its own on a free port, once it answers (the run not yet opened)."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "aekit", "serve", run, "--port", str(port), "--runs",
+                               str(Path(run).parent)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=5).raise_for_status()
+            return server, port
+        except httpx.TransportError:
+            if time.time() > deadline or server.poll() is not None:
+                server.terminate()
+                raise SystemExit("aekit serve did not start") from None
+            time.sleep(0.1)
+
+
+def _first_paint(browser: Any, url: str) -> tuple[Any, float]:
+    """A cold page (a new context) at ``url``: the page, and ms from navigation to the first reconstruction drawn."""
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(url)
+    page.wait_for_function("() => performance.getEntriesByName('aekit:first-reconstruction').length", timeout=60000)
+    return page, page.evaluate("performance.getEntriesByName('aekit:first-reconstruction')[0].startTime")
+
+
+def _stroke(page: Any) -> list[tuple[float, float]]:
+    """A stroke on the pad: (server ms, round-trip ms) of each reconstruction it asked for."""
+    page.wait_for_function("() => state.latent !== null", timeout=60000)
+    page.wait_for_timeout(500)  # the first view's other panels have answered
+    page.evaluate("performance.clearResourceTimings()")
+    box = page.locator("#draw").bounding_box()
+    page.mouse.move(box["x"] + 60, box["y"] + 40)
+    page.mouse.down()
+    for i in range(24):
+        page.mouse.move(box["x"] + 60 + 7 * i, box["y"] + 40 + 9 * i, steps=2)
+        page.wait_for_timeout(20)
+    page.mouse.up()
+    page.wait_for_timeout(1000)  # the last stroke's reconstruction, and the panels after it
+    return [(s, t) for s, t in page.evaluate(
+        "performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/reconstruct')).map((e) => "
+        "[e.serverTiming.find((s) => s.name === 'app').duration, e.responseEnd - e.requestStart])")]
+
+
+def page_test(run: str, trials: int) -> dict:
+    """The ``--page`` measurement (the module's docstring says what it times)."""
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    cold: list[float] = []
+    warm: list[float] = []
+    strokes: list[tuple[float, float]] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=os.environ.get("AEKIT_CHROMIUM", "/usr/bin/chromium"),
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                          "--disable-component-update", "--disable-sync", "--no-first-run"])
+        version = browser.version
+        for _ in range(trials):
+            server, port = _serve(run)
+            try:
+                page, ms = _first_paint(browser, f"http://127.0.0.1:{port}/")
+                cold.append(ms)
+                page.wait_for_function("() => state.latent !== null", timeout=60000)
+                page.wait_for_timeout(1500)  # its other panels' work done: the warm page has the server to itself
+                page.context.close()
+                page, ms = _first_paint(browser, f"http://127.0.0.1:{port}/")
+                warm.append(ms)
+                strokes += _stroke(page)
+                page.context.close()
+            finally:
+                server.terminate()
+                server.wait(30)
+        browser.close()
+    server_ms, trip_ms = sorted(s for s, _ in strokes), sorted(t for _, t in strokes)
+
+    def pct(xs: list[float], q: float) -> float:
+        return xs[min(len(xs) - 1, int(q / 100 * len(xs)))]
+
+    return {"run": run, "trials": trials, "cpus": os.cpu_count(), "chromium": version,
+            "first_paint_cold_server_ms": cold, "first_paint_warm_server_ms": warm,
+            "first_paint_cold_server_median_ms": statistics.median(cold),
+            "first_paint_warm_server_median_ms": statistics.median(warm),
+            "stroke_reconstructions": len(strokes), "stroke_server_ms_p50": pct(server_ms, 50),
+            "stroke_server_ms_p95": pct(server_ms, 95), "stroke_server_ms_max": server_ms[-1],
+            "stroke_round_trip_ms_p50": pct(trip_ms, 50), "stroke_round_trip_ms_p95": pct(trip_ms, 95),
+            "goal_first_paint_ms": 1500, "goal_stroke_server_ms": 50,
+            "goal_met": statistics.median(cold) <= 1500 and pct(server_ms, 95) <= 50}
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (to tell the server's share of the machine)."""
     import os
@@ -208,7 +310,23 @@ def main() -> None:
     ap.add_argument("--soak", type=float, metavar="SECONDS", help="the soak test (benchmarks/soak.py)")
     ap.add_argument("--vae-run", metavar="DIR", help="with --soak: a VAE run whose sample, traverse and manifold "
                     "routes join the mix")
+    ap.add_argument("--page", action="store_true", help="the page's first paint and a stroke's redraw (see above)")
+    ap.add_argument("--trials", type=int, default=5, help="with --page: cold servers to time (default 5)")
     a = ap.parse_args()
+    if a.page:
+        r = page_test(a.run, a.trials)
+        rows = [("first paint, cold server + cold page", r["first_paint_cold_server_median_ms"],
+                 max(r["first_paint_cold_server_ms"]), "<= 1500 ms"),
+                ("first paint, warm server + cold page", r["first_paint_warm_server_median_ms"],
+                 max(r["first_paint_warm_server_ms"]), ""),
+                ("stroke redraw, server time", r["stroke_server_ms_p50"], r["stroke_server_ms_p95"], "<= 50 ms"),
+                ("stroke redraw, round trip", r["stroke_round_trip_ms_p50"], r["stroke_round_trip_ms_p95"], "")]
+        print(f"{'':<40}{'median ms':>11}{'max/p95 ms':>12}  goal")
+        for name, mid, hi, goal in rows:
+            print(f"{name:<40}{mid:>11.1f}{hi:>12.1f}  {goal}")
+        print(f"{r['trials']} cold servers, {r['stroke_reconstructions']} stroke reconstructions, {r['cpus']} CPUs, "
+              f"Chromium {r['chromium']}: goal {'met' if r['goal_met'] else 'NOT met'}")
+        return write(r, a.out or "benchmarks/results/serve-page.json")
     if a.soak:
         from soak import soak
 

@@ -61,3 +61,30 @@ def with_broken_weights(run: Path, dest: Path) -> Path:
     shutil.copytree(run, dest, ignore=shutil.ignore_patterns("*.lock", "last"))
     (dest / "model.safetensors").write_bytes(b"not safetensors at all")
     return dest
+
+
+_TASK_RUNS: dict[str, Path] = {}
+
+
+def tiny_task_run(root: Path, factory, task: str, name: str) -> Path:
+    """A copy at ``root/name`` of the session's tiny run trained for a panel's ``task``: ``denoise``
+    (gaussian:0.3 noise) or ``infill`` (block:12 squares), 784 -> 64 -> 8, 30 steps on mnist-mini; or
+    ``classify-pretrained`` / ``classify-random``, the tiny run fine-tuned at 1,000 labels, one epoch a
+    stage, from its weights or from a random start. Trained once per session: the calls need such a run,
+    not a good one."""
+    if task not in _TASK_RUNS:
+        import aekit
+        from aekit.config import RunConfig
+
+        out = factory.mktemp(f"tiny-{task}") / task
+        if task.startswith("classify-"):
+            parent = tiny_run(factory.mktemp("tiny-parent"), factory)
+            aekit.finetune(parent, labels=1000, init=task.removeprefix("classify-"), out=out, epochs=1,
+                           progress=False)
+        else:
+            noise = {"denoise": "gaussian:0.3", "infill": "block:12"}[task]
+            aekit.train(RunConfig(model={"name": "mlp", "code": 8, "layers": [64]}), out, progress=False,
+                        **{"train.epochs": 1, "train.max_steps": 30, "train.noise": noise})
+        _TASK_RUNS[task] = out
+    shutil.copytree(_TASK_RUNS[task], root / name, ignore=shutil.ignore_patterns("*.lock", "last", "stage-*"))
+    return root / name

@@ -265,7 +265,7 @@ def test_cli_warns_on_a_public_host_and_trains_the_demo_when_there_is_no_run(tmp
         assert "recipe:simplest.toml" in c.get("/api/jobs").json()["presets"]
 
 
-# -- the issue's walk: the run list, test images, pictures and the README's example -----------------------
+# -- the issue's walk: the run list, test images, pictures and the serve guide's example -------------
 def ids(c) -> list[str]:
     return [r["id"] for r in c.get("/api/runs").json()]
 
@@ -374,8 +374,9 @@ def test_a_dark_on_light_picture_is_inverted_made_grey_and_fitted_keeping_its_as
     assert "preprocessing" not in client.post("/api/runs/tiny/reconstruct", json={"index": 0}).json()
 
 
-def test_the_readmes_curl_example_works_as_written(tmp_path, tmp_path_factory):
-    """After `make demo` the run's id is dated: the README's example finds it by asking for the ids first."""
+def test_the_serve_guides_curl_example_works_as_written(tmp_path, tmp_path_factory):
+    """After `make demo` the run's id is dated: the example of docs/guides/serve.md (the README's, before the
+    README moved its details to the documentation site) finds it by asking for the ids first."""
     import re
     import subprocess
     from pathlib import Path
@@ -383,9 +384,9 @@ def test_the_readmes_curl_example_works_as_written(tmp_path, tmp_path_factory):
     from aekit.serve.background import serve_in_thread
 
     if shutil.which("curl") is None or shutil.which("python3") is None:
-        pytest.skip("the README's example needs curl and python3 on PATH")
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    (block,) = [b for b in re.findall(r"```sh\n(.*?)```", readme, re.S) if "/reconstruct" in b]
+        pytest.skip("the serve guide's example needs curl and python3 on PATH")
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "guides" / "serve.md").read_text()
+    (block,) = [b for b in re.findall(r"```sh\n(.*?)```", guide, re.S) if "/reconstruct" in b]
     runs = tmp_path / "runs"
     tiny_run(runs, tmp_path_factory, "20261205-163937-demo")  # as `make demo` names it
     srv, t, url = serve_in_thread(create_app(runs_root=runs, local_only=True))

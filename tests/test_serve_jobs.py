@@ -38,8 +38,8 @@ def wait_for(client, jid: int, statuses: tuple[str, ...], timeout: float = 60) -
 
 
 def test_a_job_streams_its_losses_and_its_run_appears(client):
-    assert client.get("/api/jobs").json()["presets"] == ["simplest", "deep", "conv", "denoising",
-                                                         "recipe:simplest.toml"]
+    assert client.get("/api/jobs").json()["presets"] == ["simplest", "deep", "conv", "denoising", "infilling", "vae",
+                                                         "classifier", "recipe:simplest.toml"]
     job = client.post("/api/jobs", json={"preset": "recipe:simplest.toml", "epochs": 2}).json()
     assert job["status"] in ("queued", "running")
     events = []

@@ -7,10 +7,14 @@ screenshots (the README's come from here).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import shutil
+import statistics
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -247,12 +251,20 @@ def tiles_changed(page, box: str, before: list[str]) -> None:
                            timeout=10000)
 
 
+def sampling_with(page, rid: str) -> None:
+    """Pick run ``rid`` in the Sample panel's own picker and wait until the panel uses it."""
+    page.select_option("#sample-run", rid)
+    page.wait_for_function(f"() => panelRun.sample === {json.dumps(rid)}", timeout=10000)
+
+
 def test_sample_panel_samples_traverses_and_decodes_the_manifold(vae_page, tmp_path):
     page = vae_page
-    assert page.locator("#sample-body").is_hidden()  # a plain autoencoder: one line says why
-    assert "needs a variational run" in page.locator("#sample-info").inner_text()
-    assert "ae is mlp" in page.locator("#sample-info").inner_text()
-    page.select_option("#run", "vae")
+    # The page opens on the plain autoencoder, and the Sample panel on a variational run of its own.
+    assert page.locator("#run").input_value() == "ae"
+    page.wait_for_function("() => ['vae', 'cvae'].includes(panelRun.sample)")
+    assert page.locator("#sample-run option").count() == 2 and page.locator("#sample-offer").is_hidden()
+    assert "trained for this" in page.locator("#sample-uses").inner_text()
+    sampling_with(page, "vae")
     count(page, "sample-grid", 16)
     count(page, "traverse-strip", 9)
     assert page.locator("#sample-label-box").is_hidden() and page.locator("#manifold-box").is_visible()
@@ -283,11 +295,9 @@ def test_sample_panel_samples_traverses_and_decodes_the_manifold(vae_page, tmp_p
 
 def test_label_picker_for_a_conditional_run_only_and_late_answers_are_dropped(vae_page):
     page = vae_page
-    page.select_option("#run", "vae")
-    chosen(page, "vae")
+    sampling_with(page, "vae")
     count(page, "sample-grid", 16)
-    page.select_option("#run", "cvae")
-    chosen(page, "cvae")
+    sampling_with(page, "cvae")
     count(page, "sample-grid", 16)
     assert page.locator("#sample-label-box").is_visible() and page.locator("#sample-label option").count() == 10
     before = tiles(page, "sample-grid")
@@ -301,8 +311,7 @@ def test_label_picker_for_a_conditional_run_only_and_late_answers_are_dropped(va
             .then((r) => { setTimeout(() => { window.lateDone = true; }, 300); return r; }); }; }""")
     page.locator("#sample-t").fill("0.2")  # asked of cvae, answered late
     page.wait_for_function("() => window.lateSent")  # sent before the run changes (the slider's calls are spaced)
-    page.select_option("#run", "vae")
-    chosen(page, "vae")
+    sampling_with(page, "vae")
     count(page, "sample-grid", 16)
     shown = tiles(page, "sample-grid")
     assert page.locator("#sample-label-box").is_hidden()
@@ -589,3 +598,634 @@ def test_runs_trained_beside_the_server_join_and_leave_the_picker(lab_page, lab,
     pg.evaluate("window.dispatchEvent(new Event('focus'))")  # or at once, when the tab gets the focus
     pg.wait_for_function(f"() => document.querySelectorAll('#run option').length === {n}", timeout=2000)
     assert not pg.errors, pg.errors
+
+
+# -- the right model for each panel, the Linear and Classify panels (issue 23) ---------------------------
+@pytest.fixture(scope="module")
+def panel_server(tmp_path_factory):
+    """A run for every panel: a plain autoencoder, runs trained to denoise and to infill, a VAE and the
+    classifier pair (fine-tuned from an autoencoder's encoder, and the same network from a random start)."""
+    from tests.servehelp import tiny_task_run, tiny_vae
+
+    root = tmp_path_factory.mktemp("panel-runs")
+    tiny_run(root, tmp_path_factory, "ae")
+    for task, name in (("denoise", "den"), ("infill", "inf"), ("classify-pretrained", "clf-pre"),
+                       ("classify-random", "clf-rand")):
+        tiny_task_run(root, tmp_path_factory, task, name)
+    tiny_vae(root, tmp_path_factory, "vae")
+    srv, t, url = start(create_app(runs_root=root, local_only=True))
+    yield url
+    srv.should_exit = True
+    t.join(10)
+
+
+@pytest.fixture
+def panel_page(browser, panel_server):
+    pg = opened(browser, panel_server, failed_responses=True)
+    pg.wait_for_function("() => document.querySelectorAll('#probs-random meter').length === 10", timeout=20000)
+    yield pg
+    pg.context.close()
+
+
+def text(page, element_id: str) -> str:
+    return page.locator(f"#{element_id}").inner_text()
+
+
+def test_each_panel_names_the_run_it_uses_and_whether_it_was_trained_for_its_task(panel_page, tmp_path):
+    pg = panel_page
+    assert pg.locator("#run").input_value() == "ae"  # the plain autoencoder at the top
+    for panel in ("draw", "blend", "latent"):
+        assert text(pg, f"{panel}-uses").startswith("using ae (mlp 784-64-2-64-784): the model picked at the top")
+    pg.wait_for_function("() => document.getElementById('linear-uses').textContent.length > 0")
+    assert text(pg, "linear-uses").startswith("using ae (picked at the top): its 2-number code beside PCA with 2 ")
+    assert text(pg, "denoise-uses") == "using den (mlp 784-64-8-64-784), trained for this (with gaussian:0.3 noise)."
+    assert text(pg, "infill-uses") == "using inf (mlp 784-64-8-64-784), trained for this (with block:12 noise)."
+    assert text(pg, "sample-uses") == "using vae (vae 784-32-2-32-784), trained for this."
+    for panel in ("denoise", "infill", "sample", "classify"):
+        assert pg.locator(f"#{panel}-offer").is_hidden(), panel
+    # Denoise shows the noise its run was trained with, and offers the plain model too, saying what it is.
+    assert pg.locator("#noise-kind").input_value() == "gaussian" and pg.locator("#noise-level").input_value() == "0.3"
+    options = pg.locator("#denoise-run option").all_inner_texts()
+    assert options[0] == "den: mlp 784-64-8-64-784, trained for this", options
+    assert "ae: mlp 784-64-2-64-784, never trained for this" in options[1:]
+    assert all(o.endswith("never trained for this") for o in options[1:]) and len(options) == 4  # ae, inf, vae
+    classify = text(pg, "classify-uses")
+    assert classify.startswith("using clf-pre (fine-tuned, 1000 labels, test accuracy ") and \
+        "beside clf-rand (random start, 1000 labels, test accuracy " in classify, classify
+    psnr = text(pg, "psnr-model")
+    pg.select_option("#denoise-run", "ae")  # a model never trained to denoise: the panel says so
+    pg.wait_for_function("() => document.getElementById('denoise-uses').textContent.startsWith('this model was "
+                         "never trained to denoise: ae')")
+    pg.wait_for_function(f"() => document.getElementById('psnr-model').textContent !== {json.dumps(psnr)}")
+    assert pg.locator("#denoise-offer").is_hidden()  # a denoising run is served: nothing to offer
+    assert pg.locator("#run").input_value() == "ae" and not pg.errors, pg.errors
+    shot(pg, "page-panels.png", tmp_path)
+
+
+def test_classify_shows_both_classifiers_probabilities_with_their_test_accuracy(panel_page, tmp_path):
+    pg = panel_page
+    for box, title in (("probs-pre", "classify-pre-title"), ("probs-random", "classify-random-title")):
+        values = pg.evaluate(f"[...document.querySelectorAll('#{box} meter')].map((m) => m.value)")
+        assert len(values) == 10 and sum(values) == pytest.approx(1, abs=1e-3), values
+        labels = pg.locator(f"#{box} label").all_inner_texts()
+        assert [t.strip() for t in labels] == [str(d) for d in range(10)]  # each bar named by its digit
+        assert pg.locator(f"#{box} .top").count() == 1  # the most likely digit marked
+        assert "test accuracy " in text(pg, title) and text(pg, title).endswith("%"), text(pg, title)
+    before = pg.evaluate("[...document.querySelectorAll('#probs-pre meter')].map((m) => m.value)")
+    stroke(pg)  # a drawing is classified too
+    pg.wait_for_function(f"""() => JSON.stringify([...document.querySelectorAll('#probs-pre meter')]
+        .map((m) => m.value)) !== {json.dumps(json.dumps(before))}""")
+    pg.locator("#classify-panel").scroll_into_view_if_needed()
+    shot(pg, "page-classify.png", tmp_path)
+    assert not pg.errors, pg.errors
+
+
+def test_the_linear_panel_shows_pca_beside_the_model_with_both_errors(panel_page):
+    pg = panel_page
+    pg.wait_for_function("() => document.getElementById('sse-model').textContent.startsWith('squared error')")
+    shown = [float(text(pg, i).split()[-1]) for i in ("sse-pca", "sse-model")]
+    answer = pg.evaluate("""async () => { const r = await fetch('/api/runs/ae/pca', {method: 'POST',
+        headers: {'Content-Type': 'application/json'}, body: JSON.stringify({image: state.image.data})});
+        return r.json(); }""")
+    assert shown == [round(answer["sse_pca"], 2), round(answer["sse_model"], 2)]
+    assert text(pg, "linear-k") == "2" and answer["fit_images"] == 5400  # mnist-mini's training split
+    assert pg.evaluate("document.getElementById('linear-pca').width") == 28
+    assert "lower than" in text(pg, "linear-verdict")
+    assert not pg.errors, pg.errors
+
+
+def test_panels_without_a_run_for_their_task_say_what_it_would_show_and_offer_one(page):
+    # the `page` server serves two plain autoencoders: no run was trained to denoise, infill, sample or classify
+    top = page.evaluate("state.run")  # the run picked at the top, which Denoise and Infill then use
+    assert text(page, "denoise-uses").startswith(f"this model was never trained to denoise: {top} (mlp ")
+    assert "never trained to fill in hidden squares" in text(page, "infill-uses")
+    assert text(page, "sample-uses").startswith("No variational run is served.")
+    assert text(page, "classify-uses").startswith("No classifier run is served.")
+    for panel in ("denoise", "infill", "sample", "classify"):
+        assert page.locator(f"#{panel}-offer").is_visible(), panel
+    assert page.locator("#classify-run").is_disabled() and text(page, "probs-pre") == "no fine-tuned encoder " \
+        "classifier is served"
+    sent = []
+
+    def answer(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        sent.append(json.loads(route.request.post_data))
+        route.fulfill(status=200, content_type="application/json",
+                      body=json.dumps({"id": 99, "preset": "classifier", "status": "queued", "queued": [97, 98, 99]}))
+
+    page.route("**/api/jobs", answer)
+    page.locator("#classify-offer").click()  # the pair: an autoencoder, then both classifiers
+    page.wait_for_function("() => document.getElementById('classify-offer').hidden")
+    assert sent == [{"preset": "classifier"}]
+    assert not page.errors, page.errors
+
+
+def test_a_panel_says_its_run_is_training_then_switches_to_it(lab_page, lab, tmp_path_factory):
+    from tests.servehelp import tiny_task_run
+
+    pg = lab_page
+    assert pg.locator("#denoise-offer").is_visible()
+    stroke(pg)
+    drawing = pixels(pg, "draw")
+    job = FakeJob(lab, epochs=2)
+    job.job.preset = "denoising"  # what the Denoise panel's button queues
+    try:
+        answer = json.dumps(job.job.public())
+        pg.route("**/api/jobs", lambda route: route.fulfill(status=200, content_type="application/json", body=answer)
+                 if route.request.method == "POST" else route.continue_())
+        pg.locator("#denoise-offer").click()
+        pg.wait_for_function(f"() => document.getElementById('denoise-uses').textContent"
+                             f".includes('A denoising run is being trained now: job #{job.job.id}, running')")
+        assert pg.locator("#denoise-offer").is_hidden()
+        tiny_task_run(lab.root, tmp_path_factory, "denoise", "x-den")  # the job's run
+        job.job.status = "done"
+        pg.wait_for_function("() => panelRun.denoise === 'x-den'", timeout=10000)
+        assert text(pg, "denoise-uses").startswith("using x-den (mlp 784-64-8-64-784), trained for this")
+        pg.wait_for_function("() => document.getElementById('psnr-model').textContent.endsWith('dB')")
+        assert pg.locator("#run").input_value() == "tiny" and pixels(pg, "draw") == drawing  # nothing else moved
+    finally:
+        job.end()
+        shutil.rmtree(lab.root / "x-den", ignore_errors=True)
+    assert not pg.errors, pg.errors
+
+
+# -- looks like a product: the visual system, placeholders, names, hover values, never stale ---------------------
+def luminance(rgb: str) -> float:
+    """The relative luminance (WCAG) of a computed CSS colour ``rgb(r, g, b)``."""
+    r, g, b = (int(v) / 255 for v in re.findall(r"[\d.]+", rgb)[:3])
+    lin = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in (r, g, b)]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast(a: str, b: str) -> float:
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+# The pairs of colours a reader must tell apart: text on the page and on a card, muted text, links, and a
+# chart's ink (ticks, numbers, axis names) on a chart's background.
+PAIRS = {"text on the page": ("--text", "--bg"), "text on a card": ("--text", "--surface"),
+         "muted text on a card": ("--muted", "--surface"), "a link on a card": ("--accent", "--surface"),
+         "an error on a card": ("--error", "--surface"), "chart ink": ("--chart-ink", "--chart-bg"),
+         "the train line": ("--series-1", "--chart-bg"), "the validation line": ("--series-2", "--chart-bg"),
+         "the latent map's marker": ("--marker", "--chart-bg")}
+
+
+def colours(pg) -> dict[str, str]:
+    """Each custom property of PAIRS as the browser computes it (rgb(...))."""
+    names = sorted({n for pair in PAIRS.values() for n in pair})
+    return pg.evaluate("""(names) => Object.fromEntries(names.map((n) => { const e = document.createElement('i');
+        e.style.color = `var(${n})`; document.body.append(e); const c = getComputedStyle(e).color; e.remove();
+        return [n, c]; }))""", names)
+
+
+def canvas_ink(pg, canvas_id: str) -> float:
+    """The mean luminance of the text and ticks a chart drew (its opaque pixels left of the plot)."""
+    return pg.evaluate(f"""() => {{ const c = document.getElementById('{canvas_id}'), d = c.getContext('2d')
+        .getImageData(0, 0, 40, c.height).data; let s = 0, n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 200) {{
+          const l = (v) => {{ v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }};
+          s += 0.2126 * l(d[i]) + 0.7152 * l(d[i + 1]) + 0.0722 * l(d[i + 2]); n++; }}
+        return n ? s / n : -1; }}""")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_one_visual_system_in_light_and_dark_with_readable_charts(browser, server, scheme, tmp_path):
+    """Colours from custom properties with readable contrast (4.5:1 for text, 3:1 for lines) in both schemes;
+    with prefers-color-scheme: dark the page is dark, its text light, and the charts draw light ink."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
+    pg = ctx.new_page()
+    pg.goto(server)
+    pg.wait_for_function("() => document.getElementById('score').textContent.length > 0", timeout=20000)
+    pg.wait_for_function("() => state.latent !== null")
+    c = colours(pg)
+    for what, (fg, bg) in PAIRS.items():
+        need = 4.5 if what.startswith(("text", "muted", "a link", "an error", "chart ink")) else 3.0
+        assert contrast(c[fg], c[bg]) >= need, (scheme, what, c[fg], c[bg], contrast(c[fg], c[bg]))
+    body = pg.evaluate("[getComputedStyle(document.body).backgroundColor, getComputedStyle(document.body).color]")
+    card = pg.evaluate("getComputedStyle(document.querySelector('.card')).backgroundColor")
+    chart_bg = pg.evaluate("getComputedStyle(document.getElementById('code')).backgroundColor")
+    ink = canvas_ink(pg, "code")  # the code chart's value ticks and axis name
+    if scheme == "dark":
+        assert luminance(body[0]) < 0.05 and luminance(card) < 0.05 and luminance(chart_bg) < 0.05, (body, card)
+        assert luminance(body[1]) > 0.6 and ink > 0.4, (body, ink)
+    else:
+        assert luminance(body[0]) > 0.8 and luminance(body[1]) < 0.05 and 0 <= ink < 0.15, (body, ink)
+    # one type scale and one spacing scale: every heading, paragraph and control takes its size from them
+    sizes = set(pg.evaluate("[...document.querySelectorAll('main h2, main p, main figcaption, main label, main "
+                            "button, main select')].map((e) => getComputedStyle(e).fontSize)"))
+    scale = {pg.evaluate(f"getComputedStyle(document.documentElement).getPropertyValue('--text-{k}').trim()")
+             for k in ("xs", "sm", "base", "lg", "xl")}
+    assert sizes <= scale, (sizes, scale)
+    shot(pg, f"page-desktop-{scheme}.png", tmp_path)
+    ctx.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_no_empty_gaps_between_the_panels(browser, server, width):
+    """The panels fill each line of the page edge to edge, share its height, and the lines follow one
+    another a gap apart: no empty column, no hole, and nothing wider than the screen."""
+    ctx = browser.new_context(viewport={"width": width, "height": 844})
+    pg = ctx.new_page()
+    pg.goto(server)
+    pg.wait_for_function("() => document.getElementById('score').textContent.length > 0", timeout=20000)
+    pg.wait_for_function("() => state.latent !== null")
+    # a run with a long name (the demo set's are 40 characters) in every picker: it must not widen a panel
+    pg.evaluate("() => document.querySelectorAll('select').forEach((s) => s.add(new Option('r-' + 'x'.repeat(90))))")
+    cards = pg.evaluate("""() => [...document.querySelectorAll('main > .card')].filter((c) => !c.hidden)
+        .map((c) => { const b = c.getBoundingClientRect();
+          return [c.id, b.left, b.right, b.top + scrollY, b.height]; })""")
+    main = pg.evaluate("""() => { const m = document.querySelector('main'), b = m.getBoundingClientRect(),
+        s = getComputedStyle(m); return [b.left + parseFloat(s.paddingLeft), b.right - parseFloat(s.paddingRight),
+        parseFloat(s.rowGap)]; }""")
+    lines: list[list] = []
+    for card in cards:
+        if lines and abs(card[3] - lines[-1][0][3]) < 1:
+            lines[-1].append(card)
+        else:
+            lines.append([card])
+    for line in lines:
+        assert abs(line[0][1] - main[0]) < 1.5 and abs(line[-1][2] - main[1]) < 1.5, (width, line, main)
+        assert max(c[4] for c in line) - min(c[4] for c in line) < 1.5, (width, line)  # one height: no hole below
+    for before, after in itertools.pairwise(lines):
+        assert after[0][3] - (before[0][3] + before[0][4]) < main[2] + 1.5, (width, before, after)
+    assert pg.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    wide = pg.evaluate("[...document.querySelectorAll('main > .card')].filter((c) => c.scrollWidth > c.clientWidth + 1)"
+                       ".map((c) => c.id)")
+    assert not wide, wide  # nothing inside a panel runs past its edge
+    if width < 500:
+        assert all(len(line) == 1 for line in lines)  # one panel a line on a phone
+    ctx.close()
+
+
+def held_page(browser, server, pattern: str) -> tuple[Any, list, dict]:
+    """A page whose API requests matching ``pattern`` are held (Playwright's route interception) until the
+    test answers them, while ``mode["hold"]``; returns it with the held routes and the mode, once the
+    first is held."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = ctx.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    held: list = []
+    mode = {"hold": True}
+    pg.route(re.compile(pattern), lambda r: held.append(r) if mode["hold"] else r.continue_())
+    pg.goto(server)
+    wait_for(pg, lambda: held)
+    return pg, held, mode
+
+
+def wait_for(pg, ready, timeout: float = 20.0) -> None:
+    """Wait, letting the page and its routes run, until ``ready()`` is true."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, "timed out"
+        pg.wait_for_timeout(50)
+
+
+def slots(pg) -> dict[str, list]:
+    """Every output canvas shown: its state (None once drawn), its words and whether the canvas shows."""
+    return {c[0]: c[1:] for c in pg.evaluate("""() => [...document.querySelectorAll('main canvas')]
+        .filter((c) => !c.classList.contains('pad') && !c.closest('[hidden]'))
+        .map((c) => { const s = c.parentElement, w = s.querySelector('.placeholder');
+          return [c.id, s.dataset.state || null, w ? w.textContent : null, getComputedStyle(c).visibility,
+                  w ? getComputedStyle(w).display : null]; })""")}
+
+
+LOADING = "loading\u2026"
+PANEL_CALLS = r"/api/runs/[^/]+/(reconstruct|denoise|inpaint|interpolate|latent|pca)$"  # what fills the pictures
+FIRST_ANSWERED = ["input", "recon", "errmap", "code", "noisy", "denoised", "baseline", "masked", "filled", "meanfill",
+                  "blend-decoded", "blend-fade", "latent"]
+
+
+def test_every_picture_says_loading_until_its_first_answer_and_shows_an_error_in_place(browser, server, tmp_path):
+    pg, held, mode = held_page(browser, server, PANEL_CALLS)
+    now = slots(pg)
+    for cid in FIRST_ANSWERED:  # words in a box of the picture's size, the canvas itself not shown
+        assert now[cid][:4] == ["loading", LOADING, "hidden", "flex"], (cid, now[cid])
+    assert now["hover-img"][:2] == ["idle", "hover a point of the map"] and now["loss"][0] == "idle"
+    assert all(state is not None for state, *_ in now.values()), now  # no blank canvas anywhere
+    box = pg.locator("#recon").locator("xpath=..").bounding_box()  # the placeholder is light, not a black box
+    from PIL import Image
+
+    pg.screenshot(path=str(tmp_path / "loading.png"), clip=box)
+    from PIL import ImageStat
+
+    assert ImageStat.Stat(Image.open(tmp_path / "loading.png").convert("L")).mean[0] > 180
+    # The reconstruction refused: its four pictures say why, in place; the other panels still ask.
+    recon = next(r for r in held if r.request.url.endswith("/reconstruct"))
+    recon.fulfill(status=422, content_type="application/json", body=json.dumps({"detail": "refused for the test"}))
+    pg.wait_for_function("() => document.getElementById('recon').parentElement.dataset.state === 'error'")
+    now = slots(pg)
+    for cid in ("input", "recon", "errmap", "code"):
+        assert now[cid][:3] == ["error", "refused for the test", "hidden"], (cid, now[cid])
+    wait_for(pg, lambda: any(r.request.url.endswith("/denoise") for r in held))
+    assert slots(pg)["noisy"][:2] == ["loading", LOADING]
+    denoise = next(r for r in held if r.request.url.endswith("/denoise"))
+    denoise.fulfill(status=422, content_type="application/json", body=json.dumps({"detail": "no noise today"}))
+    pg.wait_for_function("() => document.getElementById('noisy').parentElement.dataset.state === 'error'")
+    assert [slots(pg)[c][1] for c in ("noisy", "denoised", "baseline")] == ["no noise today"] * 3
+    mode["hold"] = False
+    for r in held:
+        if r is not recon and r is not denoise:
+            r.continue_()
+    pg.wait_for_function("() => state.latent !== null && !document.getElementById('blend-decoded')"
+                         ".parentElement.dataset.state", timeout=20000)
+    assert slots(pg)["masked"][0] is None and slots(pg)["latent"][0] is None  # drawn: the words are gone
+    assert not pg.errors, pg.errors
+    pg.context.close()
+
+
+def test_a_conditional_run_at_the_top_leaves_no_picture_of_the_run_before(vae_page):
+    """A conditional VAE encodes only with each image's label: the pictures of the run shown before give way
+    to a line saying so (not the old run's outputs under the new run's name), and come back with another run."""
+    page = vae_page
+    page.wait_for_function("() => state.latent !== null")
+    page.select_option("#run", "cvae")
+    chosen(page, "cvae")
+    now = slots(page)
+    for cid in ("input", "recon", "errmap", "code", "blend-decoded", "blend-fade", "latent"):
+        assert now[cid][0] == "idle" and "cvae is a conditional VAE" in now[cid][1], (cid, now[cid])
+    assert page.locator("#score").inner_text() == ""
+    page.select_option("#run", "ae")
+    chosen(page, "ae")
+    page.wait_for_function("() => state.latent !== null && !document.getElementById('recon').parentElement"
+                           ".dataset.state && !document.getElementById('latent').parentElement.dataset.state")
+    assert not page.errors, page.errors
+
+
+INTERACTIVE = {"button", "checkbox", "combobox", "link", "listbox", "menuitem", "radio", "searchbox", "slider",
+               "spinbutton", "switch", "tab", "textbox", "img"}
+
+
+def unnamed(snapshot: str) -> list[str]:
+    """The lines of an ARIA snapshot (Playwright's YAML) whose node has an interactive role (or is a picture)
+    and no accessible name."""
+    bad = []
+    for line in snapshot.splitlines():
+        m = re.match(r"\s*- '?([a-z]+)(?: \"(.*?)\")?", line)
+        if m and m[1] in INTERACTIVE and not (m[2] or "").strip():
+            bad.append(line.strip())
+    return bad
+
+
+def test_every_control_has_a_name_in_the_accessibility_tree(page, vae_page):
+    page.wait_for_function("() => state.latent !== null")
+    for pg in (page, vae_page):
+        snap = pg.locator("body").aria_snapshot()
+        assert "combobox \"noise\"" in snap and "slider \"level\"" in snap and "button \"PNG\"" in snap, snap
+        assert not unnamed(snap), unnamed(snap)
+    snap = vae_page.locator("#sample-panel").aria_snapshot()
+    assert 'spinbutton "count"' in snap and 'slider "temperature"' in snap and 'combobox "traverse"' in snap, snap
+    vae_page.wait_for_function("() => state.manifold !== null")  # the manifold, from the keyboard too
+    codes = vae_page.evaluate("state.manifold.codes")
+    vae_page.locator("#manifold").focus()
+    vae_page.keyboard.press("ArrowRight")  # the top-left cell first, then one to the right
+    vae_page.keyboard.press("ArrowRight")
+    z = codes[0][1]
+    vae_page.wait_for_function(f"() => document.getElementById('manifold-label').textContent === "
+                               f"'decoded z = ({z[0]:.2f}, {z[1]:.2f})'")
+    assert 'img "test codes in 2-D' in page.locator("#latent-panel").aria_snapshot()  # a canvas you use is named
+
+
+def test_every_control_is_reached_with_tab_in_the_order_of_the_page(page):
+    page.wait_for_function("() => state.latent !== null")
+    n = page.evaluate("""() => { const all = [...document.querySelectorAll(
+        'a[href], button, input, select, textarea, [tabindex]')].filter((e) => !e.disabled && e.tabIndex >= 0
+        && e.checkVisibility({ visibilityProperty: true }));
+      all.forEach((e, i) => { e.dataset.tabProbe = String(i); }); return all.length; }""")
+    assert page.evaluate("[...document.querySelectorAll('[tabindex]')].every((e) => e.tabIndex <= 0)")
+    page.focus("#run")
+    order = [page.evaluate("document.activeElement.dataset.tabProbe")]
+    for _ in range(n - 1):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.dataset.tabProbe"))
+    assert order == [str(i) for i in range(n)], order
+    reached = page.evaluate("[...document.querySelectorAll('[data-tab-probe]')].map((e) => e.id).filter(Boolean)")
+    for cid in ("run", "clear", "pick-index", "pick", "upload", "noise-kind", "noise-level", "mask-kind", "clear-mask",
+                "iters", "blend-a", "blend-b", "blend-t", "latent", "preset", "epochs", "train"):
+        assert cid in reached, cid
+
+
+def test_the_code_chart_has_axes_and_hover_shows_each_value(page):
+    chart = page.locator("#code")
+    chart.scroll_into_view_if_needed()
+    values = page.evaluate("document.getElementById('code').chart.values")
+    assert len(values) == 2  # the tiny run's 2-number code
+    ink = page.evaluate("""() => { const c = document.getElementById('code'), d = c.getContext('2d');
+        const inked = (x, y, w, h) => [...d.getImageData(x, y, w, h).data].filter((v, i) => i % 4 === 3 && v).length;
+        return [inked(0, 0, 40, c.height - 34), inked(44, c.height - 30, c.width - 50, 30)]; }""")
+    assert ink[0] > 40 and ink[1] > 40, ink  # value ticks left of the bars, dimension numbers and name below
+    box, w = chart.bounding_box(), page.evaluate("document.getElementById('code').width")
+    for i, v in enumerate(values):  # the middle of bar i
+        x = (44 + (i + 0.5) * (w - 52) / len(values)) * box["width"] / w
+        page.mouse.move(box["x"] + x, box["y"] + box["height"] * 0.5)
+        page.wait_for_function(f"() => document.getElementById('code-readout').textContent"
+                               f".startsWith('dimension {i}:')")
+        assert page.locator("#code-readout").inner_text() == f"dimension {i}: value {v:.3f}"
+    assert "bar chart of 2 values by dimension" in chart.get_attribute("aria-label")
+
+
+def test_the_latent_map_shows_label_and_coordinates_on_hover_and_with_the_arrow_keys(page):
+    page.wait_for_function("() => state.latent !== null")
+    page.locator("#latent").scroll_into_view_if_needed()
+    x, y = page.evaluate("state.latent.px[5]")
+    point, label = page.evaluate("[state.latent.points[5], state.latent.labels[5]]")
+    box = page.locator("#latent").bounding_box()
+    scale = box["width"] / page.evaluate("document.getElementById('latent').width")
+    page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+    want = f"test image 5, label {label}: z0 {point[0]:.2f}, z1 {point[1]:.2f}"
+    page.wait_for_function(f"() => document.getElementById('latent-readout').textContent === {json.dumps(want)}")
+    page.locator("#latent").focus()  # the keyboard: the arrow keys step through the test images
+    page.keyboard.press("ArrowRight")
+    point, label = page.evaluate("[state.latent.points[6], state.latent.labels[6]]")
+    assert page.locator("#latent-readout").inner_text() == f"test image 6, label {label}: z0 {point[0]:.2f}, " \
+                                                          f"z1 {point[1]:.2f}"
+    page.wait_for_function("() => document.getElementById('hover-label').textContent.startsWith('test image 6')")
+    assert not page.errors, page.errors
+
+
+def test_every_psnr_figure_states_its_unit_and_what_it_compares(page):
+    page.wait_for_function("() => document.getElementById('psnr-fill').textContent.endsWith('dB')")
+    figures = page.evaluate("[...document.querySelectorAll('[id^=psnr-]')].map((b) => b.closest('figcaption')"
+                            ".textContent)")
+    assert len(figures) == 5, figures
+    for caption in figures:
+        assert re.search(r"[\d.]+ dB", caption) and re.search(r"PSNR (in the hole )?vs the (clean image|original)",
+                                                               caption), caption
+
+
+def test_the_loss_chart_shows_both_losses_of_an_epoch_on_hover(lab_page, lab):
+    pg = lab_page
+    job = FakeJob(lab, epochs=3)
+    try:
+        job.epoch(0.0612, 0.0583)
+        job.epoch(0.0451, 0.0437)
+        start_from_the_page(pg, job)
+        pg.wait_for_function("() => document.getElementById('job-status').textContent.includes('epoch 2/3')")
+        pg.locator("#loss").scroll_into_view_if_needed()
+        box = pg.locator("#loss").bounding_box()
+        x = pg.evaluate("state.loss.X(2)") * box["width"] / pg.evaluate("document.getElementById('loss').width")
+        pg.mouse.move(box["x"] + x + 3, box["y"] + box["height"] / 2)
+        pg.wait_for_function("() => document.getElementById('loss-readout').textContent.length > 0")
+        assert pg.locator("#loss-readout").inner_text() == "epoch 2: train 0.04510, validation 0.04370 (MSE per value)"
+        assert not pg.errors, pg.errors
+    finally:
+        job.end()
+
+
+# The panels' "read more" links: each panel's docs page (/work/notes/docs-map.md), under /guide/.
+DOCS_PAGES = {"draw-panel": "lecture/bottleneck/", "linear-panel": "lecture/linear-pca/",
+              "denoise-panel": "lecture/denoising/", "infill-panel": "lecture/infilling/",
+              "blend-panel": "lecture/blending/", "latent-panel": "lecture/representations/",
+              "sample-panel": "lecture/variational/", "classify-panel": "lecture/pretraining/",
+              "train-panel": "guides/serve/"}
+
+
+def test_each_panel_links_to_its_page_of_the_guide(page):
+    links = page.evaluate("[...document.querySelectorAll('main > .card')].map((c) => [c.id, "
+                          "[...c.querySelectorAll('a.read-more')].map((a) => a.getAttribute('href'))])")
+    assert {cid: hrefs for cid, hrefs in links} == {cid: ["/guide/" + p] for cid, p in DOCS_PAGES.items()}, links
+    with page.context.expect_page() as opened_tab:  # a new tab: the page and its drawing stay
+        page.locator("#denoise-panel a.read-more").click()
+    guide = opened_tab.value
+    guide.wait_for_load_state()
+    assert guide.url.endswith("/guide/lecture/denoising/")
+    assert "docs/lecture/denoising.md" in guide.content() and "make docs" in guide.content()  # no site built here
+    guide.close()
+
+
+# Item 5: a late answer about an older input is dropped. Each case makes a request for an older input and
+# holds its answer back (route interception), makes one for a newer input that is answered, then lets the
+# older answer go: what the panel shows must stay the newer one's.
+LATE = {
+    "reconstruct": (r"/reconstruct$", "async () => { state.image = (await api(runPath('samples?start=3&n=1')))"
+                    ".images[0]; reconstruct(); }",
+                    "async () => { state.image = (await api(runPath('samples?start=5&n=1'))).images[0]; "
+                    "reconstruct(); }",
+                    "[document.getElementById('score').textContent, document.getElementById('recon').toDataURL()]"),
+    "denoise": (r"/denoise$", "() => { document.getElementById('noise-level').value = '0.2'; denoise(); }",
+                "() => { document.getElementById('noise-level').value = '0.9'; denoise(); }",
+                "[document.getElementById('psnr-noisy').textContent, document.getElementById('noisy').toDataURL()]"),
+    "infill": (r"/inpaint$", "() => { document.getElementById('mask-kind').value = 'rows:10-17'; infill(); }",
+               "() => { document.getElementById('mask-kind').value = 'random:0.5'; infill(); }",
+               "[document.getElementById('psnr-fill').textContent, document.getElementById('masked').toDataURL()]"),
+    "blend": (r"/interpolate$", "() => { document.getElementById('blend-t').value = '0.2'; blend(); }",
+              "() => { document.getElementById('blend-t').value = '1'; blend(); }",
+              "document.getElementById('blend-decoded').toDataURL()"),
+    "linear": (r"/pca$", "async () => { state.image = (await api(runPath('samples?start=3&n=1'))).images[0]; "
+               "linearPanel(); }",
+               "async () => { state.image = (await api(runPath('samples?start=5&n=1'))).images[0]; linearPanel(); }",
+               "[document.getElementById('sse-pca').textContent, document.getElementById('linear-pca').toDataURL()]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LATE))
+def test_a_late_answer_for_an_older_input_never_replaces_the_newer(page, case):
+    path, older, newer, shown = LATE[case]
+    page.wait_for_function("() => state.latent !== null")
+    settled(page, "recon", "noisy", "filled", "blend-decoded")
+    held: list = []
+
+    def hold_first(route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(path), hold_first)
+    before = page.evaluate(f"() => {shown}")
+    page.evaluate(older)
+    wait_for(page, lambda: held)
+    page.evaluate(newer)
+    wait_for(page, lambda: page.evaluate(f"() => {shown}") != before)
+    page.wait_for_timeout(300)
+    newest_shown = page.evaluate(f"() => {shown}")
+    with page.expect_response(lambda r: r.request == held[0].request):
+        held[0].continue_()  # the older answer, late
+    page.wait_for_timeout(500)
+    assert page.evaluate(f"() => {shown}") == newest_shown
+    assert not page.errors, page.errors
+
+
+def test_a_pick_answered_after_a_stroke_leaves_the_drawing_shown(page):
+    """The realistic race: a test image picked, its reconstruction slow; meanwhile the user draws. The
+    drawing's reconstruction is shown, and the pick's, arriving last, is dropped."""
+    page.wait_for_function("() => state.latent !== null")
+    settled(page, "recon")
+    mode = {"hold": True}
+    held: list = []
+    page.route(re.compile(r"/reconstruct$"), lambda r: held.append(r) if mode["hold"] else r.continue_())
+    page.locator("#pick-index").fill("7")
+    page.locator("#pick").click()
+    wait_for(page, lambda: held)
+    mode["hold"] = False
+    stroke(page)  # its live reconstructions are answered at once
+    drawn = pixels(page, "recon")
+    mode["hold"] = True  # what the page asks from here on waits: only the late pick can change the picture
+    with page.expect_response(lambda r: r.request == held[0].request):
+        held[0].continue_()
+    page.wait_for_timeout(500)
+    assert pixels(page, "recon") == drawn
+    mode["hold"] = False
+    for r in held[1:]:
+        r.continue_()
+    assert not page.errors, page.errors
+
+
+def test_a_late_decoded_point_of_the_latent_map_never_replaces_the_newer(page):
+    page.wait_for_function("() => state.latent !== null")
+    spots = page.evaluate("""() => { const c = document.getElementById('latent'), found = [];
+        for (let y = 20; y < c.height - 20; y += 4) for (let x = 20; x < c.width - 20; x += 4)
+          if (nearest(x, y)[1] > 12 && !found.some(([u, v]) => Math.hypot(u - x, v - y) < 40)) found.push([x, y]);
+        return found.slice(0, 2); }""")
+    held: list = []
+    page.route(re.compile(r"/latent/decode$"), lambda r: r.continue_() if held else held.append(r))
+    page.locator("#latent").scroll_into_view_if_needed()
+    box = page.locator("#latent").bounding_box()
+    scale = box["width"] / page.evaluate("document.getElementById('latent').width")
+    for x, y in spots:
+        page.mouse.click(box["x"] + x * scale, box["y"] + y * scale)
+        if not held:
+            wait_for(page, lambda: held)
+    page.wait_for_function("() => document.getElementById('hover-label').textContent.startsWith('decoded (')")
+    label, image = page.locator("#hover-label").inner_text(), pixels(page, "hover-img")
+    with page.expect_response(lambda r: r.request == held[0].request):
+        held[0].continue_()
+    page.wait_for_timeout(500)
+    assert page.locator("#hover-label").inner_text() == label and pixels(page, "hover-img") == image
+    assert not page.errors, page.errors
+
+
+# Item 7: the first meaningful paint of a cold page and the server time of a stroke's reconstruction.
+def test_first_paint_of_a_cold_page_and_server_time_of_a_stroke(browser, tmp_path_factory, record_property):
+    root = tmp_path_factory.mktemp("cold-runs")
+    tiny_run(root, tmp_path_factory)
+    srv, t, url = start(create_app(runs_root=root, local_only=True))  # a run not yet opened: a cold server
+    try:
+        ctx = browser.new_context(viewport={"width": 1280, "height": 800})  # and a cold page: nothing cached
+        pg = ctx.new_page()
+        pg.goto(url)
+        pg.wait_for_function("() => performance.getEntriesByName('aekit:first-reconstruction').length", timeout=20000)
+        first = pg.evaluate("performance.getEntriesByName('aekit:first-reconstruction')[0].startTime")
+        pg.wait_for_function("() => state.latent !== null")
+        pg.evaluate("performance.clearResourceTimings()")
+        stroke(pg)
+        server_ms = pg.evaluate("performance.getEntriesByType('resource').filter((e) => e.name.endsWith("
+                                "'/reconstruct')).map((e) => e.serverTiming.find((s) => s.name === 'app').duration)")
+        ctx.close()
+    finally:
+        srv.should_exit = True
+        t.join(10)
+    record_property("first_paint_ms", round(first))
+    record_property("stroke_server_ms_median", round(statistics.median(server_ms), 2))
+    print(f"\ncold page, cold server: first reconstruction drawn {first:.0f} ms after navigation; a stroke's "
+          f"{len(server_ms)} reconstructions took {statistics.median(server_ms):.1f} ms of server time "
+          f"(median, max {max(server_ms):.1f} ms)")
+    assert len(server_ms) >= 2
+    # The goal for a redraw is 50 ms of server time: typically a few ms, so it holds even on a loaded 2-core
+    # machine. The first paint's goal (1.5 s) is reported (benchmarks/serve.py --page) rather than asserted:
+    # it opens a run from disk while Chromium starts beside it, which a busy machine can double; 5 s catches a
+    # page that waits on something it should not.
+    assert statistics.median(server_ms) <= 50, server_ms
+    assert first <= 5000, first

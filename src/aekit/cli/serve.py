@@ -10,12 +10,15 @@ import secrets
 import sys
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 from aekit.errors import AekitError
 
 
 def ensure_runs(run_dirs: list[str], root: Path, epochs: int | None = None) -> None:
-    """With no run to show, train the demo model on the shipped mnist-mini first, so a fresh clone works offline."""
+    """With no run to show, train the demo model (784-32-784) on the shipped mnist-mini now, in this process:
+    for a script that wants one run before it serves. ``aekit serve`` itself starts at once instead and
+    trains the demo set in the background (:func:`needs_demo`)."""
     from aekit.serve.runs import find_runs
 
     if run_dirs or find_runs([], root):
@@ -25,8 +28,16 @@ def ensure_runs(run_dirs: list[str], root: Path, epochs: int | None = None) -> N
 
     print(f"no trained run under {root}/: training the demo model (784-32-784 on mnist-mini) first",
           file=sys.stderr)
-    overrides = {"train.epochs": epochs} if epochs else {}
+    overrides: dict[str, Any] = {"train.epochs": epochs} if epochs else {}
     train(DEMO_CONFIG, root / "demo", progress=None, **overrides)
+
+
+def needs_demo(run_dirs: list[str], root: Path) -> bool:
+    """Whether the server has no run to show: then it queues the demo set (a run for each panel: plain,
+    denoising, infilling, VAE, and the classifier pair) as it starts, and the page is usable meanwhile."""
+    from aekit.serve.runs import find_runs
+
+    return not run_dirs and not find_runs([], root)
 
 
 def choose_token(given: str | None, no_token: bool, local: bool) -> tuple[str | None, bool]:
@@ -65,8 +76,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     local = args.host in LOOPBACK
     token, made = choose_token(args.token, args.no_token, local)
     root = Path(args.runs or os.environ.get("AEKIT_RUNS") or "runs")
-    ensure_runs(args.run, root)
-    app = create_app(*args.run, runs_root=root, token=token, configs=args.configs or recipes_dir(), local_only=local)
+    from aekit.serve.guide import checkout_site, site_folder
+
+    # the guide under /guide/: --docs (checked before any demo training), else the checkout's built site/
+    docs = site_folder(args.docs) if args.docs is not None else checkout_site()
+    demo = needs_demo(args.run, root)
+    if demo:
+        print(f"no trained run under {root}/: the page is usable now, and the demo set (plain, denoising, "
+              "infilling, VAE, a classifier pair) trains in the background; its progress is in the Train panel",
+              file=sys.stderr)
+    app = create_app(*args.run, runs_root=root, token=token, configs=args.configs or recipes_dir(), local_only=local,
+                     docs_site=docs, demo=demo)
     if made:
         print(f"aekit: serving on {args.host} requires a token; this one was made for this run of the server "
               "and is shown once, in the address below (give your own with --token or $AEKIT_TOKEN)",
@@ -109,4 +129,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--configs", metavar="DIR",
                    help="recipes (*.toml) the Train panel offers, besides its presets (default: the recipes "
                    "aekit ships, `aekit recipes`)")
+    s.add_argument("--docs", metavar="DIR",
+                   help="a built documentation site (`make docs`) to serve under /guide/, where the page's "
+                   "\"read more\" links lead (default: the checkout's site/, where aekit runs from a checkout "
+                   "that has one built)")
     s.set_defaults(func=cmd_serve)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import importlib.util
 import json
@@ -42,10 +43,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from aekit.errors import AekitError
-from aekit.serve import inputs, wire, work
+from aekit.serve import guide, inputs, wire, work
 from aekit.serve.inputs import Busy
-from aekit.serve.jobs import PRESETS, Job, JobNotFound, JobQueue, preview
-from aekit.serve.runs import RunNotFound, RunStore, Served, find_runs, redact
+from aekit.serve.jobs import DEMO_SET, SETS, Job, JobNotFound, JobQueue, preset_info, preview
+from aekit.serve.runs import SERVED_KINDS, RunNotFound, RunStore, Served, find_runs, of_kind, redact
 
 MAX_BODY = 2 * 1024 * 1024
 STATIC = Path(__file__).parent / "static"
@@ -109,9 +110,10 @@ class BlendReq(Strict):
 
 
 class JobReq(Strict):
-    preset: str = "simplest"
+    preset: str = Field("simplest", description="a preset, a set of presets (classifier: an encoder, then it "
+                        "fine-tuned at 1,000 labels and the same network from a random start) or recipe:NAME.toml")
     data: str = "mnist-mini"
-    epochs: Annotated[int, Field(ge=1, le=200)] = 5
+    epochs: Annotated[int | None, Field(ge=1, le=200, description="per job; default: each preset's own")] = None
 
 
 class NoBody(Strict):
@@ -271,11 +273,15 @@ class Guard:
             more = msg.get("more_body", False)
         hot = HOT_PATH.fullmatch(scope["path"]) if scope["method"] == "POST" else None
         if hot is not None and hot[2] in self.hot:
+            began = time.perf_counter()
             try:
                 answer = await self.hot[hot[2]](hot[1], b"".join(body), ctype and ctype.decode("latin-1"))
             except (AekitError, RunNotFound) as exc:
                 return await _reply(send, *problem(exc))
-            return await _send(send, 200, answer)
+            # the server's own time for the call (parse, batch, model, answer), which a page or a benchmark
+            # reads apart from the network's and the browser's (benchmarks/serve.py --page)
+            took = f"app;dur={(time.perf_counter() - began) * 1e3:.2f}"
+            return await _send(send, 200, answer, {"server-timing": took})
         replayed = False
 
         async def replay() -> dict[str, Any]:
@@ -286,8 +292,9 @@ class Guard:
             return await receive()
 
         async def with_headers(msg: dict[str, Any]) -> None:
-            if msg["type"] == "http.response.start":
-                msg = {**msg, "headers": [*msg.get("headers", []), *SECURITY_HEADERS]}
+            if msg["type"] == "http.response.start":  # a policy of the answer's own (the guide's) stays
+                own = {name.lower() for name, _ in msg.get("headers", [])}
+                msg = {**msg, "headers": [*msg.get("headers", []), *(h for h in SECURITY_HEADERS if h[0] not in own)]}
             await send(msg)
 
         return await self.app(scope, replay, with_headers)
@@ -310,14 +317,15 @@ def _errors(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
 
 
-async def served(store: RunStore, rid: str) -> Served:
+async def served(store: RunStore, rid: str, kinds: tuple[str, ...] = SERVED_KINDS) -> Served:
     """The run ``rid`` (404 for an unknown id), opened first if it is not yet: that takes seconds, in a
-    worker thread, one run at a time; the other requests wait for it without holding a thread."""
+    worker thread, one run at a time; the other requests wait for it without holding a thread. A run
+    not of ``kinds`` (a classifier for the autoencoder calls, an autoencoder for classify) is a 422."""
     s = store.opened(rid)
     if s is None:
         async with store.opening:
-            s = await run_in_threadpool(store.get, rid)
-    return s
+            s = await run_in_threadpool(store.get, rid, kinds)
+    return of_kind(s, kinds)
 
 
 async def picked(s: Served, value: ImageField, index: int | None, field: str = "image") \
@@ -338,9 +346,9 @@ def _use_routes(app: FastAPI, store: RunStore) -> None:
     def runs() -> list[dict[str, Any]]:
         return store.listing()
 
-    @app.get("/api/runs/{rid}/samples", summary="Test images to pick from")
+    @app.get("/api/runs/{rid}/samples", summary="Test images to pick from", response_model=dict[str, Any])
     async def samples(rid: str, start: Annotated[int, Query(ge=0, le=10**6)] = 0,
-                      n: Annotated[int, Query(ge=1, le=100)] = 20, png: bool = False) -> dict[str, Any]:
+                      n: Annotated[int, Query(ge=1, le=100)] = 20, png: bool = False) -> Response:
         s = await served(store, rid)
 
         def answer() -> bytes:  # up to 100 images as numbers or PNG: in a worker thread
@@ -418,8 +426,10 @@ def _hot_routes(app: FastAPI, calls: dict[str, tuple[HotCall, type[BaseModel], s
 
 def _task_routes(app: FastAPI, store: RunStore) -> None:
     # Each: the run and the images first, then the work with the run's model to itself, in a worker thread.
-    @app.post("/api/runs/{rid}/denoise", summary="Noisy image, model output and the best classical baseline")
-    async def denoise(rid: str, req: DenoiseReq) -> dict[str, Any]:
+    # A route that answers a JSON object as ready bytes (reply) still documents it as one in /openapi.json.
+    post_json = functools.partial(app.post, response_model=dict[str, Any])
+    @post_json("/api/runs/{rid}/denoise", summary="Noisy image, model output and the best classical baseline")
+    async def denoise(rid: str, req: DenoiseReq) -> Response:
         s = await served(store, rid)
         noise = work.noise_of(req.noise, req.level)
         x = await image(s, req.image, req.index)
@@ -427,8 +437,8 @@ def _task_routes(app: FastAPI, store: RunStore) -> None:
         r = await work.locked(s, work.denoise, s, x, noise, req.seed, baseline, thread=True)
         return reply(r, req.png)
 
-    @app.post("/api/runs/{rid}/inpaint", summary="Model fill vs mean-image fill of the missing pixels")
-    async def inpaint(rid: str, req: InpaintReq) -> dict[str, Any]:
+    @post_json("/api/runs/{rid}/inpaint", summary="Model fill vs mean-image fill of the missing pixels")
+    async def inpaint(rid: str, req: InpaintReq) -> Response:
         s = await served(store, rid)
         if len(s.shape) != 3:
             raise AekitError("inpainting needs an image model (samples of shape C, H, W)")
@@ -436,8 +446,24 @@ def _task_routes(app: FastAPI, store: RunStore) -> None:
         mask = work.parse_mask(s, req.mask) if isinstance(req.mask, str) else inputs.mask_array(req.mask, s.shape[1:])
         return reply(await work.locked(s, work.inpaint, s, x, mask, req.iters, thread=True), req.png)
 
-    @app.post("/api/runs/{rid}/interpolate", summary="The decoded point at weight t between two codes")
-    async def interpolate(rid: str, req: BlendReq) -> dict[str, Any]:
+    @post_json("/api/runs/{rid}/pca", summary="PCA with as many components as the code beside the model, with errors")
+    async def pca(rid: str, req: ImageReq) -> Response:
+        s = await served(store, rid)
+        x = await image(s, req.image, req.index)
+        fitted = await work.code_pca(s)  # outside the run's gate: it uses no model
+        return reply(await work.locked(s, work.linear, s, x, fitted), req.png)
+
+    @post_json("/api/runs/{rid}/classify", summary="A classifier run's probability of each class")
+    async def classify(rid: str, req: ImageReq) -> Response:
+        s = await served(store, rid, ("classifier",))
+        x = await image(s, req.image, req.index)
+        r = await work.locked(s, work.classify, s, x)
+        if req.index is not None and req.image is None and s.test_y is not None:
+            r["label"] = int(s.test_y[req.index])  # a test image's true class, beside the classifier's
+        return reply(r, req.png)
+
+    @post_json("/api/runs/{rid}/interpolate", summary="The decoded point at weight t between two codes")
+    async def interpolate(rid: str, req: BlendReq) -> Response:
         s = await served(store, rid)
         a, b = await image(s, req.a, req.a_index, "a"), await image(s, req.b, req.b_index, "b")
         return reply(await work.locked(s, work.blend, s, a, b, req.t, thread=True), req.png)
@@ -447,8 +473,8 @@ def _task_routes(app: FastAPI, store: RunStore) -> None:
         s = await served(store, rid)
         return await work.locked(s, work.latent, s, thread=True)
 
-    @app.post("/api/runs/{rid}/latent/decode", summary="Decode a point of a 2-D code's map")
-    async def latent_decode(rid: str, req: PointReq) -> dict[str, Any]:
+    @post_json("/api/runs/{rid}/latent/decode", summary="Decode a point of a 2-D code's map")
+    async def latent_decode(rid: str, req: PointReq) -> Response:
         s = await served(store, rid)
         return reply({"image": await work.locked(s, work.decode_point, s, req.x, req.y, req.label, thread=True)},
                      req.png)
@@ -574,11 +600,13 @@ def _job_routes(app: FastAPI, queue: JobQueue, streams: Streams) -> None:
     # queue.get raises JobNotFound for an unknown id: 404 "no such job"
     @app.get("/api/jobs", summary="Training jobs (one runs at a time, the others wait) and the presets")
     def jobs() -> dict[str, Any]:
-        return {"presets": [*PRESETS, *queue.recipes], "jobs": [j.public() for j in list(queue.jobs.values())]}
+        return {"presets": queue.names(), "preset_info": preset_info(),
+                "jobs": [j.public() for j in list(queue.jobs.values())]}
 
-    @app.post("/api/jobs", summary="Queue an `aekit train` run of a preset")
+    @app.post("/api/jobs", summary="Queue an `aekit train` run of a preset (a set: its jobs, one after another)")
     def start(req: JobReq) -> dict[str, Any]:
-        return queue.submit(req.preset, req.data, req.epochs).public()
+        jobs = queue.submit_set(SETS.get(req.preset, [req.preset]), req.data, req.epochs)
+        return {**jobs[-1].public(), "queued": [j.id for j in jobs]}  # the last job; the ids of all it queued
 
     @app.post("/api/jobs/{jid}/cancel", summary="Cancel a queued job, or stop a running one (resumable)",
               openapi_extra=body_of(NoBody))
@@ -631,32 +659,42 @@ def _docs_routes(app: FastAPI, token: str | None) -> None:
         plain = app.openapi
 
         def with_bearer() -> dict[str, Any]:
-            if app.openapi_schema is None:
-                schema = plain()
+            schema = app.openapi_schema
+            if schema is None:
+                schema = plain()  # (kept as app.openapi_schema)
                 schema.setdefault("components", {})["securitySchemes"] = {
                     "bearer": {"type": "http", "scheme": "bearer", "description": "the server's --token"}}
                 for path, ops in schema["paths"].items():
                     for op in ops.values() if path.startswith("/api/") else ():
                         op["security"] = [{"bearer": []}]
-            return app.openapi_schema
+            return schema
 
         app.openapi = with_bearer  # type: ignore[method-assign]
 
 
 def create_app(*runs: str | Path, runs_root: str | Path | None = None, token: str | None = None,
-               configs: str | Path | None = None, local_only: bool = False) -> Any:
+               configs: str | Path | None = None, local_only: bool = False,
+               docs_site: str | Path | None = None, demo: bool = False) -> Any:
     """The ASGI app serving the given run folders and every run folder directly under ``runs_root``;
     training jobs go under ``runs_root`` and may use the recipes (``*.toml``) in ``configs``.
     ``local_only`` (for a server bound to a loopback address) refuses requests whose Host header
-    names anything but localhost, 127.0.0.1 or [::1]. A token, where given, must not be empty."""
+    names anything but localhost, 127.0.0.1 or [::1]. A token, where given, must not be empty.
+    ``docs_site``, a built MkDocs site, is served under ``/guide/`` (:mod:`aekit.serve.guide`); without
+    one, ``/guide/`` says how to build it. With ``demo`` (``aekit serve`` with no run), the demo set
+    (:data:`aekit.serve.jobs.DEMO_SET`: a run for each panel) is queued as the server starts, and trained
+    one job after another while the page is already in use."""
     if token is not None and not token.strip():
         raise AekitError("the token is empty: give a token, or none to serve without one")
+    site = guide.site_folder(docs_site) if docs_site is not None else None
     store = RunStore(find_runs(list(runs), runs_root), runs_root)
+    store.listing()  # the model registry's imports now, not during a cold page's first request
     queue = JobQueue(Path(runs_root) if runs_root is not None else None, store.add,
                      Path(configs) if configs is not None else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
+        if demo:
+            queue.submit_set(DEMO_SET, "mnist-mini")
         yield
         queue.shutdown()  # a running job is checkpointed, so `aekit train --resume` continues it
 
@@ -671,6 +709,7 @@ def create_app(*runs: str | Path, runs_root: str | Path | None = None, token: st
     _task_routes(app, store)
     _job_routes(app, queue, streams)
     _docs_routes(app, token)
+    guide.routes(app, site)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -110,7 +110,7 @@ def decode_picture(text: str, shape: tuple[int, ...], field: str) -> tuple[np.nd
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
+            im: Image.Image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))  # converted below
             mode, given = "L" if shape[0] == 1 else "RGB", im.size
             if not (0 < given[0] <= MAX_SIDE and 0 < given[1] <= MAX_SIDE):  # before draft(): a progressive
                 # JPEG's decoder holds coefficients for every original pixel, whatever scale it is read at

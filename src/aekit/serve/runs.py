@@ -8,8 +8,11 @@ CLI beside the server joins the table and a removed one leaves it; an id, once g
 the same folder. A run is opened once, on first use, with what the page needs computed beside it
 (test images, the anomaly threshold, the mean image), and opened again when its weights change.
 
-Only autoencoder and pre-training runs are opened: a classifier run is listed, marked as such
-(``usable`` false and a ``note``), so that a picker can say why it is not offered.
+The panels that use an autoencoder take autoencoder and pre-training runs only: a classifier run is
+listed, marked as such (``usable`` false and a ``note``), so that a picker can say why it is not
+offered there; the Classify panel's calls take classifier runs only (:meth:`RunStore.get`'s ``kinds``).
+Each run is listed with the ``tasks`` it was trained for (:func:`tasks_of`), so that each panel can
+pick a run trained for its own.
 
 An error about a run names it by id too: the server's folders are replaced in its message
 (:func:`redact`), so a damaged file is reported as ``tiny/threshold.json: ...``.
@@ -33,7 +36,7 @@ from aekit.errors import AekitError
 ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 N_MAP = 1000  # test images on the latent map, kept as floats (mnist-mini's whole test split)
 MAX_TEST = 10_000  # test images a run offers to pick (MNIST's whole test split), kept as the dataset stores them
-SERVED_KINDS = ("autoencoder", "pretrain")  # the runs whose model the panels use (a classifier only encodes)
+SERVED_KINDS = ("autoencoder", "pretrain")  # the runs whose model the panels use (a classifier: Classify's only)
 N_REF = 1000  # validation images kept for the page (denoise baselines)
 
 
@@ -144,6 +147,14 @@ def find_runs(run_dirs: list[str | Path], runs_root: str | Path | None) -> dict[
     return found
 
 
+def _resolved(path: str) -> Path | None:
+    """A folder named in a run's config.json, resolved (None where it cannot be)."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
 def _stamp(f: Path) -> tuple[int, int, int] | None:
     """What changes when a file is replaced (an atomic write is a new inode), None where it is absent."""
     try:
@@ -181,7 +192,9 @@ def architecture(m: dict[str, Any], encoder_only: bool = False) -> str:
     if shape is None or not isinstance(code, int) or isinstance(code, bool):
         return f"code {code}"
     n_in, grid = math.prod(shape), "x".join(map(str, shape))
-    channels, latents = _sizes(m.get("channels")), _sizes(m.get("latents"))
+    # a VAE's table lists its conv channels even where its encoder is fully connected (arch "mlp")
+    channels = _sizes(m.get("channels")) if m.get("arch") != "mlp" else None
+    latents = _sizes(m.get("latents"))
     if channels is not None:
         return f"{grid} conv {'-'.join(map(str, channels))} code {code}"
     if latents is not None and layers is not None:  # deterministic widths, each under a stochastic layer
@@ -190,6 +203,58 @@ def architecture(m: dict[str, Any], encoder_only: bool = False) -> str:
         return f"code {code}"
     encoder = [n_in, *(layers or []), code]
     return "-".join(map(str, encoder if encoder_only else [*encoder, *encoder[-2::-1]]))
+
+
+def tasks_of(info: dict[str, Any]) -> list[str]:
+    """The page's tasks a run was trained for, from its config.json: ``reconstruct`` for an autoencoder
+    (not a conditional VAE, which needs each image's label), ``denoise`` where it trained on corrupted
+    inputs (``train.noise`` gaussian, masking or salt-pepper), ``infill`` on ``block:`` squares, ``sample``
+    for the variational family and ``classify`` for a fine-tuned classifier (``aekit finetune``)."""
+    if info.get("kind") == "classifier":
+        return ["classify"]
+    if info.get("kind") not in SERVED_KINDS:
+        return []
+    m = info["model"] if isinstance(info.get("model"), dict) else {}
+    run = info["run"] if isinstance(info.get("run"), dict) else {}
+    noise = run["train"].get("noise") if isinstance(run.get("train"), dict) else None
+    n_classes = m.get("n_classes")
+    conditional = isinstance(n_classes, int) and not isinstance(n_classes, bool) and n_classes > 0
+    tasks = [] if conditional else ["reconstruct"]
+    if isinstance(noise, str) and noise.partition(":")[0] in ("gaussian", "masking", "salt-pepper"):
+        tasks.append("denoise")
+    elif isinstance(noise, str) and noise.startswith("block:"):
+        tasks.append("infill")
+    if variational_family(m.get("name")):
+        tasks.append("sample")
+    return tasks
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+        else None
+
+
+def classifier_facts(info: dict[str, Any], d: Path) -> dict[str, Any]:
+    """What the Classify panel shows of a classifier run: how it was initialised, on how many labels,
+    its test accuracy (summary.json, as ``aekit finetune`` wrote it) and the folder it was fine-tuned
+    from (kept here, never answered: the listing names it by id)."""
+    import json
+
+    ft = info["finetune"] if isinstance(info.get("finetune"), dict) else {}
+    labels = ft.get("labels")
+    out: dict[str, Any] = {"init": ft.get("init") if ft.get("init") in ("pretrained", "random") else None,
+                           "labels": labels if isinstance(labels, int | str) and not isinstance(labels, bool) else None,
+                           "test_accuracy": None}
+    try:
+        f = d / "summary.json"
+        if f.stat().st_size <= 1_000_000:  # a few hundred bytes as written: a larger file is not read
+            summary = json.loads(f.read_text())
+            out["test_accuracy"] = _number(summary.get("test_accuracy")) if isinstance(summary, dict) else None
+    except (OSError, ValueError):
+        pass
+    parent = ft.get("pretrained")
+    out["_parent"] = parent if isinstance(parent, str) and len(parent) < 4096 else None
+    return out
 
 
 def describe(rid: str, d: Path) -> dict[str, Any]:
@@ -208,15 +273,33 @@ def describe(rid: str, d: Path) -> dict[str, Any]:
     n_classes = m.get("n_classes")
     n_classes = n_classes if isinstance(n_classes, int) and not isinstance(n_classes, bool) and n_classes > 0 else 0
     kind = info.get("kind")
+    train = info["run"].get("train") if isinstance(info.get("run"), dict) else None
+    noise = train.get("noise") if isinstance(train, dict) else None
     out = {"id": rid, "kind": kind, "usable": kind in SERVED_KINDS, "family": m.get("name"), "layers": m.get("layers"),
            "code": m.get("code"), "architecture": architecture(m, kind == "classifier"),
            "input_shape": m.get("input_shape"),
            "dataset": data.get("name"), "sse_per_image": test.get("sse_per_image"),
-           "variational": variational_family(m.get("name")), "conditional": n_classes > 0, "n_classes": n_classes}
+           "variational": variational_family(m.get("name")), "conditional": n_classes > 0, "n_classes": n_classes,
+           "tasks": tasks_of(info), "noise": noise if isinstance(noise, str) else None}
+    try:  # when it was trained (config.json is written last): the panels take the newest run for their task
+        out["trained_at"] = round((d / "config.json").stat().st_mtime, 3)
+    except OSError:
+        out["trained_at"] = None
     if kind == "classifier":
         out["architecture"] += f" -> {info.get('n_classes')} classes"
-        out["note"] = "a classifier run (aekit finetune): the panels need an autoencoder run"
+        out["note"] = "a classifier run (aekit finetune): the Classify panel uses it, the others need an autoencoder"
+        out.update(classifier_facts(info, d))
     return out
+
+
+def of_kind(s: Served, kinds: tuple[str, ...] = SERVED_KINDS) -> Served:
+    """``s`` if its run is of one of ``kinds``, else one line naming the run by id and what it is."""
+    if s.opened.kind in kinds:
+        return s
+    if s.opened.kind == "classifier":
+        raise AekitError(f"{s.id}: a classifier run (aekit finetune); this call needs an autoencoder run")
+    raise AekitError(f"{s.id}: an autoencoder run; this call needs a classifier run (make one with aekit finetune, "
+                     "or the Classify panel's button)")
 
 
 class RunStore:
@@ -268,20 +351,26 @@ class RunStore:
                     self.dirs[rid] = resolved
                     self._under_root.add(rid)
             for rid in list(self._served):
-                d = self.dirs.get(rid)
-                if d is None or _stamp(d / "model.safetensors") != self._weights.get(rid):
+                held = self.dirs.get(rid)
+                if held is None or _stamp(held / "model.safetensors") != self._weights.get(rid):
                     self._served.pop(rid, None)
 
     def listing(self) -> list[dict[str, Any]]:
         """Each run's :func:`describe`, its config.json read again only where the file changed."""
         self.rescan()
         out = []
+        ids = {d: rid for rid, d in list(self.dirs.items())}
         for rid, d in list(self.dirs.items()):  # a job may add one meanwhile
             stamp = _stamp(d / "config.json")
             seen = self._described.get(rid)
             if seen is None or seen[0] != (d, stamp) or stamp is None:
                 seen = self._described[rid] = ((d, stamp), describe(rid, d))
-            out.append(seen[1])
+            r = seen[1]
+            if "_parent" in r:  # the folder a classifier was fine-tuned from: named by its id, or not at all
+                parent = _resolved(r["_parent"]) if r["_parent"] else None
+                r = {k: v for k, v in r.items() if k != "_parent"}
+                r["parent"] = ids.get(parent) if parent is not None else None
+            out.append(r)
         for rid in set(self._described) - set(self.dirs):
             self._described.pop(rid, None)
         return out
@@ -292,7 +381,11 @@ class RunStore:
             raise RunNotFound(rid)
         return self._served.get(rid)
 
-    def get(self, rid: str) -> Served:
+    def get(self, rid: str, kinds: tuple[str, ...] = SERVED_KINDS) -> Served:
+        """Run ``rid`` opened (once), if it is of one of ``kinds`` (:func:`of_kind`)."""
+        return of_kind(self._get(rid), kinds)
+
+    def _get(self, rid: str) -> Served:
         self.opened(rid)
         with self._lock:
             s, d = self._served.get(rid), self.dirs.get(rid)
@@ -315,7 +408,7 @@ class RunStore:
         from aekit.run import open_run
         from aekit.tasks.anomaly import DEFAULT_RULE, record_scale, run_threshold, stored_threshold
 
-        o = open_run(d, SERVED_KINDS)
+        o = open_run(d, (*SERVED_KINDS, "classifier"))  # which kinds a call takes, get() checks
         ds, cfg = o.dataset()
         val = ds.split("val", cfg.data.val_fraction, cfg.data.split_seed)
         if len(val.x) == 0:
@@ -326,7 +419,7 @@ class RunStore:
         # default rule on the whole validation split: the same number the command would give.
         # A conditional VAE reconstructs nothing without each image's label, so it has no threshold (its
         # reconstructing calls are refused by the model; sampling, traversals and the manifold take a label).
-        if getattr(o.model, "takes_labels", False):
+        if getattr(o.model, "takes_labels", False) or o.kind == "classifier":  # nor does a classifier
             thr, scale = math.nan, None
         else:
             rec = stored_threshold(o.dir) or run_threshold(o, DEFAULT_RULE)

@@ -67,7 +67,7 @@ class BoundedHttp(HttpToolsProtocol):
         if len(open_now) > self.max_connections:
             return True
         host = self.client[0] if self.client else None
-        same = sum(1 for c in open_now if getattr(c, "client", None) and c.client[0] == host)
+        same = sum(1 for c in open_now if (peer := getattr(c, "client", None)) and peer[0] == host)
         return same > self.max_connections_per_client
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -327,3 +327,66 @@ def manifold(s: Served, grid: int, span: float, label: int | None) -> dict[str, 
     images, codes = square(s.model, grid, span, label)
     codes = codes.astype(np.float64).round(4) + 0.0  # + 0.0: the median's -0.0 as 0.0
     return {"images": images, "codes": codes.tolist(), "shape": list(images.shape), "span": span}
+
+
+# -- linear vs non-linear: the Linear panel's PCA beside the model ----------------------------------
+N_PCA_FIT = 10_000  # training images the code-sized PCA is fitted on (the run's training split, up to this)
+MAX_PCA_DIMS = 4096  # values per sample an exact PCA is fitted for here (its covariance is d x d float64)
+
+
+def _fit_code_pca(s: Served) -> tuple[Any, int]:
+    """PCA with as many components as the model's code (at most the sample's values), fitted on the first
+    :data:`N_PCA_FIT` images of the run's own training split; and how many it was fitted on."""
+    from aekit.baselines import PCA
+
+    x = s.opened.split("train").x[:N_PCA_FIT]  # as the dataset stores them: PCA.fit converts per chunk
+    return PCA(min(s.model.code_size, math.prod(s.shape))).fit(x), len(x)
+
+
+async def code_pca(s: Served) -> tuple[Any, int]:
+    """:func:`_fit_code_pca`, once per run (kept with the run: one PCA of the code's size each). It uses
+    no model, so it runs outside the run's gate, in a worker thread, one fit or baseline choice at a time
+    per run (``s.choosing``). Refused, before any work, for samples too large for an exact PCA here."""
+    from starlette.concurrency import run_in_threadpool
+
+    d = math.prod(s.shape)
+    if d > MAX_PCA_DIMS:
+        raise AekitError(f"pca: samples of {d:,} values are more than the {MAX_PCA_DIMS:,} an exact PCA is fitted "
+                         "for here; compare with `aekit baseline pca` instead")
+    if getattr(s.model, "takes_labels", False):
+        raise AekitError(f"{s.id}: a conditional VAE reconstructs only with each image's label; pick another run")
+    if "pca_code" not in s.cache:
+        async with s.choosing:
+            if "pca_code" not in s.cache:  # fitted while this request waited
+                s.cache["pca_code"] = await run_in_threadpool(_fit_code_pca, s)
+    return s.cache["pca_code"]
+
+
+def linear(s: Served, x: np.ndarray, fitted: tuple[Any, int]) -> dict[str, Any]:
+    """The PCA reconstruction of ``x`` with as many components as the code (``fitted``, from
+    :func:`code_pca`) beside the model's, each with its squared error summed over the image (the unit of
+    ``sse_per_image``; the PCA's unclipped, as the usual PCA figures are)."""
+    pca, n_fit = fitted
+    projected = pca.inverse_transform(pca.transform(x[None]))[0].reshape(x.shape).astype(np.float32)
+    recon = forward(s, x[None])[0][0]
+    return {"input": x, "pca": projected, "model": recon, "components": pca.k, "code_size": int(s.model.code_size),
+            "fit_images": n_fit, "sse_pca": float(np.square(x - projected, dtype=np.float64).sum()),
+            "sse_model": float(np.square(x - recon, dtype=np.float64).sum())}
+
+
+# -- classify: the Classify panel's class probabilities of a fine-tuned classifier ------------------
+def classify(s: Served, x: np.ndarray) -> dict[str, Any]:
+    """The classifier's probability of each class for ``x`` (a softmax of its outputs), the most likely
+    class, and the run's test accuracy as ``aekit finetune`` measured it (None where not recorded)."""
+    import torch
+
+    from aekit.serve.runs import classifier_facts
+
+    with torch.inference_mode():
+        logits = s.model(torch.from_numpy(np.ascontiguousarray(x[None], dtype=np.float32)))
+        p = torch.softmax(logits.double(), 1)[0].numpy()
+    if "facts" not in s.cache:
+        s.cache["facts"] = classifier_facts(s.opened.info, s.opened.dir)
+    facts = s.cache["facts"]
+    return {"input": x, "probabilities": [round(float(v), 6) for v in p], "predicted": int(p.argmax()),
+            "test_accuracy": facts["test_accuracy"], "init": facts["init"], "labels": facts["labels"]}
