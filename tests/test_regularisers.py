@@ -120,7 +120,7 @@ def test_denoising_training_beats_noisy_input(mini, tmp_path):
     from aekit.tasks.denoise import denoise_report
 
     r = denoise_report(run.model, mini.train.x, mini.train.x[:300], mini.test.x[:300],
-                       "gaussian:0.4", picture=tmp_path / "d.png")
+                       "gaussian:0.4", picture=tmp_path / "d.png", baselines="median3x3,gaussian_blur,pca_projection")
     assert r["psnr_autoencoder"] > r["psnr_noisy"] + 1
     assert set(r["baselines"]) == {"median3x3", "gaussian_blur", "pca_projection"}
     assert (tmp_path / "d.png").is_file()

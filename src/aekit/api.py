@@ -9,13 +9,16 @@ used), or an :class:`aekit.run.OpenRun`; ``data``/``data_dir`` name another data
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from aekit.config import RunConfig, apply_overrides
 from aekit.data.dataset import Dataset
 from aekit.run import OpenRun, Run, RunWriter, attach, dataset_for, default_run_dir, make_config, open_run, opened
+
+if TYPE_CHECKING:  # for annotations only: `import aekit` does not import torch
+    from aekit.models.base import Autoencoder
 
 
 def load_data(cfg: RunConfig, progress: bool = True) -> Dataset:
@@ -90,13 +93,18 @@ def reconstruct(model_or_dir: Any, data: str | None = None, data_dir: str | None
 
 
 def denoise(model_or_dir: Any, noise: str, data: str | None = None, data_dir: str | None = None,
-            split: str = "test", out: str | Path | None = None, seed: int = 0) -> dict[str, Any]:
-    """PSNR of a trained model as a denoiser on ``split``, next to three classical baselines."""
-    from aekit.tasks.denoise import denoise_report
+            split: str = "test", out: str | Path | None = None, seed: int = 0,
+            baselines: str | list[str] | None = None) -> dict[str, Any]:
+    """PSNR of a trained model as a denoiser on ``split``, next to classical baselines (``baselines``:
+    names from ``aekit.tasks.denoise.DENOISERS``, default all; those whose package, from the extra
+    ``aekit[baselines]``, is missing are named in the result's ``skipped``)."""
+    from aekit.tasks.classical import pick
+    from aekit.tasks.denoise import DENOISERS, denoise_report
 
+    pick(baselines, DENOISERS, (), True, "denoising")  # an unknown name fails before the data is read
     o, s = _use(model_or_dir, data, data_dir, split)
     return denoise_report(o.model, o.split("train", data, data_dir).x, o.split("val", data, data_dir).x, s.x,
-                          noise, seed=seed, picture=_picture(o, out, "denoise.png"))
+                          noise, seed=seed, picture=_picture(o, out, "denoise.png"), baselines=baselines)
 
 
 def encode(model_or_dir: Any, data: str | None = None, data_dir: str | None = None, split: str = "test",
@@ -152,13 +160,19 @@ def interpolate(model_or_dir: Any, src: str | int, dst: str | int, steps: int = 
 
 
 def inpaint(model_or_dir: Any, mask: str, iters: int = 20, out: str | Path | None = None, data: str | None = None,
-            data_dir: str | None = None, split: str = "test", start: str = "mean") -> dict[str, Any]:
-    """Fill the masked pixels of a split's images; PSNR on those pixels vs mean-image and nearest fills."""
-    from aekit.tasks.inpaint import inpaint_report
+            data_dir: str | None = None, split: str = "test", start: str = "mean",
+            baselines: str | list[str] | None = None) -> dict[str, Any]:
+    """Fill the masked pixels of a split's images; PSNR on those pixels vs the mean-image, nearest,
+    biharmonic and Telea fills (``baselines``: names from ``aekit.tasks.inpaint.FILLS``, default all;
+    those whose package, from the extra ``aekit[baselines]``, is missing are named in ``skipped``)."""
+    from aekit.tasks.classical import pick
+    from aekit.tasks.inpaint import FILLS, inpaint_report
 
+    pick(baselines, FILLS, (), True, "infilling")  # an unknown name fails before the data is read
     o, s = _use(model_or_dir, data, data_dir, split)
     return inpaint_report(o.model, o.split("train", data, data_dir).x, s.x, mask, iters=iters,
-                          picture=_picture(o, out, "inpaint.png"), start=start)
+                          picture=_picture(o, out, "inpaint.png"), start=start,
+                          val_x=o.split("val", data, data_dir).x, baselines=baselines)
 
 
 def anomaly(model_or_dir: Any, out: str | Path | None = None, contamination: float | None = None,
@@ -188,7 +202,8 @@ def anomaly(model_or_dir: Any, out: str | Path | None = None, contamination: flo
     if thr is None:
         thr = run_threshold(o, rule if rule is not None else DEFAULT_RULE, data, data_dir, normal)
     res = anomaly_report(o.model, s.x, s.y, thr, out=out, maps=maps, normal=normal)
-    if save_threshold and not thr.get("set_by"):  # (a threshold read from the run is stored already)
+    # (a threshold read from the run is stored already; `o.dir is not None` was checked above)
+    if save_threshold and not thr.get("set_by") and o.dir is not None:
         from aekit.tasks.anomaly import save_threshold as save
 
         with writing_lock(o.dir):
@@ -294,7 +309,8 @@ def traverse(model_or_dir: Any, dims: list[int] | None = None, steps: int = 9, s
 
 def pretrain(layers: list[int], mode: str = "greedy", noise: str | list[str] | None = None, data: str = "mnist-mini",
              data_dir: str | None = None, out: str | Path | None = None, activation: str = "sigmoid",
-             progress: bool | None = None, dataset: Dataset | None = None, resume: bool = False, **train: Any):
+             progress: bool | None = None, dataset: Dataset | None = None, resume: bool = False,
+             **train: Any) -> tuple[Autoencoder, dict[str, Any]]:
     """Pre-train a stacked encoder greedily (one shallow autoencoder per layer) or end to end.
 
     ``train`` holds training options (epochs, batch_size, lr, seed, device, ...) for every layer.
