@@ -6,9 +6,11 @@ from aekit.errors import AekitError
 from aekit.registry import create_model, list_models, model_class, register_model
 
 # One input shape per family that it can take; a new family only needs an entry here.
-SHAPES = {"linear": (1, 28, 28), "mlp": (1, 28, 28), "conv": (1, 28, 28), "vae": (1, 28, 28), "ladder": (1, 28, 28)}
+SHAPES = {"linear": (1, 28, 28), "mlp": (1, 28, 28), "conv": (1, 28, 28), "vae": (1, 28, 28), "ladder": (1, 28, 28),
+          "mae": (1, 28, 28)}
 EXTRA = {"mlp": {"layers": [64, 32]}, "conv": {"channels": [8, 16]}, "vae": {"layers": [32]},
-         "ladder": {"layers": [32, 16], "latents": [12]}}
+         "ladder": {"layers": [32, 16], "latents": [12]},
+         "mae": {"patch": 7, "width": 16, "depth": 1, "heads": 2, "decoder_width": 16}}
 
 
 def build(name, shape=None, **kw):

@@ -12,15 +12,32 @@ from __future__ import annotations
 import inspect
 import numbers
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aekit.errors import AekitError, key_text
 
-_MODELS: dict[str, tuple[type, str]] = {}
+if TYPE_CHECKING:  # for annotations only: the CLI imports this module without torch
+    from aekit.models.base import Autoencoder
+
+    _Family = TypeVar("_Family", bound=type[Autoencoder])
+
+_MODELS: dict[str, tuple[type[Autoencoder], str]] = {}
 
 
-def register_model(name: str, description: str) -> Callable[[type], type]:
-    def wrap(cls: type) -> type:
+def register_model(name: str, description: str) -> Callable[[_Family], _Family]:
+    """Class decorator: register an ``Autoencoder`` subclass as the model family ``name``.
+
+    Args:
+        name: The family's name, as ``--model`` and ``[model] name`` give it.
+        description: One line for ``aekit models``.
+
+    Returns:
+        The decorator, which returns the class unchanged (with ``family`` set to ``name``).
+
+    Raises:
+        ValueError: A family of that name is already registered.
+    """
+    def wrap(cls: _Family) -> _Family:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered")
         cls.family = name
@@ -33,7 +50,7 @@ def register_model(name: str, description: str) -> Callable[[type], type]:
 # The built-in families, found the way a plug-in would be: by module name. The families import
 # this module to register themselves, so importing them by name keeps the dependency one-way.
 BUILTIN_FAMILIES = ("aekit.models.linear", "aekit.models.mlp", "aekit.models.conv", "aekit.models.variational",
-                     "aekit.models.ladder")
+                     "aekit.models.ladder", "aekit.models.mae")
 
 
 def _ensure_loaded() -> None:
@@ -49,7 +66,7 @@ def list_models() -> dict[str, str]:
     return {k: d for k, (_, d) in _MODELS.items()}
 
 
-def model_class(name: Any) -> type:
+def model_class(name: Any) -> type[Autoencoder]:
     _ensure_loaded()
     if not isinstance(name, str) or name not in _MODELS:
         raise AekitError(f"unknown model {name!r}; known: {', '.join(_MODELS)} (see `aekit models`)")
@@ -148,7 +165,7 @@ def constructor_options(model: dict[str, Any], n_classes: Callable[[], int]) -> 
     return options
 
 
-def create_model(name: str, input_shape: tuple[int, ...], **options: Any):
+def create_model(name: str, input_shape: tuple[int, ...], **options: Any) -> Autoencoder:
     """Build a registered model for samples of ``input_shape``; unknown options are errors."""
     cls = model_class(name)
     check_options(name, options)

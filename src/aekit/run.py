@@ -1,6 +1,6 @@
 """The run directory, owned in one place: its ``config.json`` schema, opening, locking and guarding.
 
-A run folder holds one trained model (docs/run-format.md lists every file). Its ``config.json``::
+A run folder holds one trained model (docs/guides/run-folder.md lists every file). Its ``config.json``::
 
     {"format": 1, "kind": "autoencoder" | "pretrain" | "classifier", "aekit_version": "...",
      "model": {"name": ..., "input_shape": [...], ...options},   # rebuilds the network
@@ -131,7 +131,7 @@ def _check_model_table(mc: Any, where: Path) -> None:
         raise AekitError(f"{where}: no 'model' table; is this an aekit run directory?")
     if not isinstance(mc.get("name"), str):
         raise AekitError(f"{where}: model.name must be a model family name, got {mc.get('name')!r}")
-    shape = mc.get("input_shape")
+    shape: Any = mc.get("input_shape")  # any JSON value, checked here
     ok = isinstance(shape, list) and 1 <= len(shape) <= 4 and all(
         isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
     if not ok or math.prod(shape) > MAX_SHAPE_VALUES:
@@ -160,7 +160,8 @@ def classifier_from_config(info: dict[str, Any], encoder_model: Any | None = Non
     dropout = info.get("finetune", {}).get("dropout", 0.0)
     if not isinstance(dropout, int | float) or isinstance(dropout, bool) or not 0 <= dropout < 1:
         raise AekitError(f"finetune.dropout must lie in [0, 1), got {dropout!r}")
-    return Classifier(ae.encoder, ae.code_size, info["n_classes"], dropout, tuple(ae.input_shape))
+    body, width = ae.classifier_body()
+    return Classifier(body, width, info["n_classes"], dropout, tuple(ae.input_shape))
 
 
 _RUNS: weakref.WeakKeyDictionary[Any, OpenRun] = weakref.WeakKeyDictionary()
@@ -246,7 +247,7 @@ def _model_of(info: dict[str, Any], weights: Path, tensors: dict[str, Any]) -> A
     return model
 
 
-def open_run(run_dir: str | Path, kinds: tuple[str, ...] = KINDS) -> OpenRun:
+def open_run(run_dir: str | os.PathLike[str], kinds: tuple[str, ...] = KINDS) -> OpenRun:
     """Open a run folder: config checked, model rebuilt and its weights loaded."""
     from aekit.training.checkpoint import load_tensors
 

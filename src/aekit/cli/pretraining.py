@@ -79,7 +79,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     trainer_flags(pt, "continue the pre-training run in --out (finished layers are kept; start it if absent)")
     pt.set_defaults(func=cmd_pretrain)
     ft = sub.add_parser("finetune", help="fine-tune a pre-trained encoder into a classifier")
-    ft.add_argument("run", metavar="DIR", help="a pretrain (or any mlp/conv autoencoder) run directory")
+    ft.add_argument("run", metavar="DIR", help="a pretrain (or any mlp/conv/mae autoencoder) run directory")
     ft.add_argument("--labels", default="all", metavar="N|all", help="labelled training samples to use")
     ft.add_argument("--stage", default="both", choices=FINETUNE_STAGES)
     ft.add_argument("--init", default="pretrained", choices=FINETUNE_INITS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from aekit.cli.common import (
     data_flags,
@@ -16,7 +17,7 @@ from aekit.cli.common import (
     split_flag,
     trainer_flags,
 )
-from aekit.config import LOSSES, OPTIMIZERS, SCHEDULES
+from aekit.config import LOSSES, OPTIMIZERS, SCHEDULES, RunConfig
 from aekit.errors import AekitError
 
 TRAIN_FLAGS = {  # flag dest -> config key
@@ -36,6 +37,10 @@ TRAIN_FLAGS = {  # flag dest -> config key
     "beta": "model.beta", "kl_warmup": "model.kl_warmup", "free_bits": "model.free_bits",
     "iw_samples": "model.iw_samples", "prior": "model.prior", "likelihood": "model.likelihood",
     "conditional": "model.conditional", "latents": "model.latents",
+    # the masked autoencoder (--model mae); any other family refuses them in one line
+    "patch": "model.patch", "mask_ratio": "model.mask_ratio", "width": "model.width", "depth": "model.depth",
+    "heads": "model.heads", "decoder_width": "model.decoder_width", "decoder_depth": "model.decoder_depth",
+    "norm_pix": "model.norm_pix",
 }
 
 
@@ -52,7 +57,7 @@ def strip_nproc(argv: list[str]) -> list[str]:
     return out
 
 
-def launch_distributed(args: argparse.Namespace, cfg, overrides: dict) -> int:
+def launch_distributed(args: argparse.Namespace, cfg: RunConfig, overrides: dict[str, Any]) -> int:
     """``--nproc N``: check the arguments here (one clear line on bad input), then start torchrun."""
     from aekit.api import load_data
     from aekit.config import apply_overrides
@@ -214,6 +219,24 @@ def vae_flags(t: argparse.ArgumentParser) -> None:
                    help="condition encoder and decoder on the class label (the dataset's class count)")
 
 
+def mae_flags(t: argparse.ArgumentParser) -> None:
+    """The masked autoencoder's options (``--model mae``), as its [model] keys (ranges checked by the model)."""
+    g = t.add_argument_group("masked autoencoders (--model mae)")
+    g.add_argument("--patch", type=int, metavar="PIXELS", help="side of the square patches, dividing the image's "
+                   "sides (default 4: 49 patches of a 28x28 image)")
+    g.add_argument("--mask-ratio", type=float, metavar="R",
+                   help="share of the patches hidden in training, strictly between 0 and 1 (default 0.75)")
+    g.add_argument("--width", type=int, help="channels of the encoder's tokens (default 64)")
+    g.add_argument("--depth", type=int, help="Transformer blocks of the encoder (default 4)")
+    g.add_argument("--heads", type=int, help="attention heads; they divide both widths (default 4)")
+    g.add_argument("--decoder-width", type=int, help="channels of the decoder's tokens (default 64)")
+    g.add_argument("--decoder-depth", type=int, help="Transformer blocks of the decoder (default 1)")
+    # store_const with default None: an absent flag leaves a --config file's setting alone
+    g.add_argument("--norm-pix", action="store_const", const=True,
+                   help="predict each hidden patch normalised to mean 0 and variance 1 (He et al.'s target), "
+                   "and its mean and spread")
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train an autoencoder into a run directory")
     t.add_argument("--config", metavar="NAME|FILE.toml",
@@ -231,6 +254,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--contractive", type=float, metavar="LAMBDA",
                    help="contractive penalty: LAMBDA x squared Frobenius norm of the encoder Jacobian")
     vae_flags(t)
+    mae_flags(t)
     data_flags(t)
     t.add_argument("--val-fraction", type=float, help="share of the training part held out for validation (0.1)")
     t.add_argument("--image-size", type=int, help="resize images:DIR sources to this size")

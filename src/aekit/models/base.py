@@ -13,7 +13,7 @@ import math
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ MAX_WEIGHT = 1e6  # a regulariser's weight (contractive λ); far beyond any usef
 
 def check_positive(what: str, value: Any, cap: int = MAX_UNITS) -> int:
     """A whole number in [1, cap] (NumPy integers too), as a Python int."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= cap:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= int(value) <= cap:
         raise AekitError(f"{what} must be a whole number from 1 to {cap:,}, got {value!r:.40}")
     return int(value)
 
@@ -70,7 +70,10 @@ def check_unit_list(what: str, values: Any) -> list[int]:
 
 def check_weight(what: str, value: Any) -> float:
     """A regulariser's weight: a finite number in [0, MAX_WEIGHT]."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= MAX_WEIGHT:
+    # A flag, not an isinstance narrowing: typeshed's numbers.Real has no __ge__, so `0 <= value`
+    # would not type-check for a Real (float() instead would overflow on a huge int, not refuse it)
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not real or not 0 <= value <= MAX_WEIGHT:
         raise AekitError(f"{what} must be a non-negative number, at most {MAX_WEIGHT:g}, got {value!r:.40}")
     return float(value)
 
@@ -138,9 +141,16 @@ class Autoencoder(nn.Module):
     """
 
     family = "base"
+    # The parts every family builds in __init__ (declared for the type checker: nn.Module's
+    # __getattr__ would type them as Tensor | Module)
+    encoder: nn.Module
+    decoder: nn.Module
     # Whether forward and the NumPy maps take each sample's class label (``labels=``): a model
     # conditioned on labels says so, and the training loop then passes the batch's labels.
     takes_labels = False
+    # Whether decode(code) makes a picture: False for a family whose decoder needs more than a code
+    # (the mae family predicts patches from the patches it sees); a latent map then draws no manifold.
+    decodes_codes = True
 
     @classmethod
     def check_config(cls, options: dict[str, Any]) -> None:
@@ -192,6 +202,10 @@ class Autoencoder(nn.Module):
         VampPrior's pseudo-inputs); ``rows(k)`` reads ``k`` shuffled training rows (only if called)."""
 
     # -- the three public maps -------------------------------------------------------------
+    @overload
+    def encode(self, x: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def encode(self, x: np.ndarray) -> np.ndarray: ...
     def encode(self, x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
         """Codes of a batch. A tensor goes through with gradients; a NumPy array (uint8 images or
         floats, any batch size, samples as ``input_shape`` or flattened) gives a NumPy array."""
@@ -200,8 +214,13 @@ class Autoencoder(nn.Module):
         return self.encoder(self.shaped(x))
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's output before the output non-linearity, ``(B, *input_shape)``, for a code batch ``z``."""
         return self.decoder(z).reshape(z.shape[0], *self.input_shape)
 
+    @overload
+    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def decode(self, z: np.ndarray) -> np.ndarray: ...
     def decode(self, z: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
         """Outputs for a batch of codes; NumPy in, NumPy out (samples shaped as ``input_shape``)."""
         if isinstance(z, np.ndarray):
@@ -211,6 +230,11 @@ class Autoencoder(nn.Module):
             return self._numpy_batches(z, self.decode, None)
         logits = self.decode_logits(z)
         return torch.sigmoid(logits) if self.output == "sigmoid" else logits
+
+    def classifier_body(self) -> tuple[nn.Module, int]:
+        """What ``aekit finetune`` puts a softmax layer on, and its output width: the encoder and the
+        code here; a family whose features are not its code (the mae family's pooled tokens) says so."""
+        return self.encoder, self.code_size
 
     def recon_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """The deterministic reconstruction of a batch ``(B, *input_shape)``, with gradients: the
@@ -299,7 +323,7 @@ class Autoencoder(nn.Module):
         # is the reconstruction alone, so models with and without them are compared alike.
         if torch.is_grad_enabled():
             terms.update(self.penalties(x, code))
-        loss = rec if len(terms) == 1 else sum(terms.values())
+        loss = sum((t for name, t in terms.items() if name != "recon"), rec)  # rec alone if no penalty
         return AEOutput(recon, code, loss, terms)
 
     def config(self) -> dict[str, Any]:
@@ -307,4 +331,5 @@ class Autoencoder(nn.Module):
         return {"name": self.family, "input_shape": list(self.input_shape), **self.options, "output": self.output}
 
     def n_parameters(self) -> int:
+        """The number of trainable and frozen parameters (every tensor of ``parameters()``)."""
         return sum(p.numel() for p in self.parameters())

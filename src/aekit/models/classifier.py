@@ -47,5 +47,6 @@ class Classifier(nn.Module):
         self.head = nn.Linear(code_size, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(B, n_classes)`` of a batch of inputs."""
         return self.head(self.encoder(x))
 

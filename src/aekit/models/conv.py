@@ -96,6 +96,24 @@ def conv_parameters(input_shape: tuple[int, ...], chans: list[int], code: int) -
 
 @register_model("conv", "strided-conv encoder, upsample+conv decoder, flat code; any image size, gray or RGB")
 class ConvAE(Autoencoder):
+    """A convolutional autoencoder: stride-2 convolutions down, a flat code, upsampling and convolutions up.
+
+    Args:
+        input_shape: The shape of one image, ``(C, H, W)``, gray or RGB, of any size.
+        code: The code's width.
+        channels: The channels of each stride-2 stage, e.g. ``(32, 64)``.
+        activation: Hidden activation: relu, sigmoid, tanh, gelu, elu or leaky_relu.
+        code_activation: The code units' activation (None: linear).
+        loss: Reconstruction loss: "mse" or "bce".
+        output: The output non-linearity: "auto" (sigmoid for data in [0, 1], identity otherwise),
+            "sigmoid" or "identity".
+        sparse: Sparsity on the code: "l1:LAMBDA" or "kl:RHO,BETA" (needs a sigmoid code), or None.
+        contractive: Weight of the contractive penalty (the encoder Jacobian's squared Frobenius norm).
+    """
+
+    encoder: nn.Sequential
+    decoder: _Decoder
+
     def __init__(
         self,
         input_shape: tuple[int, ...],

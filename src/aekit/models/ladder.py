@@ -124,6 +124,13 @@ class LadderVAE(VariationalAE):
     """A Ladder VAE on flat inputs; ``layers`` are the deterministic widths (one per stochastic
     layer, bottom first), ``latents`` the stochastic layers below the code (bottom first)."""
 
+    # Parts unlike VariationalAE's: the encoder gives every layer's message, not one Gaussian (so it
+    # is no GaussianEncoder, and the methods of VariationalAE that read its parts are overridden here),
+    # the decoder takes no labels, and the prior is the standard normal.
+    encoder: LadderEncoder  # type: ignore[assignment]  # the subclass's own part, as said above
+    decoder: nn.Sequential
+    prior: StandardNormal
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
@@ -153,7 +160,7 @@ class LadderVAE(VariationalAE):
         self.decoder = mlp_stack([sizes[0], widths[0], widths[0], self.n_inputs], activation, None)
         self.prior = StandardNormal(self.code_size)
         self.register_buffer("_kl_weight", torch.ones(()), persistent=False)
-        self.likelihood: nn.Module | None = None
+        self.likelihood = None
         self.options = {"code": self.code_size, "latents": sizes[:-1], "layers": widths, "activation": activation,
                         "likelihood": likelihood, "variance": variance, "variance_value": o["variance_value"],
                         "beta": self.beta, "kl_warmup": self.kl_warmup, "iw_samples": self.iw_samples}
@@ -178,7 +185,7 @@ class LadderVAE(VariationalAE):
 
     def prior_components(self) -> DiagonalGaussian:
         """The top layer's prior, N(0, I), as one component (what traversals and the manifold read)."""
-        return self.prior.components(self.encoder.distribution, self.decoder[0].weight)
+        return self.prior.components(None, next(self.parameters()))  # no encoder; the model's dtype and device
 
     def infer(self, post: LadderPosterior, k: int | None, generator: torch.Generator | None = None,
               sample: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -188,7 +195,7 @@ class LadderVAE(VariationalAE):
         ``sample=False`` follows the posterior means (the log-ratio and KL are then of those)."""
         top = post.messages[-1]
         z = top.rsample(k, generator) if sample else top.mean
-        log_ratio = top.log_prob(z) - self.prior.log_prob(z, None)  # type: ignore[arg-type]
+        log_ratio = top.log_prob(z) - self.prior.log_prob(z, None)
         kl = top.kl_standard().sum(-1)
         for i in range(len(self.sizes) - 2, -1, -1):
             p = self.conditional_prior(i, z)

@@ -32,6 +32,11 @@ VARIANCE_MIN, VARIANCE_MAX = 1e-6, 1e6
 
 
 def check_variance_value(value: Any) -> float:
+    """``value`` if it is a finite variance within aekit's range, for the Gaussian likelihood.
+
+    Raises:
+        AekitError: It is not a number in that range.
+    """
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or not VARIANCE_MIN <= value <= VARIANCE_MAX:
         raise AekitError(f"variance_value must be a number from {VARIANCE_MIN:g} to {VARIANCE_MAX:g}, "
@@ -45,6 +50,8 @@ def _sum_values(ll: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class Bernoulli(nn.Module):
+    """p(x | z) a Bernoulli per value, for data in [0, 1] (binary or grey levels); the decoder gives logits."""
+
     output = "sigmoid"  # what the base class's decode applies to the logits
 
     def log_prob(self, target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -55,11 +62,21 @@ class Bernoulli(nn.Module):
         return _sum_values(ll, target)
 
     def mean(self, logits: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x | z): the sigmoid of the logits."""
         return torch.sigmoid(logits)
 
 
 class Gaussian(nn.Module):
+    """p(x | z) a Gaussian per value around the decoder's output, for real-valued data.
+
+    Args:
+        input_shape: The shape of one sample (for a variance per value).
+        variance: "fixed" (``value``), "learned" (one for all values) or "per-value" (one per value).
+        value: The fixed variance, or the learned one's start.
+    """
+
     output = "identity"
+    logvar: torch.Tensor  # a buffer (fixed) or a parameter (learned), registered in __init__
 
     def __init__(self, input_shape: tuple[int, ...], variance: str, value: float) -> None:
         super().__init__()
@@ -72,6 +89,7 @@ class Gaussian(nn.Module):
             self.logvar = nn.Parameter(log_value.expand(shape).clone())
 
     def log_variance(self) -> torch.Tensor:
+        """The log-variance, held within aekit's variance range."""
         return self.logvar.clamp(math.log(VARIANCE_MIN), math.log(VARIANCE_MAX))
 
     def log_prob(self, target: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
@@ -82,10 +100,16 @@ class Gaussian(nn.Module):
         return _sum_values(ll, target)
 
     def mean(self, logits: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x | z): the decoder's output itself."""
         return logits
 
 
-def make_likelihood(kind: str, input_shape: tuple[int, ...], variance: str, value: float) -> nn.Module:
+def make_likelihood(kind: str, input_shape: tuple[int, ...], variance: str, value: float) -> Bernoulli | Gaussian:
+    """The likelihood ``kind`` names ("bernoulli" or "gaussian", with ``variance`` and ``value``).
+
+    Raises:
+        AekitError: ``kind`` is neither.
+    """
     if kind == "bernoulli":
         return Bernoulli()
     if kind == "gaussian":

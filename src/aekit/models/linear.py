@@ -18,6 +18,20 @@ from aekit.registry import register_model
 
 @register_model("linear", "one linear encoder layer and one linear decoder layer (spans PCA's subspace)")
 class LinearAE(Autoencoder):
+    """A linear autoencoder: one linear layer each way, which learns the subspace of PCA (Baldi & Hornik 1989).
+
+    Args:
+        input_shape: The shape of one sample; it is flattened.
+        code: The code's width (PCA's number of components).
+        loss: Reconstruction loss: "mse" or "bce".
+        output: Must be "identity": the model is linear throughout.
+        sparse: Sparsity on the code: "l1:LAMBDA", or None.
+        contractive: Weight of the contractive penalty.
+    """
+
+    encoder: nn.Sequential
+    decoder: nn.Linear
+
     def __init__(self, input_shape: tuple[int, ...], code: int = 30, loss: str = "mse", output: str = "identity",
                  sparse: str | None = None, contractive: float = 0.0):
         if output != "identity":
@@ -29,7 +43,10 @@ class LinearAE(Autoencoder):
         self.decoder = nn.Linear(self.code_size, self.n_inputs)
 
     def jacobian_penalty(self, x: torch.Tensor) -> torch.Tensor:
-        return contractive_one_layer(self.encoder[1], nn.Identity(), x.flatten(1))
+        """The encoder Jacobian's squared Frobenius norm: its weight's, the same for every ``x``."""
+        linear = self.encoder[1]
+        assert isinstance(linear, nn.Linear)  # as __init__ builds it
+        return contractive_one_layer(linear, nn.Identity(), x.flatten(1))
 
     def resolve_output(self, value_range: str) -> None:
         if self.loss_name == "bce":

@@ -50,6 +50,26 @@ def mlp_parameters(sizes: Sequence[int]) -> int:
 
 @register_model("mlp", "fully connected encoder/decoder; --layers for depth (default: the simplest 784-32-784)")
 class MLPAE(Autoencoder):
+    """A fully connected autoencoder: the encoder's hidden layers, the code, and the mirror image.
+
+    With ``layers=()`` it is the lecture's simplest autoencoder, 784-32-784 for MNIST.
+
+    Args:
+        input_shape: The shape of one sample, e.g. ``(1, 28, 28)``; it is flattened.
+        code: The code's width.
+        layers: The encoder's hidden widths, e.g. ``(1000, 500, 250)``; the decoder mirrors them.
+        activation: Hidden activation: relu, sigmoid, tanh, gelu, elu or leaky_relu.
+        code_activation: The code units' activation (None: linear).
+        loss: Reconstruction loss: "mse" or "bce".
+        output: The output non-linearity: "auto" (sigmoid for data in [0, 1], identity otherwise),
+            "sigmoid" or "identity".
+        sparse: Sparsity on the code: "l1:LAMBDA" or "kl:RHO,BETA" (needs a sigmoid code), or None.
+        contractive: Weight of the contractive penalty (the encoder Jacobian's squared Frobenius norm).
+    """
+
+    encoder: nn.Sequential
+    decoder: nn.Sequential
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
@@ -76,8 +96,11 @@ class MLPAE(Autoencoder):
         self.options.update(layers=hidden, activation=activation, code_activation=code_act)
 
     def jacobian_penalty(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean squared Frobenius norm of the encoder's Jacobian at ``x`` (exact, in closed form for one layer)."""
         if self.options["layers"]:
             return super().jacobian_penalty(x)
         # One layer (Flatten, Linear[, activation]): the closed form of Rifai et al. 2011.
         act = self.encoder[2] if len(self.encoder) > 2 else nn.Identity()
-        return contractive_one_layer(self.encoder[1], act, x.flatten(1))
+        linear = self.encoder[1]
+        assert isinstance(linear, nn.Linear)  # as __init__ builds it
+        return contractive_one_layer(linear, act, x.flatten(1))

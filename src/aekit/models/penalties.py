@@ -25,6 +25,9 @@ MAX_SPARSE_WEIGHT = 1e6  # λ or β
 
 @dataclass(frozen=True)
 class Sparsity:
+    """A sparsity penalty on the code: ``weight`` × the mean absolute code ("l1"), or ``weight`` × the KL
+    divergence from a Bernoulli of mean ``target`` to each code unit's mean activation ("kl")."""
+
     kind: str  # "l1" or "kl"
     weight: float  # λ for l1, β for kl
     target: float = 0.0  # ρ for kl

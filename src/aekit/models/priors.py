@@ -49,11 +49,13 @@ class StandardNormal(nn.Module):
         super().__init__()
         self.code = code
 
-    def components(self, encoder: Encoder, like: torch.Tensor) -> DiagonalGaussian:
+    def components(self, encoder: Encoder | None, like: torch.Tensor) -> DiagonalGaussian:
+        """The prior as a (one-component) diagonal Gaussian, N(0, I), on ``like``'s device and dtype."""
         zeros = like.new_zeros(1, self.code)
         return DiagonalGaussian(zeros, zeros)
 
-    def log_prob(self, z: torch.Tensor, comps: DiagonalGaussian) -> torch.Tensor:
+    def log_prob(self, z: torch.Tensor, comps: DiagonalGaussian | None) -> torch.Tensor:
+        """log p(z) per sample, summed over the code, ``(...,)`` for ``z`` of shape ``(..., code)``."""
         return -0.5 * (z**2 + LOG_2PI).sum(-1)  # the direct form: exact, where the mixture's expansion is not
 
 
@@ -78,9 +80,11 @@ class VampPrior(nn.Module):
         self.pseudo.copy_(x[:k].reshape(self.pseudo.shape).to(self.pseudo))
 
     def components(self, encoder: Encoder, like: torch.Tensor) -> DiagonalGaussian:
+        """The mixture's K components: the posteriors ``encoder`` gives the pseudo-inputs."""
         return encoder(self.pseudo)
 
     def log_prob(self, z: torch.Tensor, comps: DiagonalGaussian) -> torch.Tensor:
+        """log p(z) per sample under the mixture of ``comps`` (equal weights), by a stable log-sum-exp."""
         return mixture_log_prob(z, comps)
 
 
@@ -123,7 +127,12 @@ def prior_quantiles(comps: DiagonalGaussian, p: np.ndarray) -> np.ndarray:
     return 0.5 * (lo + hi)
 
 
-def make_prior(spec: str, code: int, input_shape: tuple[int, ...]) -> nn.Module:
+def make_prior(spec: str, code: int, input_shape: tuple[int, ...]) -> StandardNormal | VampPrior:
+    """The prior ``spec`` names: "standard", or "vamp:K" (K pseudo-inputs of ``input_shape``).
+
+    Raises:
+        AekitError: ``spec`` is neither.
+    """
     kind, k = parse_prior(spec)
     return StandardNormal(code) if kind == "standard" else VampPrior(k, input_shape)
 

@@ -34,7 +34,7 @@ import itertools
 import math
 import numbers
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ from aekit.models.base import (
 )
 from aekit.models.base import activation as make_activation
 from aekit.models.conv import ConvAE
-from aekit.models.likelihoods import LIKELIHOODS, VARIANCES, check_variance_value, make_likelihood
+from aekit.models.likelihoods import LIKELIHOODS, VARIANCES, Bernoulli, Gaussian, check_variance_value, make_likelihood
 from aekit.models.mlp import mlp_stack
 from aekit.models.posterior import DiagonalGaussian
 from aekit.models.priors import VampPrior, make_prior, parse_prior
@@ -68,7 +68,7 @@ MAX_WARMUP = 1_000_000
 
 def check_whole(what: str, value: Any, low: int, high: int) -> int:
     """A whole number in [low, high] (where 0 is allowed, which check_positive refuses)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
         raise AekitError(f"{what} must be a whole number from {low} to {high:,}, got {value!r:.40}")
     return int(value)
 
@@ -167,12 +167,17 @@ def _bodies(arch: str, shape: tuple[int, ...], code: int, hidden: list[int], cha
             n_classes: int) -> tuple[GaussianEncoder, LabelledDecoder]:
     """Encoder and decoder from the mlp or conv family's own building code."""
     n_in = math.prod(shape)
+    features: nn.Module
+    trunk: nn.Module
+    dec_net: nn.Module
     if arch == "conv":
         # A conv autoencoder whose code is the decoder's input (z and the label): its convolutions
         # are our encoder's features and its decoder is ours (its own last linear layer is dropped).
         conv = ConvAE(shape, code=code + n_classes, channels=chans, activation=act)
+        last = conv.encoder[-1]
+        assert isinstance(last, nn.Linear)  # the code layer (no code activation was asked for)
         features, trunk = conv.encoder[:-1], nn.Identity()
-        width, dec_net = conv.encoder[-1].in_features + n_classes, conv.decoder
+        width, dec_net = last.in_features + n_classes, conv.decoder
     else:
         sizes = [n_in + n_classes, *hidden]
         dec_sizes = [code + n_classes, *hidden[::-1], n_in]
@@ -193,6 +198,9 @@ class VariationalAE(Autoencoder):
     negative (β-)ELBO, or of the negative IWAE bound when ``iw_samples`` > 1, in nats per sample;
     ``terms`` holds ``recon`` (expected negative log-likelihood) and ``kl``.
     """
+
+    encoder: GaussianEncoder
+    _kl_weight: torch.Tensor  # a buffer, registered in __init__
 
     def __init__(
         self,
@@ -231,7 +239,7 @@ class VariationalAE(Autoencoder):
         # The KL weight of the warm-up, a buffer (not saved: it follows from the epoch) so that a
         # compiled step reads its value instead of recompiling when it changes.
         self.register_buffer("_kl_weight", torch.ones(()), persistent=False)
-        self.likelihood: nn.Module | None = None
+        self.likelihood: Bernoulli | Gaussian | None = None
         self.options: dict[str, Any] = {
             "code": self.code_size, "arch": arch, "layers": hidden, "channels": chans, "activation": activation,
             "likelihood": likelihood, "variance": variance, "variance_value": o["variance_value"],
@@ -308,7 +316,7 @@ class VariationalAE(Autoencoder):
         """The prior as a mixture of diagonal Gaussians ``(K, D)`` (K = 1 for the standard normal)."""
         return self.prior.components(self.encoder.distribution, self.encoder.head.weight)  # its dtype and device
 
-    def _likelihood(self) -> nn.Module:
+    def _likelihood(self) -> Bernoulli | Gaussian:
         if self.likelihood is None:
             raise RuntimeError("likelihood 'auto' is chosen by resolve_output(value_range) before use")
         return self.likelihood
@@ -420,6 +428,10 @@ class VariationalAE(Autoencoder):
         self.train(was_training)
         return np.concatenate(outs) if outs else np.zeros((0, *width), np.float32)
 
+    @overload
+    def encode(self, x: torch.Tensor, labels: Any = None) -> torch.Tensor: ...
+    @overload
+    def encode(self, x: np.ndarray, labels: Any = None) -> np.ndarray: ...
     def encode(self, x: torch.Tensor | np.ndarray, labels: Any = None) -> torch.Tensor | np.ndarray:
         """Posterior means: a tensor with gradients, or NumPy in, NumPy out (as the base class)."""
         if isinstance(x, np.ndarray):
@@ -428,6 +440,10 @@ class VariationalAE(Autoencoder):
             return self.numpy_map(lambda t, y: self.posterior(t, y).mean, x, lab, (self.code_size,))
         return self.posterior(x, labels).mean
 
+    @overload
+    def decode(self, z: torch.Tensor, labels: Any = None) -> torch.Tensor: ...
+    @overload
+    def decode(self, z: np.ndarray, labels: Any = None) -> np.ndarray: ...
     def decode(self, z: torch.Tensor | np.ndarray, labels: Any = None) -> torch.Tensor | np.ndarray:
         """The likelihood's mean at codes ``(N, D)`` (labels for a conditional model)."""
         if isinstance(z, np.ndarray):
@@ -453,7 +469,7 @@ class VariationalAE(Autoencoder):
 
     def init_pseudo_inputs(self, x: np.ndarray) -> None:
         """Start a VampPrior's pseudo-inputs at the first K rows of ``x`` (shuffled training rows)."""
-        if not hasattr(self.prior, "init_from"):
+        if not isinstance(self.prior, VampPrior):
             raise AekitError("only a model with prior vamp:K has pseudo-inputs")
         ref = next(self.parameters())
         self.prior.init_from(torch.from_numpy(_scaled(self._as_inputs(x)[: self.prior.pseudo.shape[0]])).to(ref))

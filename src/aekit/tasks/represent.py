@@ -209,12 +209,13 @@ def decoded_grid(model: Any, codes: np.ndarray, grid: int = MANIFOLD_GRID,
     ``(grid, grid, 2)``, a title), rows from high to low code 2. A VAE's grid is its prior's quantiles
     (:func:`aekit.tasks.generate.manifold`, Kingma & Welling's figure); another autoencoder's is
     even steps over the central ``span`` of its ``codes``, the region its decoder was trained on.
-    None where there is no picture to draw: samples that are not images, or a conditional VAE (whose
-    decoder needs a label as well)."""
+    None where there is no picture to draw: samples that are not images, a conditional VAE (whose
+    decoder needs a label as well), or a family with no decoder for codes (``decodes_codes``, mae)."""
     from aekit.models.variational import VariationalAE
     from aekit.tasks.generate import manifold
 
-    if len(model.input_shape) != 3 or getattr(model, "n_classes", 0):
+    no_decoder = not getattr(model, "decodes_codes", True)
+    if len(model.input_shape) != 3 or bool(getattr(model, "n_classes", 0)) or no_decoder:
         return None
     lo, hi = 100 * (1 - span) / 2, 100 * (1 + span) / 2
     if isinstance(model, VariationalAE):

@@ -152,6 +152,11 @@ MAX_GRID = 1024  # samples in one reconstruction picture: wider is no picture a 
 
 
 def check_grid_size(n: int) -> None:
+    """Refuse a picture of other than 1 to ``MAX_GRID`` images (``--n``).
+
+    Raises:
+        AekitError: ``n`` is not a whole number in that range.
+    """
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_GRID:
         raise AekitError(f"--n must be a whole number from 1 to {MAX_GRID}, got {n!r}")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
@@ -42,7 +44,7 @@ def take_rows(x: torch.Tensor | mapped.RowReader, idx: torch.Tensor, device: tor
     return rows.to(device)
 
 
-def pieces_of(x: torch.Tensor | np.ndarray, batch_size: int, device: torch.device):
+def pieces_of(x: torch.Tensor | np.ndarray, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
     """Float batches of a whole split, a tensor or a memory map."""
     if isinstance(x, torch.Tensor):
         return (as_batch(x[i : i + batch_size]) for i in range(0, len(x), batch_size))

@@ -32,10 +32,16 @@ from aekit.io import (
 
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Write ``tensors`` to ``path`` as safetensors, atomically."""
     atomic_write_bytes(path, tensors_bytes(tensors))
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file.
+
+    Raises:
+        AekitError: The file is missing, unreadable or corrupt.
+    """
     p = Path(path)
     try:
         with open_plain(p, "weights file") as fh:
@@ -83,7 +89,12 @@ def check_optimizer_state(opt: torch.optim.Optimizer) -> None:
     """
     twin_p = torch.zeros(2, 3, requires_grad=True)
     twin_p.grad = torch.zeros(2, 3)
-    twin = type(opt)([twin_p], **opt.defaults)
+    # Only the settings its constructor takes: AdamW's defaults also hold decoupled_weight_decay, which
+    # it sets itself and refuses as an argument (so every AdamW run failed to resume)
+    import inspect
+
+    takes = inspect.signature(type(opt).__init__).parameters
+    twin = type(opt)([twin_p], **{k: v for k, v in opt.defaults.items() if k in takes})
     twin.step()
     want = twin.state[twin_p]
     for group in opt.param_groups:
@@ -216,6 +227,7 @@ def recover_last(out: Path) -> None:
 
 
 def tensors_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
+    """``tensors`` as the bytes of a safetensors file (copied to the CPU)."""
     return st_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
 
 

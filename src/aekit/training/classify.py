@@ -70,6 +70,8 @@ def stratified_subset(y: np.ndarray, n: int | str, seed: int) -> np.ndarray:
 
 @dataclass
 class StageResult:
+    """One fine-tuning stage's outcome: its name, epochs, best validation accuracy and time."""
+
     stage: str
     epochs: int
     best_val_accuracy: float
@@ -91,6 +93,7 @@ def random_shift(x: torch.Tensor, s: int, generator: torch.Generator) -> torch.T
 
 @torch.no_grad()
 def accuracy(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray, batch: int = 4096) -> float:
+    """The share of ``x``'s samples a classifier labels as ``y`` says, in batches of ``batch``."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -123,6 +126,8 @@ class Classification(Objective):
 
     def inputs(self, model: nn.Module, xb: torch.Tensor, yb: torch.Tensor | None, step: int,
                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if yb is None:  # uses_labels: the loop gives every batch its labels
+            raise RuntimeError("a classification batch needs its labels")
         return (random_shift(xb, self.shift, gen) if self.shift else xb), yb
 
     def begin_epoch(self, model: nn.Module, epoch: int, epochs: int) -> None:
@@ -186,6 +191,8 @@ def labelled_splits(train: Split, val: Split, test: Split, labels: int | str, se
     idx = stratified_subset(train.y, labels, seed)
     n_val = len(val) if labels == "all" else min(len(val), max(10 * n_classes, len(idx) // 5))
     if len(val):
+        if val.y is None:
+            raise AekitError(f"{name} has no labels to fine-tune on")
         vidx = stratified_subset(val.y, n_val, seed + 1)
         return Split(train.x[idx], train.y[idx]), Split(val.x[vidx], val.y[vidx]), n_classes
     return Split(train.x[idx], train.y[idx]), Split(train.x[idx], train.y[idx]), n_classes

@@ -8,7 +8,7 @@ the same steps as one process with batch B: DistributedDataParallel averages the
 Only rank 0 writes the run directory, logs and pictures; every rank reads a checkpoint to resume.
 
 The backend is gloo on CPU and nccl on CUDA. Multi-node runs use torchrun's rendezvous flags
-(``--nnodes``, ``--node-rank``, ``--rdzv-endpoint``); see the README.
+(``--nnodes``, ``--node-rank``, ``--rdzv-endpoint``); see docs/guides/multiprocess.md.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ def rank_and_size() -> tuple[int, int]:
 
 
 def is_main() -> bool:
+    """Whether this process is rank 0 (the one that writes the run folder); True without torchrun."""
     return rank_and_size()[0] == 0
 
 

@@ -38,6 +38,8 @@ class Plan:
 
 @dataclass
 class FinetuneJob:
+    """The settings of ``aekit finetune`` (:func:`aekit.api.finetune` documents each one)."""
+
     labels: int | str = "all"
     stage: str = "both"
     init: str = "pretrained"
@@ -57,12 +59,18 @@ class FinetuneJob:
     compile: str = "off"
 
     def train_config(self) -> TrainConfig:
+        """The ``TrainConfig`` each fine-tuning stage trains with."""
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
                            seed=self.seed, weight_decay=self.weight_decay, schedule=self.schedule, device=self.device,
                            deterministic=self.deterministic, tensorboard=self.tensorboard,
                            precision=self.precision, compile=self.compile)
 
     def checked(self) -> FinetuneJob:
+        """``self``, once every setting is checked.
+
+        Raises:
+            AekitError: A setting is unknown or out of range.
+        """
         if self.stage not in STAGES:
             raise AekitError(f"unknown stage {self.stage!r}; use top, all or both")
         if self.init not in INITS:
@@ -95,15 +103,19 @@ class FinetuneJob:
         if self.init == "random":
             mc = ae.config()
             ae = create_model(mc.pop("name"), tuple(mc.pop("input_shape")), **mc)
-        model = Classifier(ae.encoder, ae.code_size, n_classes, self.dropout, tuple(ae.input_shape)).to(device)
+        # The family's features (the encoder and its code; an mae's pooled tokens), not an `if` on its kind
+        body, width = ae.classifier_body()
+        model = Classifier(body, width, n_classes, self.dropout, tuple(ae.input_shape)).to(device)
         tables = {"model": ae.config(), "run": pretrained.info.get("run", {}), "data": ds.describe(),
                   "n_classes": n_classes, "finetune": {**asdict(self), "pretrained": str(pretrained.dir)}}
         return Plan(tables, model, tr, va, ds.test)
 
     def run(self, plan: Plan, out: Path | None, *, resume: bool, progress: bool | None) -> dict[str, Any]:
+        """Run the stages of ``plan`` and return the summary (test error in %), writing ``out`` if given."""
         stages = ["top", "all"] if self.stage == "both" else [self.stage]
         results = finetune_stages(plan.model, stages, plan.train, plan.val, self.train_config(), out,
                                   shift=self.shift, resume=resume, progress=progress)
+        assert plan.test.y is not None  # labelled_splits refused a test split without labels
         test_acc = accuracy(plan.model, plan.test.x, plan.test.y)
         summary = {"labels": len(plan.train), "n_val": len(plan.val), "stage": self.stage, "init": self.init,
                    "n_classes": plan.tables["n_classes"], "stages": [asdict(r) for r in results],

@@ -49,6 +49,7 @@ def noise_per_layer(noise: str | Sequence[str] | None, n_layers: int) -> list[st
 
 
 def stacked_model(input_shape: tuple[int, ...], layers: Sequence[int], activation: str) -> Autoencoder:
+    """The deep ``mlp`` autoencoder whose encoder is the stack of ``layers`` (the last one is the code)."""
     if not layers:
         raise AekitError("--layers: give at least one layer size, e.g. 1000,1000,1000")
     return create_model("mlp", input_shape, layers=list(layers[:-1]), code=layers[-1], activation=activation,
@@ -56,11 +57,13 @@ def stacked_model(input_shape: tuple[int, ...], layers: Sequence[int], activatio
 
 
 def encoder_linears(model: Autoencoder) -> list[torch.nn.Linear]:
-    return [m for m in model.encoder if isinstance(m, torch.nn.Linear)]
+    """The encoder's linear layers, bottom first."""
+    return [m for m in model.encoder.children() if isinstance(m, torch.nn.Linear)]
 
 
 def decoder_linears(model: Autoencoder) -> list[torch.nn.Linear]:
-    return [m for m in model.decoder if isinstance(m, torch.nn.Linear)]
+    """The decoder's linear layers, from the code outwards."""
+    return [m for m in model.decoder.children() if isinstance(m, torch.nn.Linear)]
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ model's *first* guess in the square, not the clean image: the first guess is wha
 mean-filled batches teach (the best estimate from the observed pixels alone), and the later
 passes are taught to stay there instead of sharpening it. Measured on full MNIST, center:14,
 784-1000-500-64, 20 epochs, PSNR after 20 passes: clean targets 10.44 dB, first-guess targets
-10.53 dB (the README's Results give the 60-epoch model).
+10.53 dB (docs/benchmarks.md gives the 60-epoch model).
 
 Tried and dropped, same set-up: persistent chains that advance one pass per training step,
 which are cheaper but show the same images step after step (9.70 dB); guesses mixed with the mean

@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import numpy as np
 import torch
@@ -45,6 +45,7 @@ from aekit.device import autocast_dtype, precision_name
 from aekit.errors import AekitError, TrainingStopped
 from aekit.io import atomic_write_text
 from aekit.metrics import ReconMeter
+from aekit.models.base import Autoencoder
 from aekit.progress import Progress, say
 from aekit.training import checkpoint as ckpt
 from aekit.training import distributed
@@ -60,6 +61,19 @@ HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_mse", "val_sse_per_ima
 
 @dataclass
 class FitResult:
+    """What :func:`fit` returns: the per-epoch history and the best epoch.
+
+    Attributes:
+        history: One dict per epoch, the rows of ``metrics.csv`` (``HISTORY_FIELDS``).
+        best_val_loss: The lowest validation loss (inf without a validation split).
+        best_epoch: The epoch it was reached at, counted from 1.
+        steps: Optimizer steps taken.
+        seconds: Time spent training.
+        stopped_early: Whether ``patience`` ended the run.
+        precision: What the forward pass ran in.
+        compiled: Whether the step ran through ``torch.compile`` to the end.
+    """
+
     history: list[dict[str, Any]] = field(default_factory=list)
     best_val_loss: float = math.inf
     best_epoch: int = 0
@@ -79,9 +93,10 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     """
     params = [p for p in model.parameters() if p.requires_grad]
     fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for p in params)
+    kw: dict[str, Any]
     if cfg.optimizer == "sgd":
         kw = {"lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay}
-        cls: type[torch.optim.Optimizer] = torch.optim.SGD
+        cls: type[torch.optim.SGD | torch.optim.Adam] = torch.optim.SGD
     else:
         kw = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
         cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
@@ -147,7 +162,7 @@ class Objective:
 
     def begin_epoch(self, model: torch.nn.Module, epoch: int, epochs: int) -> None:
         """The model's per-epoch hook (:meth:`aekit.models.base.Autoencoder.begin_epoch`)."""
-        model.begin_epoch(epoch, epochs)
+        _hooked(model).begin_epoch(epoch, epochs)
 
     def prepare(self, model: torch.nn.Module, cfg: TrainConfig, x_train: Any, device: torch.device) -> None:
         if self.corruption is None:
@@ -157,7 +172,9 @@ class Objective:
     def inputs(self, model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor | None, step: int,
                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(model input, target) of one batch; ``yb`` (None unless :meth:`wants_labels`) are its labels."""
-        return self.corruption.pair(model, xb, step, gen, yb)
+        if self.corruption is None:
+            raise RuntimeError("prepare() chooses the corruption before the first batch")
+        return self.corruption.pair(_hooked(model), xb, step, gen, yb)
 
     def loss(self, model: torch.nn.Module, inp: torch.Tensor, target: torch.Tensor,
              labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -171,6 +188,12 @@ class Objective:
         m = evaluate_tensor(model, x, cfg.eval_batch_size, model.output == "sigmoid",
                             y if self.wants_labels(model) else None)
         return {"val_loss": m["loss"], "val_mse": m["mse"], "val_sse_per_image": m["sse_per_image"]}
+
+
+def _hooked(model: torch.nn.Module) -> Autoencoder:
+    """The model as what it is to the default objective: an autoencoder, or any module with its
+    hooks (duck-typed, so no isinstance check), which nn.Module's attribute typing cannot express."""
+    return cast(Autoencoder, model)
 
 
 class _Stop:
@@ -220,7 +243,9 @@ class Trainer:
         self.epoch_steps = max(self.per_pass, objective.min_steps_per_epoch)
         if objective.wants_labels(model) and train.y is None:
             raise AekitError("this model is conditioned on labels (a conditional VAE), and the training data has none")
-        self.y = to_tensor(train.y.astype(np.int64), device) if objective.wants_labels(model) else None
+        # (`train.y is not None` for the type checker: a split without labels was refused above)
+        wants = objective.wants_labels(model)
+        self.y = to_tensor(train.y.astype(np.int64), device) if wants and train.y is not None else None
         self.x_val = self.y_val = None
         if val is not None and len(val):
             self.x_val = val.x if mapped.is_mapped(val.x) else to_tensor(val.x, device)
@@ -229,7 +254,8 @@ class Trainer:
         # Convolutions on a GPU run fastest on NHWC tensors (tensor cores): weights and batches go channels-last.
         self.channels_last = device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
         if self.channels_last:
-            model.to(memory_format=torch.channels_last)
+            # nn.Module.to takes memory_format (as its docstring says); torch's overloads of it leave it out
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.opt = make_optimizer(model, cfg)
         self.gens = {"perm": torch.Generator().manual_seed(cfg.seed),
                      "noise": torch.Generator(device).manual_seed(cfg.seed + 1)}
@@ -272,6 +298,7 @@ class Trainer:
         return perm.to(self.device) if isinstance(self.x, torch.Tensor) else perm
 
     def batch_rows(self, perm: torch.Tensor, i: int) -> torch.Tensor:
+        """The row indices of the epoch's batch ``i`` in the permutation ``perm``."""
         n, bs = self.n_rows, self.batch
         rep, j = divmod(i, self.per_pass)  # batch j of permutation number rep
         return perm[rep * n + j * bs : rep * n + min((j + 1) * bs, n)]
@@ -289,6 +316,7 @@ class Trainer:
 
     # --- one step and one epoch ----------------------------------------------------------------
     def step(self, idx: torch.Tensor, i: int) -> None:
+        """One optimizer step on the rows ``idx`` (batch ``i`` of the epoch): corrupt, forward, backward, step."""
         xb = as_batch(take_rows(self.x, idx, self.device))
         yb = self.y.index_select(0, idx.to(self.y.device)) if self.y is not None else None
         inp, target = self.obj.inputs(self.model, xb, yb, i, self.gens["noise"])
@@ -410,6 +438,7 @@ class Trainer:
                          "or clip the gradients (clip_grad)")
 
     def lr(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (counted from 0) under the run's schedule."""
         return lr_at(self.cfg, epoch, self.schedule["start"], self.schedule["epochs"])
 
     def reschedule(self) -> None:
@@ -434,14 +463,23 @@ class Trainer:
         say(f"aekit: --resume: the {cfg.schedule} learning-rate schedule keeps its horizon (epochs "
             f"{start + 1}-{end}); {after}; pass --schedule-restart to start a new schedule instead", self.progress)
 
+    @property
+    def run_dir(self) -> Path:
+        """The run folder, for what writes or resumes a run (only called where one was given)."""
+        if self.out is None:
+            raise RuntimeError("this run has no folder to write to or resume from")
+        return self.out
+
     def keep_best(self) -> None:
+        """Keep the current weights as the best: ``model.safetensors`` in the run folder, else in memory."""
         if self.writes:
-            ckpt.save_tensors(self.out / "model.safetensors", self.model.state_dict())
+            ckpt.save_tensors(self.run_dir / "model.safetensors", self.model.state_dict())
         else:
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     # --- checkpoints ---------------------------------------------------------------------------
     def maybe_checkpoint(self) -> None:
+        """Write ``last/`` if a stop was asked for (then stop) or a checkpoint interval has passed."""
         cfg = self.cfg
         if self.stop.signum is not None:
             if self.writes:
@@ -467,6 +505,7 @@ class Trainer:
         return False
 
     def save_last(self) -> None:
+        """Write the checkpoint ``last/`` (weights, optimizer, random states, loop state), whole or not at all."""
         if not self.check_finite():
             return
         tensors, meta = ckpt.optimizer_state(self.opt)
@@ -482,23 +521,24 @@ class Trainer:
                  "best_val_loss": r.best_val_loss, "best_epoch": r.best_epoch, "steps": r.steps,
                  "stopped_early": r.stopped_early, "optimizer": meta, "precision": precision_name(self.amp),
                  "schedule": self.schedule}
-        ckpt.write_last(self.out, {"model.safetensors": ckpt.tensors_bytes(self.model.state_dict()),
+        ckpt.write_last(self.run_dir, {"model.safetensors": ckpt.tensors_bytes(self.model.state_dict()),
                                    "optimizer.safetensors": ckpt.tensors_bytes({**tensors, **rng}),
                                    "state.json": state})
         self.last_save = time.perf_counter()
 
     def write_history(self) -> None:
+        """Write ``metrics.csv`` from the history so far (atomically)."""
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(self.res.history)
-        atomic_write_text(self.out / "metrics.csv", buf.getvalue())
+        atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
 
     def restore(self) -> None:
         """Continue from ``out/last``: weights, optimizer, RNG and the loop's place."""
         from aekit.io import read_json_object
 
-        last = self.out / ckpt.LAST
+        last = self.run_dir / ckpt.LAST
         state = read_json_object(last / "state.json")
         ckpt.check_state(state, last / "state.json")
         saved = ckpt.load_tensors(last / "optimizer.safetensors")
@@ -542,6 +582,7 @@ class Trainer:
 
     # --- the whole run -------------------------------------------------------------------------
     def run(self, resume: bool) -> FitResult:
+        """Train to the end (or to early stopping, or to a stop signal), from ``last/`` if ``resume``."""
         t_start = time.perf_counter()
         # Threads sized to the CPUs other processes leave free; made here, inside the try that gives the
         # caller's count back, so that a failing resume or precision probe does not leave it changed.
@@ -574,6 +615,7 @@ class Trainer:
         return self.res
 
     def load_best(self) -> None:
+        """Load the best epoch's weights back into the model."""
         if self.best_state is not None:  # no run directory, or a rank other than 0
             self.model.load_state_dict(self.best_state)
         elif self.out is not None and (self.out / "model.safetensors").is_file():

@@ -31,7 +31,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -104,7 +104,9 @@ def compiler_missing(device: torch.device) -> str | None:
 def compile_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """``model`` through ``torch.compile``: CUDA graphs on CUDA, inductor's default elsewhere."""
     mode = "reduce-overhead" if device.type == "cuda" else None
-    return torch.compile(model, mode=mode, dynamic=False)
+    # cast: torch.compile of a module returns an OptimizedModule (an nn.Module), which its annotation,
+    # a bare callable, does not say
+    return cast(torch.nn.Module, torch.compile(model, mode=mode, dynamic=False))
 
 
 class StepRunner:
