@@ -17,13 +17,27 @@ from aekit.metrics import ReconMeter, as_float
 
 
 class PCA:
+    """PCA fitted exactly (float64 covariance, eigendecomposition), scored like an autoencoder.
+
+    Args:
+        n_components: The number of components (the code size it is compared at).
+        name: What the caller calls the count, for the error message.
+
+    Raises:
+        AekitError: ``n_components`` is not a whole number of at least 1.
+    """
     def __init__(self, n_components: int, name: str = "n_components") -> None:
         # name: what the caller called the count, for the error (aekit.api.baseline_pca's `code`).
         if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral) or n_components < 1:
             raise AekitError(f"{name} must be a whole number of PCA components, at least 1, got {n_components!r:.40}")
-        self.k = int(n_components)
+        self.k: int = int(n_components)
 
     def fit(self, x: np.ndarray, chunk: int = 8192) -> PCA:
+        """Fit on ``x`` (uint8 images are scaled to [0, 1]), ``chunk`` rows at a time.
+
+        Returns:
+            ``self``, with ``mean_``, ``components_`` (``(k, d)``, orthonormal rows) and ``explained_variance_``.
+        """
         n = len(x)
         d = int(np.prod(x.shape[1:]))
         if self.k > d:
@@ -43,13 +57,21 @@ class PCA:
         return self
 
     def transform(self, x: np.ndarray) -> np.ndarray:
+        """The ``k`` principal coordinates of each sample: ``(N, k)`` float64."""
         b = as_float(x).reshape(len(x), -1).astype(np.float64)
         return (b - self.mean_) @ self.components_.T
 
     def inverse_transform(self, z: np.ndarray) -> np.ndarray:
+        """Samples ``(N, d)`` back from their principal coordinates (not clipped)."""
         return z @ self.components_ + self.mean_
 
     def evaluate(self, x: np.ndarray, unit_range: bool = True, chunk: int = 8192) -> dict:
+        """The reconstruction metrics of ``x``'s projections, as ``aekit evaluate`` reports an autoencoder's.
+
+        Returns:
+            ``sse_per_image``, ``mse``, ``psnr``, ``bce`` and ``n``; ``psnr`` and ``bce`` are None unless the data
+            are in [0, 1] (``unit_range``).
+        """
         meter = ReconMeter(unit_range)
         for i in range(0, len(x), chunk):
             b = as_float(x[i : i + chunk])

@@ -37,6 +37,18 @@ EXPORT_PARTS = ("full", "encoder", "decoder", "score")
 
 @dataclass
 class DataConfig:
+    """The ``[data]`` table: which dataset, and how it is split.
+
+    Attributes:
+        name: A dataset name (``aekit datasets``) or a source, ``npy:PATH``, ``npz:PATH``, ``csv:PATH``,
+            ``images:DIR``.
+        data_dir: The folder holding a named dataset's files (else ``$AEKIT_DATA_DIR``, the cache, a download).
+        val_fraction: The share of the training part held out for validation.
+        split_seed: Seed of the validation split (and of a test split for sources without one).
+        image_size: ``images:DIR`` pictures are resized to this size.
+        color: ``images:DIR`` pictures as "gray" or "rgb" (None: as the first picture is).
+    """
+
     name: str = "mnist-mini"
     data_dir: str | None = None
     val_fraction: float = 0.1
@@ -47,6 +59,33 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
+    """The ``[train]`` table: how a model is trained, as ``aekit train``'s flags set it.
+
+    Attributes:
+        epochs: Passes over the training split.
+        batch_size: Samples per optimizer step.
+        lr: Learning rate.
+        optimizer: "adam", "adamw" or "sgd".
+        momentum: SGD's momentum.
+        weight_decay: L2 penalty (decoupled with adamw).
+        schedule: Learning-rate schedule: "none", "cosine" or "step".
+        schedule_restart: On resume with other epochs, a new schedule over the epochs left.
+        patience: Early stopping after this many epochs without a better validation loss (None: never).
+        clip_grad: Gradient-norm clipping (None: none).
+        precision: Autocast precision of the forward pass: "fp32", "bf16", "fp16" or "auto".
+        compile: "on" puts the step through ``torch.compile``.
+        noise: Denoising corruption, ``KIND:LEVEL`` (gaussian, masking, salt-pepper, block), or None.
+        seed: Random seed of the weights, the batch order and the corruption.
+        device: "auto", "cpu", "cuda" or "mps".
+        max_steps: Stop after this many optimizer steps (None: no limit).
+        eval_batch_size: Samples per forward pass when evaluating.
+        log_every: Steps between progress updates.
+        checkpoint_every: Also write ``last/`` every this many steps (None: at epoch ends only).
+        checkpoint_minutes: And at least this often, in minutes of training.
+        deterministic: PyTorch's deterministic algorithms and a fixed CPU thread count.
+        tensorboard: A folder for TensorBoard event files, or None.
+    """
+
     epochs: int = 20
     batch_size: int = 128
     lr: float = 1e-3
@@ -74,16 +113,39 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
+    """A whole recipe: the ``[data]``, ``[model]`` and ``[train]`` tables.
+
+    ``aekit.load_config`` reads one from TOML; a run folder keeps the one it was trained with.
+
+    Attributes:
+        data: The dataset and its split.
+        model: ``name`` (a registered family) and that family's options, checked by the registry.
+        train: The training settings.
+    """
+
     data: DataConfig = field(default_factory=DataConfig)
     model: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON-able dicts, one per table (what ``config.json`` keeps under ``run``)."""
         return {"data": dataclasses.asdict(self.data), "model": dict(self.model),
                 "train": dataclasses.asdict(self.train)}
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "config") -> RunConfig:
+        """Build a config from its tables, refusing unknown tables and keys.
+
+        Args:
+            d: A dict with up to three tables, ``data``, ``model`` and ``train``.
+            where: What to call the source in error messages (a file name).
+
+        Returns:
+            The config; call ``validate()`` to check every value's range.
+
+        Raises:
+            AekitError: ``d`` is not a dict of tables, or a table has an unknown key or a value of the wrong type.
+        """
         if not isinstance(d, dict):
             raise AekitError(f"{where}: expected a table of [data], [model] and [train] settings, "
                              f"found a {_kind(d)}")

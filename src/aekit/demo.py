@@ -20,7 +20,7 @@ DEMO_CONFIG = RunConfig(
 def run_demo(out: str | Path | None = None, progress: bool | None = None, epochs: int | None = None) -> dict[str, Any]:
     from aekit.api import baseline_pca, default_run_dir, train
 
-    overrides = {"train.epochs": epochs} if epochs else {}
+    overrides: dict[str, Any] = {"train.epochs": epochs} if epochs else {}
     run = train(DEMO_CONFIG, out or default_run_dir("demo"), progress=progress, **overrides)
     pca = baseline_pca(32, "mnist-mini")
     return {"run_dir": str(run.dir), "autoencoder": run.summary["metrics"]["test"], "pca": pca,

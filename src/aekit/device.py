@@ -22,7 +22,8 @@ def cpu_has_fast_bf16() -> bool:
 
 def precision_name(dtype: torch.dtype | None) -> str:
     """The ``--precision`` word for an autocast dtype (None: plain fp32)."""
-    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+    names: dict[torch.dtype | None, str] = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+    return names.get(dtype, "fp32")
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:

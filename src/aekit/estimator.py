@@ -51,7 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, OutlierMixin, TransformerMixin
@@ -66,10 +66,11 @@ MAX_AUTO_CODE = 16  # code="auto": a quarter of the features, at least 1 and at 
 AUTO_HIDDEN = 4  # layers="auto": one hidden layer this many times the code's width
 
 
-def auto_sizes(n_features: int, code: int | str, layers: Sequence[int] | str) -> tuple[int, list[int]]:
+def auto_sizes(n_features: int, code: int | Literal["auto"],
+               layers: Sequence[int] | Literal["auto"]) -> tuple[int, list[int]]:
     """The code width and hidden layers for ``n_features`` inputs, where either is "auto"."""
-    c = max(1, min(MAX_AUTO_CODE, n_features // 4)) if isinstance(code, str) and code == "auto" else code
-    hidden = [AUTO_HIDDEN * c] if isinstance(layers, str) and layers == "auto" else list(layers)
+    c = max(1, min(MAX_AUTO_CODE, n_features // 4)) if code == "auto" else code
+    hidden = [AUTO_HIDDEN * c] if layers == "auto" else list(layers)
     return c, hidden
 
 
@@ -115,8 +116,10 @@ class _AutoencoderBase(BaseEstimator):
             if isinstance(v, str) and v != "auto":
                 raise AekitError(f"{name} must be {'a whole number' if name == 'code' else 'a list of widths'} "
                                  f"or 'auto', got {v!r:.40}")
-        code = self.code if isinstance(self.code, str) else check_positive("code", self.code)
-        layers = self.layers if isinstance(self.layers, str) else check_unit_list("layers", self.layers)
+        # (a string is "auto" here: any other was refused above)
+        code: int | Literal["auto"] = "auto" if isinstance(self.code, str) else check_positive("code", self.code)
+        layers: list[int] | Literal["auto"] = ("auto" if isinstance(self.layers, str)
+                                               else check_unit_list("layers", self.layers))
         code, hidden = auto_sizes(n_features, code, layers)
         model_class(self.model)  # an unknown family, before its options are looked at
         opts: dict[str, Any] = {"code": code}
@@ -249,7 +252,9 @@ class _AutoencoderBase(BaseEstimator):
             raise AekitError(f"{where}.params: {cls.__name__} has no parameter {', '.join(map(key_text, unknown))}; "
                              f"its parameters: {', '.join(known)}")
         # A parameter left out takes its default (a folder from a version before it existed).
-        obj = cls(**{k: tuple(v) if k == "layers" and isinstance(v, list) else v for k, v in params.items()})
+        kwargs: dict[str, Any] = {k: tuple(v) if k == "layers" and isinstance(v, list) else v
+                                  for k, v in params.items()}
+        obj = cls(**kwargs)
         try:
             obj._check_params(o.model.n_inputs)
         except AekitError as exc:
@@ -304,9 +309,33 @@ def _rebuild(config: dict[str, Any], weights: bytes) -> Any:
 
 class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _AutoencoderBase):
     """``transform`` gives the codes, ``inverse_transform`` decodes them, ``score`` is the negative
-    mean squared reconstruction error (higher is better, as scikit-learn expects)."""
+    mean squared reconstruction error (higher is better, as scikit-learn expects).
+
+    Args:
+        code: Width of the code (the number of output features of ``transform``).
+        layers: Hidden layer widths of the encoder (the decoder mirrors them), or "auto".
+        activation: Hidden activation: relu, elu, tanh, sigmoid, gelu or leaky_relu.
+        model: The aekit model family (``aekit models``), "mlp" or "linear" for rows.
+        epochs: Passes over the training rows.
+        batch_size: Rows per optimizer step (the whole set when it is smaller).
+        lr: Adam's learning rate.
+        weight_decay: L2 penalty on the weights.
+        noise: Denoising corruption as ``aekit train --noise`` takes it (e.g. "gaussian:0.1"), or None.
+        random_state: Seed of the weights and the batch order; None takes one from NumPy's global generator.
+        verbose: Above 0, the training progress on stderr (a bar on a terminal, else a line per epoch).
+        device: "cpu", "cuda" or "auto" for training; outputs are always computed on the CPU.
+    """
 
     def fit(self, X: Any, y: Any = None) -> AutoencoderTransformer:
+        """Train the autoencoder on the rows of ``X``.
+
+        Args:
+            X: Float rows ``(n_samples, n_features)``; standardise tabular features first.
+            y: Ignored; present for scikit-learn's API.
+
+        Returns:
+            The fitted transformer (``self``), with ``model_``, the trained aekit model.
+        """
         X = validate_data(self, X, dtype=np.float32)
         self._fit_model(X)
         self._n_features_out = self.model_.code_size
@@ -317,11 +346,30 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self._n_features_out = model.code_size  # as fit sets it (the file's copy is not read)
 
     def transform(self, X: Any) -> np.ndarray:
+        """The codes of the rows of ``X``.
+
+        Args:
+            X: Rows ``(n_samples, n_features)`` with the features ``fit`` saw.
+
+        Returns:
+            The codes, ``(n_samples, code)`` float64 (float32 values: see the module's note on batches).
+        """
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
         return self._infer(X, "encode").astype(np.float64)
 
     def inverse_transform(self, X: Any) -> np.ndarray:
+        """Decode codes back to feature rows.
+
+        Args:
+            X: Codes ``(n_samples, code)``, as ``transform`` gives them.
+
+        Returns:
+            The decoded rows, ``(n_samples, n_features)`` float64.
+
+        Raises:
+            ValueError: The codes do not have ``code`` columns.
+        """
         check_is_fitted(self, "model_")
         from sklearn.utils import check_array
 
@@ -331,6 +379,15 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         return self._infer(Z, "decode").astype(np.float64)
 
     def score(self, X: Any, y: Any = None) -> float:
+        """Minus the mean squared reconstruction error of ``X`` (higher is better, as scikit-learn expects).
+
+        Args:
+            X: Rows ``(n_samples, n_features)``.
+            y: Ignored; present for scikit-learn's API.
+
+        Returns:
+            Minus the mean over rows and features of the squared reconstruction error.
+        """
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
         return -float(self._squared_errors(X).mean())
@@ -350,6 +407,22 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
     (pixels in [0, 1], or ``StandardScaler`` first for tabular data). Where ``X`` is not in [0, 1],
     each feature's error is scored over its mean on the training rows, ``scale_`` (None for [0, 1]
     data; see the module's notes).
+
+    Args:
+        code: Width of the code, or "auto": a quarter of the features, 1 to 16.
+        layers: Hidden layer widths of the encoder (the decoder mirrors them), or "auto".
+        activation: Hidden activation: relu, elu, tanh, sigmoid, gelu or leaky_relu.
+        model: The aekit model family (``aekit models``), "mlp" or "linear" for rows.
+        epochs: Passes over the training rows.
+        batch_size: Rows per optimizer step (the whole set when it is smaller).
+        lr: Adam's learning rate.
+        weight_decay: L2 penalty on the weights.
+        noise: Denoising corruption as ``aekit train --noise`` takes it (e.g. "gaussian:0.1"), or None.
+        contamination: The share of training rows flagged, when ``threshold`` is None.
+        random_state: Seed of the weights and the batch order; None takes one from NumPy's global generator.
+        verbose: Above 0, the training progress on stderr (a bar on a terminal, else a line per epoch).
+        threshold: A rule, "contamination:C", "percentile:P" or "fpr:F", or None for ``contamination``.
+        device: "cpu", "cuda" or "auto" for training; outputs are always computed on the CPU.
     """
 
     def __init__(self, code: int | str = "auto", layers: Sequence[int] | str = "auto", activation: str = "elu",
@@ -371,6 +444,16 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
             raise AekitError(str(exc).replace("--threshold ", "threshold ").replace("--", "")) from None
 
     def fit(self, X: Any, y: Any = None) -> AutoencoderOutlierDetector:
+        """Train the autoencoder on the rows of ``X`` and set the threshold by the ``threshold`` rule.
+
+        Args:
+            X: Float rows ``(n_samples, n_features)``, mostly normal.
+            y: Only for ``threshold="fpr:F"``: +1 for a normal row, -1 for an outlier; the threshold then
+                flags the share F of the normal rows. Ignored by the other rules.
+
+        Returns:
+            The fitted detector (``self``), with ``model_``, ``offset_`` (minus the threshold) and ``scale_``.
+        """
         from aekit.data.dataset import unit_range
         from aekit.tasks.anomaly import scale_from_errors, score_of, threshold_value
 
@@ -397,7 +480,7 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
         from aekit.tasks.anomaly import checked_scale
 
         super()._load_fitted(fitted, model, where)
-        offset = fitted.get("offset_")
+        offset: Any = fitted.get("offset_")  # any JSON value, checked here
         # Minus a threshold on a sum of squared errors: at most 0 (a positive one flags every row), finite
         # (NaN flags every row too). An integer too large for a float is no offset either.
         ok = isinstance(offset, int | float) and not isinstance(offset, bool) and abs(offset) <= 1e300
@@ -415,8 +498,9 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
 
         d = super().save(directory)
         rec: dict[str, Any] = {"threshold": -float(self.offset_), "rule": str(self._rule()), "split": "fit"}
-        if getattr(self, "scale_", None) is not None:
-            rec["error_scale"] = [float(v) for v in self.scale_]
+        scale = getattr(self, "scale_", None)
+        if scale is not None:
+            rec["error_scale"] = [float(v) for v in scale]
         save_threshold(d, rec, f"{type(self).__name__}.save")
         return d
 
@@ -426,12 +510,37 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
         return -score_of(self._squared_errors(X), getattr(self, "scale_", None))
 
     def score_samples(self, X: Any) -> np.ndarray:
+        """Minus aekit's anomaly score of each row: lower is more abnormal.
+
+        Args:
+            X: Rows ``(n_samples, n_features)``.
+
+        Returns:
+            ``(n_samples,)``: minus the squared reconstruction error summed over features (each over its
+            ``scale_`` for features outside [0, 1]).
+        """
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
         return self._scores(X)
 
     def decision_function(self, X: Any) -> np.ndarray:
+        """``score_samples(X) - offset_``: negative for the rows ``predict`` calls outliers.
+
+        Args:
+            X: Rows ``(n_samples, n_features)``.
+
+        Returns:
+            ``(n_samples,)`` float64.
+        """
         return self.score_samples(X) - self.offset_
 
     def predict(self, X: Any) -> np.ndarray:
+        """+1 for a normal row, -1 for an outlier (a score above the threshold).
+
+        Args:
+            X: Rows ``(n_samples, n_features)``.
+
+        Returns:
+            ``(n_samples,)`` of +1 and -1.
+        """
         return np.where(self.decision_function(X) >= 0, 1, -1)

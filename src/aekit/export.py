@@ -55,11 +55,15 @@ EXPORT_SOURCE = "aekit export --threshold"  # threshold_source of a threshold ch
 FILE_SLACK = 8 << 20  # bytes a file may hold beyond its tensors (graph, code, pickles: under 30 KB seen)
 
 
-class _Full(nn.Module):
+class _Part(nn.Module):
+    """A part of model ``m`` to export: its ``forward`` is what the exported graph computes."""
+
     def __init__(self, m: Any) -> None:
         super().__init__()
         self.m = m
 
+
+class _Full(_Part):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.m.recon_tensor(x)
 
@@ -74,7 +78,9 @@ class _Decoder(_Full):
         return self.m.decode(z)
 
 
-class _Score(_Full):
+class _Score(_Part):
+    scale: torch.Tensor  # a buffer, registered in __init__ where there is a scale
+
     def __init__(self, m: Any, scale: np.ndarray | None = None) -> None:
         super().__init__(m)
         self.scaled = scale is not None
@@ -89,7 +95,7 @@ class _Score(_Full):
         return err.reshape(err.shape[0], -1).double().sum(1), err  # float64 sum, as score_of sums
 
 
-class _PosteriorEncoder(_Full):
+class _PosteriorEncoder(_Part):
     """A VAE's encoder: q(z|x)'s mean and log-variance."""
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,7 +181,10 @@ def onnx_bytes(module: nn.Module, x: torch.Tensor, part: str, meta: dict[str, st
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the TorchScript-based exporter is deprecated, see the module notes
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (x,), buf, dynamo=False, input_names=inputs, output_names=outputs,
+        # The TorchScript-based exporter (dynamo=False) writes to a file object too; torch's annotation
+        # of `f` names only paths
+        torch.onnx.export(module, (x,), buf, dynamo=False,  # type: ignore[arg-type]
+                          input_names=inputs, output_names=outputs,
                           opset_version=OPSET, dynamic_axes={n: {0: "batch"} for n in inputs + outputs})
     proto = onnx.load_from_string(buf.getvalue())
     for k, v in meta.items():

@@ -63,7 +63,7 @@ def as_float(x: np.ndarray) -> np.ndarray:
 
 
 def evaluate_model(model: object, x: np.ndarray, batch_size: int = 2048,
-                   labels: np.ndarray | None = None) -> dict[str, float | int]:
+                   labels: np.ndarray | None = None) -> dict[str, float | int | None]:
     """Reconstruction metrics of a trained model on a whole array (in memory or memory-mapped);
     ``labels``, one per row, go to a model conditioned on them (``takes_labels``), and only there."""
     from aekit.data.mapped import chunks
@@ -71,7 +71,7 @@ def evaluate_model(model: object, x: np.ndarray, batch_size: int = 2048,
     meter = ReconMeter(getattr(model, "output", "sigmoid") == "sigmoid")
     conditional, start = labels is not None and getattr(model, "takes_labels", False), 0
     for xb in chunks(x, batch_size):
-        kw = {"labels": labels[start : start + len(xb)]} if conditional else {}
+        kw = {"labels": labels[start : start + len(xb)]} if conditional and labels is not None else {}
         meter.update(as_float(xb), model.reconstruct(xb, **kw))  # type: ignore[attr-defined]
         start += len(xb)
     return meter.result()

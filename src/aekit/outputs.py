@@ -72,7 +72,7 @@ def check_picture_file(path: str | Path | None, what: str = "--out") -> Path | N
 
 def check_count(what: str, value: Any, low: int, high: int) -> int:
     """A whole-number flag in [low, high] (steps, images, iterations), as an int."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
         raise AekitError(f"{what} must be a whole number, at least {low:,} and at most {high:,}, got {value!r:.40}")
     return int(value)
 

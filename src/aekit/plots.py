@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,8 @@ GRID_COLUMNS = 32  # images per line of a grid; longer rows wrap into further bl
 _FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg", ".jpg": "jpg", ".jpeg": "jpg"}
 
 
-def _plt():
+def _plt() -> ModuleType:
+    """matplotlib.pyplot, on the Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")

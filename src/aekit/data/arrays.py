@@ -121,7 +121,7 @@ def _read_npy_header(fh: IO[bytes], name: str) -> tuple[tuple[int, ...], bool, n
                 if impl is None:
                     from numpy.lib import _format_impl
 
-                    impl = _format_impl._read_array_header
+                    impl = _format_impl._read_array_header  # type: ignore[attr-defined]  # private: not in numpy's stubs
                 shape, fortran, dtype = impl(fh, version)
     except Exception as exc:
         # numpy parses the header with ast and, for old files, tokenize: on hostile bytes they raise
@@ -210,6 +210,7 @@ def _mapped_dataset(x: np.ndarray, where: str, name: str) -> Dataset:
 # NotImplementedError (an unknown version or method), zlib.error (bad deflate data), struct.error...
 _ZIP_ERRORS: tuple[type[BaseException], ...] = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
                                                 struct.error, NotImplementedError, OverflowError, zlib.error)
+_MEMBER_ERRORS: tuple[type[BaseException], ...] = (*_ZIP_ERRORS, RuntimeError)  # RuntimeError: an encrypted member
 
 
 class _Npz:
@@ -279,7 +280,7 @@ class _Npz:
                 x = np.lib.format.read_array(fh, allow_pickle=False)
         except AekitError:
             raise
-        except (*_ZIP_ERRORS, RuntimeError) as exc:  # RuntimeError: an encrypted member
+        except _MEMBER_ERRORS as exc:
             raise AekitError(f"{where}: not a readable .npy array ({_why(exc)})") from None
         return x
 

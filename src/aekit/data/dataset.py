@@ -173,7 +173,8 @@ def binarized(ds: Dataset, seed: int) -> Dataset:
     return Dataset(f"{ds.name}-binary", train, test, kind=ds.kind, meta=meta)
 
 
-def holdout(x: np.ndarray, y: np.ndarray | None, test_fraction: float = 0.2, seed: int = 0):
+def holdout(x: np.ndarray, y: np.ndarray | None, test_fraction: float = 0.2,
+            seed: int = 0) -> tuple[Split, Split]:
     """Split one array into (train, test) deterministically, for sources that ship no test part."""
     n = len(x)
     order = np.random.default_rng(seed).permutation(n)

@@ -14,10 +14,10 @@ the header declares, whatever the file unpacks to.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import zlib
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from aekit.data.limits import MAX_DEFLATE_RATIO, max_unpacked_bytes, over_limit
 from aekit.errors import AekitError
 
 # type code -> big-endian numpy dtype
-_DTYPES = {
+_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -93,7 +93,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return _finish(out, dtype, dims)
 
 
-def _read_exact(fh: BinaryIO, view: memoryview) -> int:
+def _read_exact(fh: io.BufferedIOBase, view: memoryview) -> int:
     """Fill ``view`` from ``fh`` a chunk at a time; returns how many bytes came (fewer at EOF)."""
     got = 0
     while got < len(view):
@@ -104,7 +104,7 @@ def _read_exact(fh: BinaryIO, view: memoryview) -> int:
     return got
 
 
-def _read_stream(fh: BinaryIO, name: str, stored_size: int | None) -> np.ndarray:
+def _read_stream(fh: io.BufferedIOBase, name: str, stored_size: int | None) -> np.ndarray:
     """Header, then exactly the declared payload, then a one-byte probe for trailing data.
 
     ``stored_size`` is the compressed file's size (gzip) or None (raw; its size is checked by
@@ -120,7 +120,7 @@ def _read_stream(fh: BinaryIO, name: str, stored_size: int | None) -> np.ndarray
         raise _size_error(name, dims, dtype, expected, "truncated", f"{stored_size} compressed bytes, "
                           f"which cannot unpack to more than {stored_size * MAX_DEFLATE_RATIO}")
     out = np.empty(nbytes, dtype=np.uint8)
-    got = _read_exact(fh, memoryview(out))
+    got = _read_exact(fh, out.data)  # the array's memoryview
     if got < nbytes:
         raise _size_error(name, dims, dtype, expected, "truncated", f"{header + got} bytes")
     if fh.read(1):  # one byte, not the rest: a bomb's tail is never unpacked
@@ -164,10 +164,10 @@ def peek_idx(path: str | Path) -> tuple[np.dtype, tuple[int, ...]]:
     path = Path(path)
     try:
         with path.open("rb") as raw:
-            fh: BinaryIO = raw
+            fh: io.BufferedIOBase = raw
             if raw.read(2) == b"\x1f\x8b":
                 raw.seek(0)
-                fh = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+                fh = gzip.GzipFile(fileobj=raw, mode="rb")
             else:
                 raw.seek(0)
             head = fh.read(4)

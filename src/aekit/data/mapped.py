@@ -14,6 +14,7 @@ import contextlib
 import mmap
 import os
 from collections.abc import Iterator
+from typing import TypeGuard
 
 import numpy as np
 
@@ -21,7 +22,7 @@ MMAP_MIN_BYTES = 256 << 20
 RELEASE_BYTES = 128 << 20
 
 
-def is_mapped(x: object) -> bool:
+def is_mapped(x: object) -> TypeGuard[np.memmap]:
     return isinstance(x, np.memmap) and getattr(x, "_mmap", None) is not None
 
 
@@ -61,12 +62,14 @@ class RowReader:
     def __init__(self, x: np.memmap) -> None:
         if not x.flags.c_contiguous:
             raise ValueError("RowReader needs a C-contiguous memory map")
-        mm = x._mmap
+        mm = x._mmap  # type: ignore[attr-defined]  # numpy's own mmap object, private: not in its stubs
         map_start = x.offset - x.offset % mmap.ALLOCATIONGRANULARITY  # file position of the map's first byte
         map_addr = np.frombuffer(mm, dtype=np.uint8).ctypes.data
         self.base = map_start + (x.ctypes.data - map_addr)  # file position of x[0]
         self.row_shape, self.dtype = x.shape[1:], x.dtype
         self.row_bytes = int(np.prod(self.row_shape)) * x.dtype.itemsize
+        if x.filename is None:  # (a map of an anonymous buffer: no file to read rows from)
+            raise ValueError("RowReader needs a memory map of a file")
         self.fd = os.open(x.filename, os.O_RDONLY)
 
     def __call__(self, idx: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ user expects); ``percentile:p``, the p-th percentile of them; ``fpr:f``, the (1 
 the validation scores of *normal* samples only, so that f of the normal data is flagged (needs
 labels; normal is the run's training classes or ``--normal-classes``), as alibi-detect offers.
 
-A run keeps its threshold in ``threshold.json`` (docs/run-format.md): the value, the rule that chose
+A run keeps its threshold in ``threshold.json`` (docs/guides/run-folder.md): the value, the rule that chose
 it, the split it was chosen on and a digest of the weights it belongs to. Training writes one
 (:data:`DEFAULT_RULE`, or the rule already stored when a run is resumed), ``aekit anomaly --threshold
 RULE --save-threshold`` replaces it, and ``aekit anomaly`` and ``aekit export --part score`` use it
