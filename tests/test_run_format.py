@@ -1,4 +1,4 @@
-"""docs/run-format.md: its plain-PyTorch snippet reproduces aekit's reconstructions of a trained mlp."""
+"""docs/guides/run-folder.md: its plain-PyTorch snippet reproduces aekit's reconstructions of a trained mlp."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import aekit
 from aekit.config import RunConfig, TrainConfig
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "run-format.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "guides" / "run-folder.md"
 
 
 def snippet() -> str:
