@@ -259,3 +259,54 @@ def test_a_set_trains_a_fine_tuning_on_the_encoder_it_trained_first(tmp_path, mo
         epochs = [m["epoch"] for m in c.app.app.state.queue.get(queued[1]).metrics()]
         assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= 2  # both stages, one series
         assert c.post(f"/api/runs/{pre}/classify", json={"index": 0}).status_code == 200
+
+
+def test_cancelling_a_finished_job_leaves_the_fine_tunings_queued_on_its_run(idle_queue):
+    encoder, pre, rnd = idle_queue.submit_set(SETS["classifier"], "mnist-mini")
+    encoder.status = "done"  # its run exists: what is queued on it can still be trained
+    idle_queue.cancel(encoder.id)
+    assert [j.status for j in (encoder, pre, rnd)] == ["done", "queued", "queued"]
+    assert pre.out.exists() and rnd.out.exists()
+
+
+def test_a_classifier_runs_summary_that_is_a_pipe_never_hangs_the_listing(root, tmp_path):
+    """A size check passes a FIFO (size 0): its read blocked the listing, and the server's start, for good."""
+    import os
+    import shutil
+    import threading
+
+    from aekit.serve.runs import describe
+
+    d = tmp_path / "clf"
+    shutil.copytree(root / "clf-pre", d)
+    (d / "summary.json").unlink()
+    os.mkfifo(d / "summary.json")
+    out: list[dict] = []
+    t = threading.Thread(target=lambda: out.append(describe("clf", d)), daemon=True)
+    t.start()
+    t.join(10)
+    assert out and out[0]["kind"] == "classifier" and out[0]["test_accuracy"] is None
+
+
+def test_an_autoencoder_call_refuses_a_classifier_run_before_opening_it(root):
+    """Opening loads the weights and up to 13,000 images; a classifier was opened only to be refused."""
+    from aekit.errors import AekitError
+    from aekit.serve.runs import RunStore
+
+    store = RunStore({"clf-pre": root / "clf-pre"})
+    with pytest.raises(AekitError, match="clf-pre: a classifier run"):
+        store.get("clf-pre")
+    assert store.opened("clf-pre") is None
+
+
+def test_serve_with_an_unusable_runs_folder_is_one_error_line(tmp_path, capsys):
+    """With no run the demo set is queued as the server starts, where an error was a traceback and exit 3."""
+    from aekit.cli import main
+
+    (tmp_path / "afile").write_text("x")
+    assert main(["serve", "--runs", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("aekit: error: --runs") and "not a folder" in err[0]
+    assert main(["serve", "--docs", str(tmp_path / ("a" * 300))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("aekit: error: --docs") and "Traceback" not in err[0]

@@ -40,6 +40,20 @@ def needs_demo(run_dirs: list[str], root: Path) -> bool:
     return not run_dirs and not find_runs([], root)
 
 
+def usable_runs_folder(root: Path) -> None:
+    """Make the runs folder if it is missing, or one clear error if it cannot hold new runs."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise AekitError(f"--runs {root}: not a folder") from None
+    except OSError as exc:
+        raise AekitError(f"--runs {root}: cannot make it ({exc.strerror or type(exc).__name__})") from None
+    if not root.is_dir():
+        raise AekitError(f"--runs {root}: not a folder")
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise AekitError(f"--runs {root}: not writable, so the demo set cannot be trained into it")
+
+
 def choose_token(given: str | None, no_token: bool, local: bool) -> tuple[str | None, bool]:
     """The token the server requires and whether it was made here: ``--token``, else $AEKIT_TOKEN, else
     none on a loopback address and a new random one on any other (unless ``--no-token`` says no token
@@ -82,6 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     docs = site_folder(args.docs) if args.docs is not None else checkout_site()
     demo = needs_demo(args.run, root)
     if demo:
+        usable_runs_folder(root)  # the demo set is queued as the server starts: an error then would be a traceback
         print(f"no trained run under {root}/: the page is usable now, and the demo set (plain, denoising, "
               "infilling, VAE, a classifier pair) trains in the background; its progress is in the Train panel",
               file=sys.stderr)

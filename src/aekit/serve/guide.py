@@ -51,7 +51,11 @@ def policy(page: bytes) -> str:
 def site_folder(path: str | Path) -> Path:
     """A built site's folder (one with an index.html), resolved; an :class:`AekitError` for anything else."""
     site = Path(path).expanduser()
-    if not (site / "index.html").is_file():
+    try:
+        built = (site / "index.html").is_file()
+    except OSError as exc:  # a name too long, a folder that cannot be read: is_file raises these
+        raise AekitError(f"--docs {str(path)[:80]}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    if not built:
         raise AekitError(f"--docs {path}: not a built documentation site (no index.html); build it with `make docs` "
                          "(into site/)")
     return site.resolve()

@@ -284,8 +284,10 @@ class JobQueue:
     def cancel(self, jid: int) -> Job:
         job = self.get(jid)
         with self._lock:
-            # a queued fine-tuning of its run would have no run to fine-tune
-            for j in [job, *(c for c in self.jobs.values() if c.parent is job and c.status == "queued")]:
+            # a queued fine-tuning of its run would have no run to fine-tune; a finished job's run stays, and
+            # so do the fine-tunings queued on it
+            stopping = job.status in ("queued", "running")
+            for j in [job, *(c for c in self.jobs.values() if stopping and c.parent is job and c.status == "queued")]:
                 if j.status == "queued":
                     j.status = "cancelled"
                     with contextlib.suppress(OSError):  # the folder made for it, still empty

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from aekit.errors import AekitError
+from aekit.io import read_json
 
 ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 N_MAP = 1000  # test images on the latent map, kept as floats (mnist-mini's whole test split)
@@ -238,19 +239,15 @@ def classifier_facts(info: dict[str, Any], d: Path) -> dict[str, Any]:
     """What the Classify panel shows of a classifier run: how it was initialised, on how many labels,
     its test accuracy (summary.json, as ``aekit finetune`` wrote it) and the folder it was fine-tuned
     from (kept here, never answered: the listing names it by id)."""
-    import json
-
     ft = info["finetune"] if isinstance(info.get("finetune"), dict) else {}
     labels = ft.get("labels")
     out: dict[str, Any] = {"init": ft.get("init") if ft.get("init") in ("pretrained", "random") else None,
                            "labels": labels if isinstance(labels, int | str) and not isinstance(labels, bool) else None,
                            "test_accuracy": None}
-    try:
-        f = d / "summary.json"
-        if f.stat().st_size <= 1_000_000:  # a few hundred bytes as written: a larger file is not read
-            summary = json.loads(f.read_text())
-            out["test_accuracy"] = _number(summary.get("test_accuracy")) if isinstance(summary, dict) else None
-    except (OSError, ValueError):
+    try:  # read_json: a plain file only (a pipe would hang the listing, /dev/zero never end), size-capped
+        summary = read_json(d / "summary.json")
+        out["test_accuracy"] = _number(summary.get("test_accuracy")) if isinstance(summary, dict) else None
+    except (AekitError, OSError, ValueError):
         pass
     parent = ft.get("pretrained")
     out["_parent"] = parent if isinstance(parent, str) and len(parent) < 4096 else None
@@ -296,10 +293,15 @@ def of_kind(s: Served, kinds: tuple[str, ...] = SERVED_KINDS) -> Served:
     """``s`` if its run is of one of ``kinds``, else one line naming the run by id and what it is."""
     if s.opened.kind in kinds:
         return s
-    if s.opened.kind == "classifier":
-        raise AekitError(f"{s.id}: a classifier run (aekit finetune); this call needs an autoencoder run")
-    raise AekitError(f"{s.id}: an autoencoder run; this call needs a classifier run (make one with aekit finetune, "
-                     "or the Classify panel's button)")
+    raise kind_error(s.id, s.opened.kind)
+
+
+def kind_error(rid: str, kind: str) -> AekitError:
+    """The one line for a run of the wrong kind for a call (named by its id)."""
+    if kind == "classifier":
+        return AekitError(f"{rid}: a classifier run (aekit finetune); this call needs an autoencoder run")
+    return AekitError(f"{rid}: an autoencoder run; this call needs a classifier run (make one with aekit finetune, "
+                      "or the Classify panel's button)")
 
 
 class RunStore:
@@ -382,7 +384,18 @@ class RunStore:
         return self._served.get(rid)
 
     def get(self, rid: str, kinds: tuple[str, ...] = SERVED_KINDS) -> Served:
-        """Run ``rid`` opened (once), if it is of one of ``kinds`` (:func:`of_kind`)."""
+        """Run ``rid`` opened (once), if it is of one of ``kinds`` (:func:`of_kind`). A run not yet opened is
+        refused from its config.json first: opening loads its weights and images only to refuse it."""
+        d = self.dirs.get(rid)
+        if self.opened(rid) is None and d is not None:
+            from aekit.run import read_config
+
+            try:
+                kind = read_config(d).get("kind")
+            except AekitError:
+                kind = None  # opening says what is wrong with it
+            if isinstance(kind, str) and kind not in kinds:
+                raise kind_error(rid, kind)
         return of_kind(self._get(rid), kinds)
 
     def _get(self, rid: str) -> Served:
