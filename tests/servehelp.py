@@ -88,3 +88,17 @@ def tiny_task_run(root: Path, factory, task: str, name: str) -> Path:
         _TASK_RUNS[task] = out
     shutil.copytree(_TASK_RUNS[task], root / name, ignore=shutil.ignore_patterns("*.lock", "last", "stage-*"))
     return root / name
+
+
+def panel_runs(root: Path, factory, conditional_vae: bool = False) -> Path:
+    """A run for every panel under ``root``: a plain autoencoder ``ae``, runs trained to denoise (``den``)
+    and to infill (``inf``), the classifier pair (``clf-pre`` fine-tuned from an autoencoder's encoder,
+    ``clf-rand`` the same network from a random start), a VAE ``vae`` and, if asked, a conditional one ``cvae``."""
+    tiny_run(root, factory, "ae")
+    for task, name in (("denoise", "den"), ("infill", "inf"), ("classify-pretrained", "clf-pre"),
+                       ("classify-random", "clf-rand")):
+        tiny_task_run(root, factory, task, name)
+    tiny_vae(root, factory, "vae")
+    if conditional_vae:
+        tiny_vae(root, factory, "cvae", conditional=True)
+    return root

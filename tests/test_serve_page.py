@@ -43,6 +43,14 @@ def start(app) -> tuple[Any, threading.Thread, str]:
     return serve_in_thread(app)
 
 
+def serving(root: Path) -> Any:
+    """The page over the runs under ``root`` (as a fixture's generator: its URL, then the server stopped)."""
+    srv, t, url = start(create_app(runs_root=root, local_only=True))
+    yield url
+    srv.should_exit = True
+    t.join(10)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
@@ -52,10 +60,7 @@ def server(tmp_path_factory):
     info = json.loads((evil / "config.json").read_text())
     info["data"]["name"] = XSS
     (evil / "config.json").write_text(json.dumps(info))
-    srv, t, url = start(create_app(runs_root=root, local_only=True))
-    yield url
-    srv.should_exit = True
-    t.join(10)
+    yield from serving(root)
 
 
 @pytest.fixture(scope="module")
@@ -219,10 +224,7 @@ def vae_server(tmp_path_factory):
     tiny_run(root, tmp_path_factory, "ae")  # first in the picker: the page opens on a plain autoencoder
     tiny_vae(root, tmp_path_factory, "cvae", conditional=True)
     tiny_vae(root, tmp_path_factory, "vae")
-    srv, t, url = start(create_app(runs_root=root, local_only=True))
-    yield url
-    srv.should_exit = True
-    t.join(10)
+    yield from serving(root)
 
 
 @pytest.fixture
@@ -605,18 +607,9 @@ def test_runs_trained_beside_the_server_join_and_leave_the_picker(lab_page, lab,
 def panel_server(tmp_path_factory):
     """A run for every panel: a plain autoencoder, runs trained to denoise and to infill, a VAE and the
     classifier pair (fine-tuned from an autoencoder's encoder, and the same network from a random start)."""
-    from tests.servehelp import tiny_task_run, tiny_vae
+    from tests.servehelp import panel_runs
 
-    root = tmp_path_factory.mktemp("panel-runs")
-    tiny_run(root, tmp_path_factory, "ae")
-    for task, name in (("denoise", "den"), ("infill", "inf"), ("classify-pretrained", "clf-pre"),
-                       ("classify-random", "clf-rand")):
-        tiny_task_run(root, tmp_path_factory, task, name)
-    tiny_vae(root, tmp_path_factory, "vae")
-    srv, t, url = start(create_app(runs_root=root, local_only=True))
-    yield url
-    srv.should_exit = True
-    t.join(10)
+    yield from serving(panel_runs(tmp_path_factory.mktemp("panel-runs"), tmp_path_factory))
 
 
 @pytest.fixture

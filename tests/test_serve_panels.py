@@ -16,19 +16,12 @@ from fastapi.testclient import TestClient
 
 from aekit.serve.app import create_app
 from aekit.serve.jobs import DEMO_SET, EPOCHS, FINETUNES, PRESETS, SETS, JobQueue
-from tests.servehelp import tiny_run, tiny_task_run, tiny_vae
+from tests.servehelp import panel_runs, tiny_run
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("panel-runs")
-    tiny_run(root, tmp_path_factory, "ae")
-    for task, name in (("denoise", "den"), ("infill", "inf"), ("classify-pretrained", "clf-pre"),
-                       ("classify-random", "clf-rand")):
-        tiny_task_run(root, tmp_path_factory, task, name)
-    tiny_vae(root, tmp_path_factory, "vae")
-    tiny_vae(root, tmp_path_factory, "cvae", conditional=True)
-    return root
+    return panel_runs(tmp_path_factory.mktemp("panel-runs"), tmp_path_factory, conditional_vae=True)
 
 
 @pytest.fixture(scope="module")
