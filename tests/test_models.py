@@ -81,6 +81,20 @@ def test_mlp_layout_and_simplest_default():
     assert sizes == [(784, 1000), (1000, 500), (500, 250), (250, 30), (30, 250), (250, 500), (500, 1000), (1000, 784)]
 
 
+@pytest.mark.parametrize(("norm", "cls"), [("batch", torch.nn.BatchNorm1d), ("layer", torch.nn.LayerNorm)])
+def test_mlp_norm_sits_before_each_hidden_activation_and_never_on_the_code(norm, cls):
+    m = create_model("mlp", (784,), layers=[64, 32], code=8, norm=norm)
+    kinds = [type(mod).__name__ for mod in [*m.encoder, *m.decoder]]
+    # 784-64-32-8 and back: a norm after each hidden Linear only, then the activation
+    assert kinds == ["Flatten", "Linear", cls.__name__, "ELU", "Linear", cls.__name__, "ELU", "Linear",
+                     "Linear", cls.__name__, "ELU", "Linear", cls.__name__, "ELU", "Linear"]
+    assert [mod.normalized_shape[0] if norm == "layer" else mod.num_features
+            for mod in m.modules() if isinstance(mod, cls)] == [64, 32, 32, 64]
+    assert m.config()["norm"] == norm
+    m.eval()  # in eval mode a BatchNorm uses its running statistics: one sample is fine
+    assert m(torch.rand(1, 784)).recon.shape == (1, 784)
+
+
 def test_linear_model_is_linear():
     m = create_model("linear", (6,), code=2)
     m.resolve_output("real")
@@ -117,6 +131,8 @@ def test_bce_loss_is_stable_and_matches_definition():
         ({"activation": "swishy"}, "unknown activation"),
         ({"loss": "l1"}, "unknown loss"),
         ({"depth": 3}, "has no option depth"),
+        ({"norm": "group"}, "unknown norm"),
+        ({"norm": 1}, "norm = 1 has the wrong type"),
     ],
 )
 def test_bad_options(kw, msg):

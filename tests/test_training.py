@@ -268,3 +268,20 @@ def test_resume_with_more_epochs_keeps_the_schedule_unless_restarted(tmp_path, c
     rc, _, err = run_cli(["train", "--out", b, "--resume", "--epochs", "6"], capsys)
     assert rc == 0 and "keeps its horizon (epochs 4-5)" in err, err
     assert lrs(b)[5] == lrs(b)[4]
+
+
+def test_batchnorm_mlp_trains_with_a_one_row_remainder_and_resumes_exactly(small_images, tmp_path):
+    # 540 training rows in batches of 77 leave one row over: BatchNorm cannot train on a batch of one.
+    def cfg(epochs):
+        return RunConfig(model={"name": "mlp", "code": 8, "layers": [32], "norm": "batch"},
+                         train=TrainConfig(epochs=epochs, batch_size=77))
+
+    full = aekit.train(cfg(3), tmp_path / "full", dataset=small_images, progress=False)
+    assert full.summary["epochs_run"] == 3
+    aekit.train(cfg(1), tmp_path / "part", dataset=small_images, progress=False)
+    resumed = aekit.train(cfg(3), tmp_path / "part", resume=True, dataset=small_images, progress=False)
+    # the running statistics are saved with the weights and restored on resume
+    assert resumed.summary["metrics"]["test"]["sse_per_image"] == pytest.approx(
+        full.summary["metrics"]["test"]["sse_per_image"], rel=1e-6)
+    m = aekit.load(tmp_path / "full")
+    assert any(isinstance(mod, torch.nn.BatchNorm1d) for mod in m.modules())

@@ -28,7 +28,7 @@ TRAIN_FLAGS = {  # flag dest -> config key
     "schedule": "train.schedule", "weight_decay": "train.weight_decay", "patience": "train.patience",
     "seed": "train.seed", "device": "train.device", "max_steps": "train.max_steps", "noise": "train.noise",
     "precision": "train.precision", "sparse": "model.sparse", "contractive": "model.contractive",
-    "code_activation": "model.code_activation", "checkpoint_every": "train.checkpoint_every",
+    "code_activation": "model.code_activation", "norm": "model.norm", "checkpoint_every": "train.checkpoint_every",
     "checkpoint_minutes": "train.checkpoint_minutes", "deterministic": "train.deterministic",
     "tensorboard": "train.tensorboard", "compile": "train.compile",
     # store_true, so False when absent: a restart saved in config.json is not repeated by the next --resume
@@ -247,6 +247,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--activation", help="hidden activation: relu, sigmoid, tanh, gelu, elu, leaky_relu")
     t.add_argument("--channels", type=int_list, help="conv channels per stage, e.g. 32,64")
     t.add_argument("--code-activation", help="activation of the code units (default linear)")
+    t.add_argument("--norm", help="an mlp's normalisation before each hidden activation: none (default), "
+                   "batch or layer")
     t.add_argument("--loss", choices=LOSSES, help="reconstruction loss (default mse)")
     t.add_argument("--noise", metavar="KIND:LEVEL",
                    help="denoising: gaussian:SIGMA, masking:F, salt-pepper:F or block:S (infilling), fresh every batch")

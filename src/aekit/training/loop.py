@@ -240,6 +240,10 @@ class Trainer:
         # the data, `epoch_steps` in an epoch (several passes where the objective wants more steps).
         self.batch = min(cfg.batch_size, self.n_rows)
         self.per_pass = math.ceil(self.n_rows / self.batch)
+        if self.n_rows > 1 and self.n_rows % self.batch == 1:
+            # A last batch of one row would break BatchNorm (no spread to normalise by) and gives
+            # a one-sample step in any case: that epoch's last row sits this pass out instead.
+            self.per_pass -= 1
         self.epoch_steps = max(self.per_pass, objective.min_steps_per_epoch)
         if objective.wants_labels(model) and train.y is None:
             raise AekitError("this model is conditioned on labels (a conditional VAE), and the training data has none")
