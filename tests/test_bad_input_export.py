@@ -107,6 +107,10 @@ def threshold_edit(which: str = "mini", **changes: object) -> Callable[[Ctx], st
     return run_with(edit, which)
 
 
+def anomaly_on(run: Callable[[Ctx], str], *flags: str) -> Callable[[Ctx], list[str]]:
+    return lambda c: ["anomaly", run(c), *flags]
+
+
 SUFFIXES = {"onnx": "onnx", "torchscript": "pt"}
 
 
@@ -306,6 +310,41 @@ ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
      "this run's data lies in [0, 1]"),
     ("anomaly-error-scale-one-value-tiny", lambda c: ["anomaly", scale_text("[1e-6, 1, 1, 1, 1, 1, 1, 1]")(c)],
      "error_scale has values under 0.2 of its mean"),
+    # --score latent: its flags, and the score field of threshold.json
+    ("anomaly-score-bogus", on("mini", "anomaly", "--score", "bogus"), "--score must be one of error, latent"),
+    ("anomaly-components-zero", on("mini", "anomaly", "--score", "latent", "--components", "0"),
+     "--components must be a whole number from 1 to 256, got 0"),
+    ("anomaly-components-257", on("mini", "anomaly", "--score", "latent", "--components", "257"), "from 1 to 256"),
+    ("anomaly-components-text", on("mini", "anomaly", "--score", "latent", "--components", "ten"), "invalid int"),
+    ("anomaly-components-without-latent", on("mini", "anomaly", "--components", "3"),
+     "--components sets the latent density's mixture; it needs --score latent"),
+    ("anomaly-components-with-score-error", on("mini", "anomaly", "--score", "error", "--components", "3"),
+     "needs --score latent"),
+    ("anomaly-threshold-score-bogus", lambda c: ["anomaly", threshold_edit(score="bogus\x1b[2J")(c)],
+     "score must be one of error, latent, got 'bogus\\x1b[2J'"),
+    ("anomaly-threshold-score-a-number", anomaly_on(threshold_edit(score=1), "--score", "latent"),
+     "score must be one of error, latent, got 1"),
+    ("anomaly-threshold-latent-no-components", anomaly_on(threshold_edit(score="latent"), "--score", "latent"),
+     "components must be a whole number from 1 to 256, got None"),
+    ("anomaly-threshold-latent-components-huge",
+     anomaly_on(threshold_edit(score="latent", components=10**6), "--score", "latent"), "from 1 to 256"),
+    ("anomaly-threshold-latent-nan",
+     anomaly_on(threshold_edit(score="latent", components=10, threshold=float("nan")), "--score", "latent"),
+     "threshold must be a finite number, got nan"),
+    ("anomaly-threshold-latent-with-error-scale",
+     anomaly_on(threshold_edit("npy", score="latent", components=10), "--score", "latent"),
+     "error_scale belongs to the error score"),
+    ("anomaly-threshold-error-with-components", anomaly_on(threshold_edit(components=10)),
+     "components belongs to the latent score"),
+    ("anomaly-threshold-latent-for-error-score",
+     anomaly_on(threshold_edit(score="latent", components=10, set_by="aekit anomaly --save-threshold")),
+     "the stored threshold is on the latent score and this call scores by error"),
+    # (training's own stored threshold gives way to the default rule; one a user saved does not)
+    ("anomaly-threshold-error-for-latent-score",
+     anomaly_on(threshold_edit(set_by="aekit anomaly --save-threshold"), "--score", "latent"),
+     "the stored threshold is on the error score and this call scores by latent"),
+    ("export-score-threshold-latent", score_export(threshold_edit(score="latent", components=10)),
+     "the stored threshold is on the latent score, and an exported score part computes the reconstruction error"),
 ]
 
 

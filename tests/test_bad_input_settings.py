@@ -146,6 +146,8 @@ ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("sparse-inf", train("--sparse", "kl:0.05,inf"), "must be finite"),
     ("sparse-rho-out-of-range", train("--sparse", "kl:2", "--code-activation", "sigmoid"), "strictly between 0 and 1"),
     ("activation-unknown", train("--activation", "swishy"), "unknown activation"),
+    ("norm-unknown", train("--norm", "group"), "unknown norm 'group' (--norm)"),
+    ("norm-on-conv", train("--model", "conv", "--norm", "batch"), "has no option norm"),
     # --- the variational family's options: checked before any data is read ---------------------------
     ("vae-beta-negative", train("--model", "vae", "--beta", "-1"), "beta must be a non-negative number"),
     ("vae-beta-nan", train("--model", "vae", "--beta", "nan"), "beta must be a non-negative number"),
@@ -242,7 +244,7 @@ ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("config-missing", lambda c: ["train", "--config", str(c.tmp / "none.toml"), *FAST], "not found"),
     # --config NAME: a packaged recipe (aekit recipes); an unknown name lists them
     ("config-unknown-recipe", lambda c: ["train", "--config", "simplets", *FAST, "--out", str(c.tmp / "r")],
-     "no config file or packaged recipe named 'simplets'; recipes: conv-mnist, cvae-mnist, hinton2006,"),
+     "no config file or packaged recipe named 'simplets'; recipes: anomaly-conv, conv-mnist, cvae-mnist, dae-gaussian-0.5,"),
     ("config-recipe-path-outside-checkout", lambda c: ["train", "--config", str(c.tmp / "configs" / "simplest.toml"),
                                                        *FAST], "not found; aekit ships a recipe of that name"),
     ("json-config-is-a-list", lambda c: ["train", "--config", c.file("list.json", "[1, 2, 3]"), *FAST],

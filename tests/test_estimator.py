@@ -13,7 +13,8 @@ EXPECTED_FAILED: dict[str, str] = {}
 
 
 @parametrize_with_checks(
-    [AutoencoderTransformer(epochs=5, random_state=0), AutoencoderOutlierDetector(epochs=5, random_state=0)],
+    [AutoencoderTransformer(epochs=5, random_state=0), AutoencoderOutlierDetector(epochs=5, random_state=0),
+     AutoencoderOutlierDetector(epochs=5, random_state=0, anomaly_score="latent")],
     expected_failed_checks=lambda est: EXPECTED_FAILED,
 )
 def test_sklearn_contract(estimator, check):
@@ -98,6 +99,38 @@ def test_a_bad_parameter_is_one_error_naming_it(cls, params, message):
     text = str(e.value)
     assert isinstance(e.value, ValueError) and "\n" not in text
     assert "--" not in text and "train." not in text  # the CLI's flags and the config's keys are not its names
+
+
+DETECTOR_BAD_PARAMS = [
+    ({"anomaly_score": "bogus"}, "anomaly_score must be one of error, latent, got 'bogus'"),
+    ({"anomaly_score": None}, "anomaly_score must be one of error, latent, got None"),
+    ({"density_components": 0}, "density_components must be a whole number from 1 to 256, got 0"),
+    ({"density_components": 2.5}, "density_components must be a whole number from 1 to 256, got 2.5"),
+    ({"density_components": True}, "density_components must be a whole number from 1 to 256, got True"),
+    ({"anomaly_score": "latent", "density_components": 257}, "density_components must be a whole number from 1 to 256"),
+]
+
+
+@pytest.mark.parametrize(("params", "message"), DETECTOR_BAD_PARAMS, ids=[repr(p)[:40] for p, _ in DETECTOR_BAD_PARAMS])
+def test_a_bad_score_setting_is_one_error_naming_it(params, message):
+    from aekit.errors import AekitError
+
+    X, _ = blobs(40)
+    with pytest.raises(AekitError, match=message) as e:
+        AutoencoderOutlierDetector(epochs=1, **params).fit(X)
+    assert isinstance(e.value, ValueError) and "\n" not in str(e.value) and "--" not in str(e.value)
+
+
+def test_latent_detector_flags_far_points():
+    """anomaly_score="latent": the density of the codes of the training rows; far rows have low density."""
+    X, _ = blobs()
+    det = AutoencoderOutlierDetector(code=2, epochs=20, random_state=0, anomaly_score="latent", density_components=3,
+                                     contamination=0.05).fit(X)
+    assert det.density_.means.shape == (3, 2) and (det.predict(X) == -1).mean() == pytest.approx(0.05, abs=0.01)
+    codes = det.model_.encode(X.astype(np.float32))
+    np.testing.assert_allclose(det.score_samples(X), -det.density_.score(codes), rtol=1e-4, atol=1e-4)
+    far = np.random.default_rng(1).normal(size=(50, 10)) * 30
+    assert (det.predict(far) == -1).mean() > 0.8
 
 
 def test_set_params_then_fit_checks_again():

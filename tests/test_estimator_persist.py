@@ -212,3 +212,117 @@ def test_save_onto_a_file_is_one_error(fitted, tmp_path):
     with pytest.raises(AekitError, match="cannot make the folder"):
         fitted[1].save(tmp_path / "f" / "sub")  # a file on the way
     assert (tmp_path / "f").read_text() == "x"
+
+
+# --- anomaly_score="latent": the density travels with the detector -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def latent() -> AutoencoderOutlierDetector:
+    return AutoencoderOutlierDetector(code=2, epochs=3, threshold="percentile:95", random_state=0,
+                                      anomaly_score="latent", density_components=3).fit(data())
+
+
+def test_latent_detector_round_trips(latent, tmp_path):
+    import json
+
+    from aekit.tasks.density import DENSITY_FILE
+
+    X = data()
+    want = outputs(latent, X)
+    assert -latent.offset_ == pytest.approx(np.quantile(-want[0], 0.95))  # the threshold on the latent scores
+    joblib.dump(latent, tmp_path / "e.joblib")
+    d = latent.save(tmp_path / "run")
+    copies = [pickle.loads(pickle.dumps(latent)), joblib.load(tmp_path / "e.joblib"),
+              AutoencoderOutlierDetector.load(d)]
+    for c in copies:
+        for a, b in zip(outputs(c, X), want, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert c.get_params() == latent.get_params()
+        np.testing.assert_array_equal(c.density_.prec_chol, latent.density_.prec_chol)
+    assert b"torch.nn" not in pickle.dumps(latent)
+    assert (d / DENSITY_FILE).is_file()
+    rec = json.loads((d / "threshold.json").read_text())
+    assert rec["score"] == "latent" and rec["components"] == 3 and rec["threshold"] == -latent.offset_
+    again = clone(latent)
+    assert again.get_params() == latent.get_params() and not hasattr(again, "density_")
+    for a, b in zip(outputs(again.fit(X), X), want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # set_params back to the error score and refit: no density is kept from before
+    assert not hasattr(clone(latent).set_params(anomaly_score="error").fit(X), "density_")
+
+
+def test_a_saved_latent_detector_is_not_exported_as_an_error_score(latent, tmp_path):
+    import aekit
+    from aekit.errors import AekitError
+
+    d = latent.save(tmp_path / "det")
+    with pytest.raises(AekitError, match="the stored threshold is on the latent score, and an exported score part "
+                       "computes the reconstruction error"):
+        aekit.export(d, format="torchscript", part="score", out=tmp_path / "s.pt", check=False)
+
+
+def damage_density(case: str):
+    def edit(d) -> None:
+        from safetensors.numpy import save_file
+
+        from aekit.tasks.density import DENSITY_FILE, LatentDensity
+
+        path = d / DENSITY_FILE
+        t = LatentDensity.load(path).tensors()
+        if case == "garbage":
+            path.write_bytes(b"\x00garbage" * 10)
+        elif case == "missing":
+            path.unlink()
+        elif case == "extra-tensor":
+            save_file({**t, "x": np.zeros(1)}, str(path))
+        elif case == "nan":
+            t["means"][0, 0] = np.nan
+            save_file(t, str(path))
+        elif case == "negative-weight":
+            t["weights"][0] *= -1
+            save_file(t, str(path))
+        elif case == "other-width":
+            LatentDensity.fit(np.random.default_rng(0).normal(size=(50, 3)), 2).save(path)
+
+    return edit
+
+
+DENSITY_DAMAGE = [("garbage", "not a safetensors file"), ("missing", "not found"),
+                  ("extra-tensor", "not a latent density"), ("nan", "not valid"), ("negative-weight", "not valid"),
+                  ("other-width", "a density over 3-number codes, and the model's codes have 2")]
+
+
+@pytest.mark.parametrize(("case", "message"), DENSITY_DAMAGE, ids=[c for c, _ in DENSITY_DAMAGE])
+def test_load_refuses_a_damaged_density_in_one_line(latent, case, message, tmp_path):
+    from aekit.errors import AekitError
+
+    d = latent.save(tmp_path / "e")
+    damage_density(case)(d)
+    with pytest.raises(AekitError, match=message) as e:
+        AutoencoderOutlierDetector.load(d)
+    assert "\n" not in str(e.value) and str(e.value).startswith(str(d))
+
+
+LATENT_TAMPERED = [
+    ("score-unknown", param("anomaly_score", "bogus"), r"estimator\.params: anomaly_score must be one of error"),
+    ("components-zero", param("density_components", 0), r"estimator\.params: density_components must be a whole"),
+    ("offset-nan", fitted_value("offset_", float("nan")), r"offset_ must be a finite number \(minus the threshold on "
+     "minus a log-density\\), got nan"),
+]
+
+
+@pytest.mark.parametrize(("case", "edit", "message"), LATENT_TAMPERED, ids=[t[0] for t in LATENT_TAMPERED])
+def test_load_refuses_a_tampered_latent_folder_in_one_line(latent, case, edit, message, tmp_path):
+    from aekit.errors import AekitError
+
+    d = tampered(latent, tmp_path, edit)
+    with pytest.raises(AekitError, match=message) as e:
+        AutoencoderOutlierDetector.load(d)
+    assert "\n" not in str(e.value) and str(e.value).startswith(d)
+
+
+def test_a_latent_threshold_may_be_negative(latent, tmp_path):
+    """Minus a log-density is below 0 wherever the density exceeds 1: a positive offset_ is a threshold."""
+    d = AutoencoderOutlierDetector.load(tampered(latent, tmp_path, fitted_value("offset_", 5.0)))
+    assert d.offset_ == 5.0

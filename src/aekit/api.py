@@ -178,30 +178,64 @@ def inpaint(model_or_dir: Any, mask: str, iters: int = 20, out: str | Path | Non
 def anomaly(model_or_dir: Any, out: str | Path | None = None, contamination: float | None = None,
             maps: str | Path | None = None, data: str | None = None, data_dir: str | None = None,
             split: str = "test", threshold: Any = None, normal_classes: list[int] | None = None,
-            save_threshold: bool = False) -> dict[str, Any]:
-    """Anomaly scores (reconstruction error) of a split against a threshold, and optionally a CSV and
-    a picture of the top error maps. ``threshold`` ("contamination:0.01", "percentile:99.5" or
-    "fpr:0.01"; ``contamination`` is short for the first) is chosen on the validation split's scores;
-    without one, the run's stored threshold (threshold.json) is used, else contamination:0.01.
-    ``save_threshold`` stores the threshold used in the run folder, for ``export`` and later calls.
-    Where the data has labels, normal is the training split's classes (or ``normal_classes``), and
-    the result holds precision, recall, F1 and ROC AUC. On a VAE the score is the reconstruction
-    error at the posterior mean (see :mod:`aekit.tasks.anomaly`)."""
+            save_threshold: bool = False, score: str = "error", components: int | None = None) -> dict[str, Any]:
+    """Anomaly scores of a split against a threshold, and optionally a CSV and a picture of the top
+    error maps. ``threshold`` ("contamination:0.01", "percentile:99.5" or "fpr:0.01"; ``contamination``
+    is short for the first) is chosen on the validation split's scores; without one, the run's stored
+    threshold (threshold.json) is used, else contamination:0.01. ``save_threshold`` stores the threshold
+    used in the run folder, for ``export`` and later calls. Where the data has labels, normal is the
+    training split's classes (or ``normal_classes``), and the result holds precision, recall, F1 and ROC AUC.
+
+    ``score="error"`` scores by the reconstruction error (on a VAE at the posterior mean, see
+    :mod:`aekit.tasks.anomaly`); ``score="latent"`` by minus the log-density of the code under a Gaussian
+    mixture of ``components`` components (default 10) fitted on the training split's codes, cached in the
+    run folder (:mod:`aekit.tasks.density`), which is the better score for images (it finds the anomalies
+    that are simpler than the normal data). A stored threshold on the other score is refused, not used."""
     from aekit.errors import AekitError
     from aekit.run import writing_lock
-    from aekit.tasks.anomaly import DEFAULT_RULE, anomaly_report, run_threshold, stored_threshold, training_classes
+    from aekit.tasks.anomaly import (
+        DEFAULT_RULE,
+        THRESHOLD_FILE,
+        anomaly_report,
+        check_score,
+        run_threshold,
+        score_kind,
+        stored_threshold,
+        training_classes,
+    )
+    from aekit.tasks.density import DEFAULT_COMPONENTS, check_components
     from aekit.tasks.generate import check_unconditional
 
+    score = check_score(score)
+    if components is not None:
+        if score != "latent":
+            raise AekitError("--components sets the latent density's mixture; it needs --score latent")
+        check_components(components)
     o, s = _use(model_or_dir, data, data_dir, split)
     check_unconditional(o.model, "an anomaly score")
     if save_threshold and o.dir is None:
         raise AekitError("save_threshold needs a run folder; this model was not loaded from one")
     normal = normal_classes if normal_classes is not None else training_classes(o.split("train", data, data_dir).y)
     rule = threshold if threshold is not None else contamination
-    thr = stored_threshold(o.dir) if rule is None else None
+    thr = stored_threshold(o.dir, score=None) if rule is None else None
+    where = Path(o.dir or ".") / THRESHOLD_FILE  # (a stored threshold comes from a run folder)
+    if thr is not None and score_kind(thr) != score and thr.get("set_by") == "aekit train":
+        # Training stores a threshold on the error score by the default rule; nobody chose it for
+        # another score, so that score gets the default rule too instead of an error.
+        thr = None
+    if thr is not None and score_kind(thr) != score:  # never applied to the other score
+        raise AekitError(f"{where}: the stored threshold is on the {score_kind(thr)} score and this call scores by "
+                         f"{score}; pass --threshold RULE (e.g. contamination:0.01) to choose one on the {score} "
+                         f"scores, or --score {score_kind(thr)} to use the stored one")
+    if thr is not None and score == "latent" and components not in (None, thr["components"]):
+        raise AekitError(f"{where}: the stored threshold is for a {thr['components']}-component density, not "
+                         f"{components}; pass --threshold RULE to choose one now")
+    k = components if thr is None else thr.get("components", components)
+    k = DEFAULT_COMPONENTS if k is None else k
+    density = _latent_density(o, data, data_dir, k) if score == "latent" else None
     if thr is None:
-        thr = run_threshold(o, rule if rule is not None else DEFAULT_RULE, data, data_dir, normal)
-    res = anomaly_report(o.model, s.x, s.y, thr, out=out, maps=maps, normal=normal)
+        thr = run_threshold(o, rule if rule is not None else DEFAULT_RULE, data, data_dir, normal, density, k)
+    res = anomaly_report(o.model, s.x, s.y, thr, out=out, maps=maps, normal=normal, density=density)
     # (a threshold read from the run is stored already; `o.dir is not None` was checked above)
     if save_threshold and not thr.get("set_by") and o.dir is not None:
         from aekit.tasks.anomaly import save_threshold as save
@@ -209,6 +243,34 @@ def anomaly(model_or_dir: Any, out: str | Path | None = None, contamination: flo
         with writing_lock(o.dir):
             res["threshold_file"] = str(save(o.dir, thr, "aekit anomaly --save-threshold"))
     return res
+
+
+def _latent_density(o: OpenRun, data: str | None, data_dir: str | None, components: int) -> Any:
+    """The latent density of the run's training codes (``components`` components, seed 0): the one
+    cached in the run folder where it was fitted for these weights, components and data, else fitted
+    now and cached (under the run's writing lock, atomically). A cache that cannot be used is said so
+    in one stderr line and fitted again; a folder that cannot take the new one is one error line."""
+    from aekit.progress import say
+    from aekit.run import writing_lock
+    from aekit.tasks.anomaly import weights_digest
+    from aekit.tasks.density import DENSITY_FILE, LatentDensity, codes_for, load_cached
+
+    train = o.split("train", data, data_dir)
+    if o.dir is None:  # a model in memory: nowhere to cache it
+        return LatentDensity.fit(codes_for(o.model, train.x), components)
+    path = o.dir / DENSITY_FILE
+    key = {"weights_sha256": weights_digest(o.dir), "components": str(components),
+           "data": str(o.dataset(data, data_dir)[0].name)}
+    cached, why = load_cached(path, key, o.model.code_size)
+    if cached is not None:
+        return cached
+    n = f"the codes of {len(train):,} training samples"
+    say(f"latent density: fitting {components} components on {n}, kept in {path}" if why == "none cached"
+        else f"{why}; fitting it again on {n}")
+    density = LatentDensity.fit(codes_for(o.model, train.x), components)
+    with writing_lock(o.dir):
+        density.save(path, key)
+    return density
 
 
 def export(model_or_dir: Any, format: str = "onnx", part: str = "full", out: str | Path = "model.onnx",

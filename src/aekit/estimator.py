@@ -21,7 +21,8 @@ summed over features), with the same threshold rules as ``aekit anomaly``. For f
 [0, 1] (tabular data, standardised) each feature's squared error is first divided by its mean on the
 training rows (floored at a quarter of the mean over features; ``scale_``), so that every feature's
 error counts in its own units; pixels in [0, 1] count as they are (the reasons and figures are in
-:mod:`aekit.tasks.anomaly`).
+:mod:`aekit.tasks.anomaly`). With ``anomaly_score="latent"`` the detector scores by the code's density instead,
+as ``aekit anomaly --score latent`` does (see :class:`AutoencoderOutlierDetector`).
 
 The detector's defaults are one setting for every data set, sized from the data's shape alone
 (``code="auto"``, ``layers="auto"``): a code of a quarter of the features, at least 1 and at most 16
@@ -39,7 +40,8 @@ RSS that stays near its peak; see :func:`aekit.training.speed.keep_freed_memory`
 
 Persistence: ``pickle``, ``joblib`` and ``clone`` work; a pickle holds the model as its config and
 safetensors bytes, never a pickled module (``__getstate__``). ``est.save(dir)`` writes a run folder
-(``config.json`` + ``model.safetensors``, no pickle at all) and ``Class.load(dir)`` reads it back,
+(``config.json`` + ``model.safetensors``, and a latent detector's ``latent-density.safetensors``; no pickle
+at all) and ``Class.load(dir)`` reads it back,
 checking every value against what ``save`` writes (a hand-edited folder is one error, not a wrong answer).
 
 A bad parameter, found by ``fit`` as scikit-learn's convention has it (or by ``load``), is one
@@ -394,8 +396,16 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
 
 class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
-    """Reconstruction error as the outlier score: ``score_samples`` is minus aekit's anomaly score
-    (lower = more abnormal), ``offset_`` minus the threshold, ``predict`` +1 / -1.
+    """Reconstruction error (or the code's density) as the outlier score: ``score_samples`` is minus
+    aekit's anomaly score (lower = more abnormal), ``offset_`` minus the threshold, ``predict`` +1 / -1.
+
+    ``anomaly_score="latent"`` is recommended for images: the reconstruction error misses anomalies simpler
+    than the normal data (an autoencoder of 8s reconstructs a 1 well), whose codes still fall where no
+    normal row's code does. It scores a row by minus the log-density of its code under a Gaussian mixture
+    of ``density_components`` full-covariance components fitted on the training rows' codes after training
+    (``density_``, :mod:`aekit.tasks.density`). The detector builds the row families (mlp, linear); for
+    image data with a convolutional autoencoder, train a ``conv`` run and use ``aekit anomaly RUN --score
+    latent`` (or :func:`aekit.anomaly` with ``score="latent"``).
 
     ``threshold`` ("contamination:0.01", "percentile:99.5" or "fpr:0.01", as ``aekit anomaly
     --threshold``) is set on the training rows; when it is None, ``contamination`` sets it. For
@@ -423,17 +433,33 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
         verbose: Above 0, the training progress on stderr (a bar on a terminal, else a line per epoch).
         threshold: A rule, "contamination:C", "percentile:P" or "fpr:F", or None for ``contamination``.
         device: "cpu", "cuda" or "auto" for training; outputs are always computed on the CPU.
+        anomaly_score: "error", the reconstruction error, or "latent", minus the code's log-density (see
+            above). (Not ``score``: scikit-learn takes an estimator's ``score`` for its scoring method.)
+        density_components: The latent density's mixture components, 1 to 256 (fewer where there are
+            fewer than twice as many training rows); used with ``anomaly_score="latent"``.
     """
 
     def __init__(self, code: int | str = "auto", layers: Sequence[int] | str = "auto", activation: str = "elu",
                  model: str = "mlp", epochs: int = 30, batch_size: int = 256, lr: float = 1e-2,
                  weight_decay: float = 0.0, noise: str | None = None, contamination: float = 0.1,
                  random_state: int | None = None, verbose: int = 0, threshold: str | None = None,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", anomaly_score: str = "error", density_components: int = 10) -> None:
         super().__init__(code, layers, activation, model, epochs, batch_size, lr, weight_decay, noise, random_state,
                          verbose, device)
         self.contamination = contamination
         self.threshold = threshold
+        self.anomaly_score = anomaly_score
+        self.density_components = density_components
+
+    def _score_kind(self) -> str:
+        """``anomaly_score`` and ``density_components`` checked, each named in its one error line."""
+        from aekit.tasks.anomaly import SCORES
+        from aekit.tasks.density import check_components
+
+        if self.anomaly_score not in SCORES:
+            raise AekitError(f"anomaly_score must be one of {', '.join(SCORES)}, got {self.anomaly_score!r:.40}")
+        check_components(self.density_components, "density_components")
+        return str(self.anomaly_score)
 
     def _rule(self) -> Any:
         from aekit.tasks.anomaly import parse_threshold
@@ -452,17 +478,29 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
                 flags the share F of the normal rows. Ignored by the other rules.
 
         Returns:
-            The fitted detector (``self``), with ``model_``, ``offset_`` (minus the threshold) and ``scale_``.
+            The fitted detector (``self``), with ``model_``, ``offset_`` (minus the threshold), ``scale_``
+            and, with ``anomaly_score="latent"``, ``density_``.
         """
         from aekit.data.dataset import unit_range
         from aekit.tasks.anomaly import scale_from_errors, score_of, threshold_value
+        from aekit.tasks.density import LatentDensity
 
         rule = self._rule()
+        kind = self._score_kind()
         X = validate_data(self, X, dtype=np.float32)
         normal = None
         if rule.kind == "fpr":
             normal = np.ones(len(X), bool) if y is None else np.asarray(y).reshape(-1) != -1
         self._fit_model(X)
+        if kind == "latent":
+            # the mixture's seed from random_state, as the weights' (a fresh draw where it is None)
+            seed = int(self._random_state().randint(0, 2**31 - 1))
+            codes = self._infer(X, "encode")
+            self.density_ = LatentDensity.fit(codes, self.density_components, seed)
+            self.scale_ = None  # the error scale belongs to the error score
+            self.offset_ = -threshold_value(rule, self.density_.score(codes), normal)
+            return self
+        self.__dict__.pop("density_", None)  # a refit on the error score keeps no density of an earlier fit
         err = self._squared_errors(X)  # one pass over the training rows, for the scale and the threshold
         self.scale_ = None if unit_range(X) else scale_from_errors(err.mean(0))
         self.offset_ = -threshold_value(rule, score_of(err, self.scale_), normal)
@@ -471,6 +509,7 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
     def _check_params(self, n_features: int) -> None:
         super()._check_params(n_features)
         self._rule()
+        self._score_kind()
 
     _FITTED = (*_AutoencoderBase._FITTED, "offset_", "scale_")
 
@@ -482,31 +521,55 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
         super()._load_fitted(fitted, model, where)
         offset: Any = fitted.get("offset_")  # any JSON value, checked here
         # Minus a threshold on a sum of squared errors: at most 0 (a positive one flags every row), finite
-        # (NaN flags every row too). An integer too large for a float is no offset either.
+        # (NaN flags every row too). An integer too large for a float is no offset either. Minus a threshold
+        # on minus a log-density (anomaly_score="latent"): any finite number, as a density may exceed 1.
         ok = isinstance(offset, int | float) and not isinstance(offset, bool) and abs(offset) <= 1e300
-        if not ok or not math.isfinite(offset) or offset > 0:
+        if self.anomaly_score == "latent" and (not ok or not math.isfinite(offset)):
+            raise AekitError(f"{where}.offset_ must be a finite number (minus the threshold on minus a log-density), "
+                             f"got {offset!r:.40}; save the estimator again")
+        if self.anomaly_score != "latent" and (not ok or not math.isfinite(offset) or offset > 0):
             raise AekitError(f"{where}.offset_ must be a finite number <= 0 (minus the threshold on a sum of "
                              f"squared errors), got {offset!r:.40}; save the estimator again")
         self.offset_ = float(offset)
         # Absent in folders saved before error scales existed: the plain sum, as then.
         self.scale_ = checked_scale(fitted.get("scale_"), model.n_inputs, f"{where}.scale_")
 
+    @classmethod
+    def load(cls, directory: str | Path) -> Any:
+        """As :meth:`_AutoencoderBase.load`; with ``anomaly_score="latent"`` also the density the folder keeps
+        (latent-density.safetensors), checked against the model's codes."""
+        from aekit.tasks.density import DENSITY_FILE, LatentDensity
+
+        obj = super().load(directory)
+        if obj.anomaly_score == "latent":
+            obj.density_ = LatentDensity.load(Path(directory) / DENSITY_FILE, obj.model_.code_size)
+        return obj
+
     def save(self, directory: str | Path) -> Path:
         """As :meth:`_AutoencoderBase.save`, with the threshold in threshold.json as a run keeps it
         (``aekit export DIR --part score`` carries it into the exported file)."""
-        from aekit.tasks.anomaly import save_threshold
+        from aekit.tasks.anomaly import save_threshold, weights_digest
+        from aekit.tasks.density import DENSITY_FILE
 
         d = super().save(directory)
         rec: dict[str, Any] = {"threshold": -float(self.offset_), "rule": str(self._rule()), "split": "fit"}
         scale = getattr(self, "scale_", None)
         if scale is not None:
             rec["error_scale"] = [float(v) for v in scale]
+        density = getattr(self, "density_", None)
+        if density is not None:  # threshold.json says so: an exported score part refuses it
+            rec.update(score="latent", components=int(self.density_components))
+            density.save(d / DENSITY_FILE, {"weights_sha256": weights_digest(d),
+                                            "components": str(self.density_components)})
         save_threshold(d, rec, f"{type(self).__name__}.save")
         return d
 
     def _scores(self, X: np.ndarray) -> np.ndarray:
         from aekit.tasks.anomaly import score_of
 
+        density = getattr(self, "density_", None)
+        if density is not None:
+            return -density.score(self._infer(X, "encode"))
         return -score_of(self._squared_errors(X), getattr(self, "scale_", None))
 
     def score_samples(self, X: Any) -> np.ndarray:
@@ -517,7 +580,8 @@ class AutoencoderOutlierDetector(OutlierMixin, _AutoencoderBase):
 
         Returns:
             ``(n_samples,)``: minus the squared reconstruction error summed over features (each over its
-            ``scale_`` for features outside [0, 1]).
+            ``scale_`` for features outside [0, 1]); with ``anomaly_score="latent"``, the log-density of the row's
+            code under ``density_``.
         """
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float32, reset=False)

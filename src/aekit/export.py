@@ -355,13 +355,25 @@ def score_threshold(o: Any, rule: Any, data: str | None, data_dir: str | None) -
 
     if rule is not None:
         return run_threshold(o, rule, data, data_dir)
-    stored = stored_threshold(o.dir)
+    stored = error_threshold(o, stored_threshold(o.dir, score=None))
     if stored is None:
         where = o.dir if o.dir is not None else "this model"
         raise AekitError(f"--part score needs a threshold and {where} has none stored: add --threshold "
                          "contamination:0.01 (or percentile:P, fpr:F), or store one with aekit anomaly RUN "
                          "--threshold RULE --save-threshold")
     return stored
+
+
+def error_threshold(o: Any, rec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The run's stored threshold ``rec`` where it is on the reconstruction error; one error line where it
+    is on the latent score (``aekit anomaly --score latent``), which no exported part computes."""
+    from aekit.tasks.anomaly import THRESHOLD_FILE, score_kind
+
+    if rec is not None and score_kind(rec) != "error":
+        raise AekitError(f"{o.dir}/{THRESHOLD_FILE}: the stored threshold is on the {score_kind(rec)} score, and an "
+                         "exported score part computes the reconstruction error; add --threshold RULE to choose one "
+                         "on the error scores, or store one with aekit anomaly RUN --threshold RULE --save-threshold")
+    return rec
 
 
 def file_threshold(o: Any, path: Path, meta: dict[str, Any], data: str | None,
@@ -378,7 +390,7 @@ def file_threshold(o: Any, path: Path, meta: dict[str, Any], data: str | None,
             raise AekitError(f"{path}: its threshold_rule '{shown(rule, 40)}' is no rule aekit writes; "
                              "export it again") from None
         return run_threshold(o, rule, data, data_dir)
-    stored = stored_threshold(o.dir)
+    stored = error_threshold(o, stored_threshold(o.dir, score=None))
     if stored is None:
         raise AekitError(f"{path}: it carries a threshold from a threshold.json that "
                          f"{o.dir if o.dir is not None else 'this model'} does not have; export it again")

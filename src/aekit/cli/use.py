@@ -168,7 +168,8 @@ def cmd_anomaly(args: argparse.Namespace) -> int:
 
     r = anomaly(args.run, out=args.out, contamination=args.contamination, maps=args.maps, data=args.data,
                 data_dir=args.data_dir, split=args.split, threshold=args.threshold,
-                normal_classes=args.normal_classes, save_threshold=args.save_threshold)
+                normal_classes=args.normal_classes, save_threshold=args.save_threshold, score=args.score,
+                components=args.components)
     if args.json:
         json_out(r)
         return 0
@@ -176,7 +177,9 @@ def cmd_anomaly(args: argparse.Namespace) -> int:
     # rule and split may come from the run's threshold.json: printed escaped, as any text read from a file
     print(f"threshold {r['threshold']:.4g} ({shown(r['threshold_rule'])} on the {shown(r['threshold_split'])} "
           f"split{stored}): {r['flagged']} of {r['n']} samples flagged")
-    if r["score_definition"] != SCORE_PLAIN:  # tabular data: say what the numbers are
+    if r.get("score") == "latent":
+        print(f"score: {r['score_definition']}")
+    elif r["score_definition"] != SCORE_PLAIN:  # tabular data: say what the numbers are
         print(f"score: {r['score_definition']} (error_scale in threshold.json)")
     if "f1" in r:
         print(f"normal classes {r['normal_classes']}: precision {r['precision']:.4f}, recall {r['recall']:.4f}, "
@@ -250,11 +253,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     reader_flags(ipt)
     ipt.add_argument("--out", metavar="inpaint.png", help="default DIR/inpaint.png")
     ipt.set_defaults(func=cmd_inpaint)
-    an = sub.add_parser("anomaly", help="reconstruction error as an anomaly score, with a threshold",
-                        description="Score: the squared reconstruction error summed over values (over each value's "
-                        "error scale on data outside [0, 1]). On a VAE run, the error of the reconstruction decoded "
-                        "at the posterior mean: deterministic, the same number threshold.json, export --part score "
-                        "and serve use; for a likelihood, see aekit nll.")
+    an = sub.add_parser("anomaly", help="reconstruction error (or the code's density) as an anomaly score, with a "
+                        "threshold",
+                        description="Score (--score error, the default): the squared reconstruction error summed over "
+                        "values (over each value's error scale on data outside [0, 1]). On a VAE run, the error of the "
+                        "reconstruction decoded at the posterior mean: deterministic, the same number threshold.json, "
+                        "export --part score and serve use; for a likelihood, see aekit nll. --score latent: minus the "
+                        "log-density of the code under a Gaussian mixture fitted on the training split's codes (kept "
+                        "in DIR/latent-density.safetensors), the better score for images: it also flags anomalies "
+                        "simpler than the normal data, which reconstruct well.")
     an.add_argument("run", metavar="DIR")
     reader_flags(an)
     an.add_argument("--contamination", type=float, help="expected share of anomalies (0.01); short for "
@@ -267,7 +274,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     an.add_argument("--normal-classes", type=int_list, metavar="0,1",
                     help="labels of normal data (default: the classes of the training split)")
     an.add_argument("--out", metavar="scores.csv")
-    an.add_argument("--maps", metavar="maps.png", help="picture of the top-scored samples' error maps")
+    an.add_argument("--maps", metavar="maps.png", help="picture of the top-scored samples' reconstruction error maps "
+                    "(with --score latent: of the samples with the highest latent scores)")
+    an.add_argument("--score", default="error", metavar="{error,latent}",
+                    help="error: the reconstruction error (default); latent: minus the log-density of the code under "
+                    "a Gaussian mixture fitted on the training codes (recommended for images)")
+    an.add_argument("--components", type=int, metavar="K",
+                    help="with --score latent: the mixture's components, 1 to 256 (default 10, or the stored "
+                    "threshold's)")
     an.set_defaults(func=cmd_anomaly)
     rp = sub.add_parser("report", help="one self-contained HTML page about a run")
     rp.add_argument("run", metavar="DIR")

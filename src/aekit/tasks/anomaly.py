@@ -41,6 +41,15 @@ it, the split it was chosen on and a digest of the weights it belongs to. Traini
 RULE --save-threshold`` replaces it, and ``aekit anomaly`` and ``aekit export --part score`` use it
 when no rule is given. A file whose digest does not match ``model.safetensors`` (weights trained
 further or replaced since) is refused, never used.
+
+``aekit anomaly --score latent`` scores by the code instead: minus its log-density under a Gaussian
+mixture fitted on the training split's codes (:mod:`aekit.tasks.density`, where the reasons are), which
+finds the anomalies simpler than the normal data that reconstruct well. Its threshold is chosen by the
+same rules on the validation split's latent scores, and its record says ``"score": "latent"`` (a record
+without the field is an error threshold, as every file from before it). A threshold of one score is never
+applied to the other: ``aekit anomaly`` refuses it, an exported ``score`` part (which computes the
+reconstruction error) refuses a latent one, and ``aekit serve``, which keeps the error score, sets its
+own error threshold where the run stores a latent one.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ import numpy as np
 
 from aekit.errors import AekitError
 from aekit.io import atomic_write_text, open_plain, read_json_object, write_json
+from aekit.tasks.density import LatentDensity, check_components, codes_for
 
 THRESHOLD_FILE = "threshold.json"
 DEFAULT_RULE = "contamination:0.01"  # what training stores and `aekit anomaly` uses when none is given
@@ -64,6 +74,9 @@ DEFAULT_RULE = "contamination:0.01"  # what training stores and `aekit anomaly` 
 
 SCORE_PLAIN = "squared error summed over values"
 SCORE_SCALED = "squared error over each value's error scale, summed"
+SCORES = ("error", "latent")  # aekit anomaly --score: the reconstruction error, or the code's density
+SCORE_LATENT = ("minus the log-density of the code under a {k}-component Gaussian mixture fitted on the training "
+                "codes")
 SCALE_FLOOR = 0.25  # a feature's error scale is at least this share of the mean scale over features
 
 
@@ -190,6 +203,18 @@ def threshold_value(th: Threshold, val_scores: np.ndarray, val_normal: np.ndarra
     return float(np.quantile(val_scores[val_normal], 1 - th.value))
 
 
+def check_score(score: Any) -> str:
+    """``--score``: error (the reconstruction error) or latent (the code's density)."""
+    if score not in SCORES:
+        raise AekitError(f"--score must be one of {', '.join(SCORES)}, got {score!r:.40}")
+    return str(score)
+
+
+def score_kind(rec: dict[str, Any]) -> str:
+    """The score a threshold record was chosen on: error where it names none (files from before --score)."""
+    return str(rec.get("score", "error"))
+
+
 def threshold(val_scores: np.ndarray, contamination: float) -> float:
     return threshold_value(Threshold("contamination", check_contamination(contamination)), val_scores)
 
@@ -251,15 +276,24 @@ def normal_mask(y: np.ndarray | None, normal: Any) -> np.ndarray | None:
     return None if y is None or normal is None else np.isin(y, np.asarray(list(normal)))
 
 
+def latent_scores(model: Any, x: np.ndarray, density: LatentDensity) -> np.ndarray:
+    """Minus the log-density of each sample's code under ``density`` (higher is more abnormal)."""
+    return density.score(codes_for(model, x))
+
+
 def choose_threshold(model: Any, ref_x: np.ndarray, ref_y: np.ndarray | None, rule: Any, normal: Any,
-                     split: str, scale: np.ndarray | None = None) -> dict[str, Any]:
+                     split: str, scale: np.ndarray | None = None,
+                     density: LatentDensity | None = None) -> dict[str, Any]:
     """The threshold ``rule`` picks from the scores of ``ref_x`` (the rows of ``split``), as a record:
     value, rule, split, row count, the normal classes ``fpr`` counted as normal, and the error scale
-    the scores were computed with (``error_scale``, where the data has one)."""
+    the scores were computed with (``error_scale``, where the data has one). With ``density``, the
+    scores are the latent ones (:func:`latent_scores`) and the record says ``"score": "latent"``."""
     th = parse_threshold(rule)
-    value = threshold_value(th, sample_scores(model, ref_x, scale=scale),
-                            normal_mask(ref_y, normal) if th.kind == "fpr" else None)
+    sc = latent_scores(model, ref_x, density) if density is not None else sample_scores(model, ref_x, scale=scale)
+    value = threshold_value(th, sc, normal_mask(ref_y, normal) if th.kind == "fpr" else None)
     rec: dict[str, Any] = {"threshold": value, "rule": str(th), "split": split, "n": len(ref_x)}
+    if density is not None:
+        rec["score"] = "latent"
     if scale is not None:
         rec["error_scale"] = [float(v) for v in scale]
     if th.kind == "fpr":
@@ -268,22 +302,28 @@ def choose_threshold(model: Any, ref_x: np.ndarray, ref_y: np.ndarray | None, ru
 
 
 def threshold_on_splits(model: Any, train: Any, val: Any, rule: Any, normal: Any, *,
-                        unit_range: bool) -> dict[str, Any]:
+                        unit_range: bool, density: LatentDensity | None = None) -> dict[str, Any]:
     """:func:`choose_threshold` on the validation split (the training split where it has none);
     normal is ``normal`` or the training split's classes; the error scale is measured on the
-    training split unless the data lies in [0, 1] (``unit_range``)."""
+    training split unless the data lies in [0, 1] (``unit_range``) or the scores are the latent
+    ones of ``density`` (which has no error scale)."""
     split, ref = ("val", val) if val is not None and len(val) else ("train", train)
     if normal is None:
         normal = training_classes(train.y)
-    return choose_threshold(model, ref.x, ref.y, rule, normal, split, error_scale(model, train.x, unit_range))
+    scale = None if density is not None else error_scale(model, train.x, unit_range)
+    return choose_threshold(model, ref.x, ref.y, rule, normal, split, scale, density)
 
 
 def run_threshold(o: Any, rule: Any, data: str | None = None, data_dir: str | None = None,
-                  normal: Any = None) -> dict[str, Any]:
-    """The threshold of an opened run ``o`` chosen by ``rule`` (see :func:`threshold_on_splits`)."""
+                  normal: Any = None, density: LatentDensity | None = None,
+                  components: int | None = None) -> dict[str, Any]:
+    """The threshold of an opened run ``o`` chosen by ``rule`` (see :func:`threshold_on_splits`); on the
+    latent scores of ``density`` (fitted with ``components`` asked for) where it is given."""
     ds = o.dataset(data, data_dir)[0]
     rec = threshold_on_splits(o.model, o.split("train", data, data_dir), o.split("val", data, data_dir), rule, normal,
-                              unit_range=ds.value_range == "unit")
+                              unit_range=ds.value_range == "unit", density=density)
+    if density is not None:
+        rec["components"] = components
     return {**rec, "data": str(ds.name)}
 
 
@@ -369,11 +409,29 @@ def _check_stored(rec: dict[str, Any], where: Path, value_range: str | None) -> 
     """Every field of a threshold.json against what aekit writes for a run whose data lies in
     ``value_range`` ("unit": [0, 1], "real", None: unknown, as for a saved detector). The error scale's
     values are checked against the model by :func:`record_scale`, its callers' next step."""
-    value = rec.get("threshold")
-    # A score is a sum of squared errors: a negative threshold would flag every sample.
-    if not isinstance(value, int | float) or isinstance(value, bool) or not _finite(value) or value < 0:
+    kind = rec.get("score", "error")
+    if kind not in SCORES:
+        raise AekitError(f"{where}: score must be one of {', '.join(SCORES)}, got {kind!r:.40}")
+    value: Any = rec.get("threshold")
+    number = isinstance(value, int | float) and not isinstance(value, bool) and _finite(value)
+    if kind == "latent" and not number:  # minus a log-density: any finite number (a density may exceed 1)
+        raise AekitError(f"{where}: threshold must be a finite number, got {value!r:.40}")
+    # An error score is a sum of squared errors: a negative threshold would flag every sample.
+    if kind == "error" and (not number or value < 0):
         raise AekitError(f"{where}: threshold must be a finite number >= 0 (a score is a sum of squared errors), "
                          f"got {value!r:.40}")
+    if kind == "latent":
+        try:
+            check_components(rec.get("components"), "components")
+        except AekitError as exc:
+            raise AekitError(f"{where}: {exc}") from None
+        if "error_scale" in rec:
+            raise AekitError(f"{where}: error_scale belongs to the error score, and this threshold is on the latent "
+                             "one; set the threshold again with aekit anomaly RUN --score latent --threshold RULE "
+                             "--save-threshold")
+    elif "components" in rec:
+        raise AekitError(f"{where}: components belongs to the latent score, and this threshold is on the error "
+                         "one; set the threshold again with aekit anomaly RUN --threshold RULE --save-threshold")
     rule = rec.get("rule")
     try:
         th = parse_threshold(rule)
@@ -416,9 +474,15 @@ def _finite(v: int | float) -> bool:
         return False
 
 
-def stored_threshold(run_dir: str | Path | None, check_weights: bool = True) -> dict[str, Any] | None:
+def stored_threshold(run_dir: str | Path | None, check_weights: bool = True,
+                     score: str | None = "error") -> dict[str, Any] | None:
     """The run's threshold.json, checked, or None where the run has none. One error line for a
-    damaged file or one written for other weights than the run's model.safetensors."""
+    damaged file or one written for other weights than the run's model.safetensors.
+
+    ``score``: the score the caller computes; a threshold on the other one is none to it (None: any
+    score, for the caller to check with :func:`score_kind`, as ``aekit anomaly`` and export do to say so).
+    The default keeps every reader of the error score (training's resume, ``aekit serve``) off a
+    latent threshold."""
     if run_dir is None:
         return None
     where = Path(run_dir) / THRESHOLD_FILE
@@ -426,6 +490,8 @@ def stored_threshold(run_dir: str | Path | None, check_weights: bool = True) -> 
         return None
     rec = read_json_object(where)
     _check_stored(rec, where, _value_range(run_dir))
+    if score is not None and score_kind(rec) != score:
+        return None
     if check_weights and rec["weights_sha256"] != weights_digest(run_dir):
         raise AekitError(f"{where}: set for other weights than {Path(run_dir) / 'model.safetensors'} (trained "
                          f"further or replaced since); set it again with aekit anomaly {run_dir} --threshold "
@@ -446,19 +512,30 @@ def _value_range(run_dir: str | Path) -> str | None:
 
 
 def anomaly_report(model: Any, x: np.ndarray, y: np.ndarray | None, thr: dict[str, Any],
-                   out: str | Path | None = None, maps: str | Path | None = None, normal: Any = None) -> dict[str, Any]:
+                   out: str | Path | None = None, maps: str | Path | None = None, normal: Any = None,
+                   density: LatentDensity | None = None) -> dict[str, Any]:
     """Scores of ``x`` against the threshold record ``thr`` (:func:`choose_threshold` or
     :func:`stored_threshold`), precision/recall/F1/ROC AUC where ``y`` and the ``normal`` classes
-    are known, and optionally a CSV of the scores and a picture of the top error maps."""
+    are known, and optionally a CSV of the scores and a picture of the top error maps. A latent
+    record (:func:`score_kind`) scores by ``density``; its maps are still the reconstruction error's,
+    of the samples with the highest latent scores."""
     th = parse_threshold(thr["rule"])
-    scale = record_scale(thr, model)
-    sc, err = scores(model, x, scale)
+    err: np.ndarray | None
+    if score_kind(thr) == "latent":
+        if density is None:
+            raise ValueError("a latent threshold needs the density it was chosen with")  # a caller's bug
+        sc, definition = latent_scores(model, x, density), SCORE_LATENT.format(k=len(density.weights))
+        err = scores(model, x)[1] if maps is not None else None  # squared errors: a latent record has no scale
+    else:
+        scale = record_scale(thr, model)
+        sc, err = scores(model, x, scale)
+        definition = SCORE_SCALED if scale is not None else SCORE_PLAIN
     flagged = sc > thr["threshold"]
     res: dict[str, Any] = {"n": len(sc), "threshold": thr["threshold"], "threshold_rule": str(th),
                            "threshold_split": thr["split"], "threshold_stored": bool(thr.get("set_by")),
                            "flagged": int(flagged.sum()), "flagged_fraction": float(flagged.mean()),
                            "score_mean": float(sc.mean()), "score_max": float(sc.max()),
-                           "score_definition": SCORE_SCALED if scale is not None else SCORE_PLAIN}
+                           "score": score_kind(thr), "score_definition": definition}
     if th.kind == "contamination":
         res["contamination"] = th.value
     is_normal = normal_mask(y, normal)
@@ -467,6 +544,6 @@ def anomaly_report(model: Any, x: np.ndarray, y: np.ndarray | None, thr: dict[st
         res.update(label_metrics(sc, flagged, ~is_normal))
     if out is not None:
         res["scores_csv"] = str(write_scores(out, sc, flagged, y))
-    if maps is not None:
+    if maps is not None and err is not None:
         res["maps"] = str(error_maps(x, err, sc, tuple(model.input_shape), maps))
     return res
