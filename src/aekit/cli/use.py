@@ -201,6 +201,40 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def anomaly_parser(sub: argparse._SubParsersAction) -> None:
+    """``aekit anomaly`` and its flags (apart from add_commands, which would grow too long)."""
+    an = sub.add_parser("anomaly", help="reconstruction error (or the code's density) as an anomaly score, with a "
+                        "threshold",
+                        description="Score (--score error, the default): the squared reconstruction error summed over "
+                        "values (over each value's error scale on data outside [0, 1]). On a VAE run, the error of the "
+                        "reconstruction decoded at the posterior mean: deterministic, the same number threshold.json, "
+                        "export --part score and serve use; for a likelihood, see aekit nll. --score latent: minus the "
+                        "log-density of the code under a Gaussian mixture fitted on the training split's codes (kept "
+                        "in DIR/latent-density.safetensors), the better score for images: it also flags anomalies "
+                        "simpler than the normal data, which reconstruct well.")
+    an.add_argument("run", metavar="DIR")
+    reader_flags(an)
+    an.add_argument("--contamination", type=float, help="expected share of anomalies (0.01); short for "
+                    "--threshold contamination:C")
+    an.add_argument("--threshold", metavar="KIND:VALUE",
+                    help="contamination:0.01 | percentile:99.5 | fpr:0.01 (fpr needs labels), on the validation "
+                    "split (default: the run's stored threshold, else contamination:0.01)")
+    an.add_argument("--save-threshold", action="store_true",
+                    help="store the threshold in DIR/threshold.json, for aekit export --part score and later runs")
+    an.add_argument("--normal-classes", type=int_list, metavar="0,1",
+                    help="labels of normal data (default: the classes of the training split)")
+    an.add_argument("--out", metavar="scores.csv")
+    an.add_argument("--maps", metavar="maps.png", help="picture of the top-scored samples' reconstruction error maps "
+                    "(with --score latent: of the samples with the highest latent scores)")
+    an.add_argument("--score", default="error", metavar="{error,latent}",
+                    help="error: the reconstruction error (default); latent: minus the log-density of the code under "
+                    "a Gaussian mixture fitted on the training codes (recommended for images)")
+    an.add_argument("--components", type=int, metavar="K",
+                    help="with --score latent: the mixture's components, 1 to 256 (default 10, or the stored "
+                    "threshold's)")
+    an.set_defaults(func=cmd_anomaly)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     n = sub.add_parser("denoise", help="PSNR of a model as a denoiser, against median, blur, PCA, BM3D, "
                        "non-local means and TV (the last three from the extra baselines)")
@@ -253,36 +287,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     reader_flags(ipt)
     ipt.add_argument("--out", metavar="inpaint.png", help="default DIR/inpaint.png")
     ipt.set_defaults(func=cmd_inpaint)
-    an = sub.add_parser("anomaly", help="reconstruction error (or the code's density) as an anomaly score, with a "
-                        "threshold",
-                        description="Score (--score error, the default): the squared reconstruction error summed over "
-                        "values (over each value's error scale on data outside [0, 1]). On a VAE run, the error of the "
-                        "reconstruction decoded at the posterior mean: deterministic, the same number threshold.json, "
-                        "export --part score and serve use; for a likelihood, see aekit nll. --score latent: minus the "
-                        "log-density of the code under a Gaussian mixture fitted on the training split's codes (kept "
-                        "in DIR/latent-density.safetensors), the better score for images: it also flags anomalies "
-                        "simpler than the normal data, which reconstruct well.")
-    an.add_argument("run", metavar="DIR")
-    reader_flags(an)
-    an.add_argument("--contamination", type=float, help="expected share of anomalies (0.01); short for "
-                    "--threshold contamination:C")
-    an.add_argument("--threshold", metavar="KIND:VALUE",
-                    help="contamination:0.01 | percentile:99.5 | fpr:0.01 (fpr needs labels), on the validation "
-                    "split (default: the run's stored threshold, else contamination:0.01)")
-    an.add_argument("--save-threshold", action="store_true",
-                    help="store the threshold in DIR/threshold.json, for aekit export --part score and later runs")
-    an.add_argument("--normal-classes", type=int_list, metavar="0,1",
-                    help="labels of normal data (default: the classes of the training split)")
-    an.add_argument("--out", metavar="scores.csv")
-    an.add_argument("--maps", metavar="maps.png", help="picture of the top-scored samples' reconstruction error maps "
-                    "(with --score latent: of the samples with the highest latent scores)")
-    an.add_argument("--score", default="error", metavar="{error,latent}",
-                    help="error: the reconstruction error (default); latent: minus the log-density of the code under "
-                    "a Gaussian mixture fitted on the training codes (recommended for images)")
-    an.add_argument("--components", type=int, metavar="K",
-                    help="with --score latent: the mixture's components, 1 to 256 (default 10, or the stored "
-                    "threshold's)")
-    an.set_defaults(func=cmd_anomaly)
+    anomaly_parser(sub)
     rp = sub.add_parser("report", help="one self-contained HTML page about a run")
     rp.add_argument("run", metavar="DIR")
     reader_flags(rp)
