@@ -52,6 +52,8 @@ def main() -> None:
     ap.add_argument("--best-pretrain-epochs", type=int, default=3, help="per layer, for --part best")
     ap.add_argument("--best-finetune-epochs", type=int, default=40,
                     help="epochs per fine-tuning stage, for --part best")
+    ap.add_argument("--shift", type=int, default=2,
+                    help="for --part best: random shifts of up to this many pixels (0: no augmentation)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="auto", help="for --part best: where to train")
     ap.add_argument("--compile", default="off", choices=["off", "on"], help="for --part best: torch.compile the step")
@@ -116,7 +118,7 @@ def best(args: argparse.Namespace, ds: Any, layers: list[int], out: Path) -> Non
     """All labels: greedy denoising pre-training, then both fine-tuning steps, timed together."""
     pe, fe = (1, 2) if args.quick else (args.best_pretrain_epochs, args.best_finetune_epochs)
     t0 = time.perf_counter()
-    pre = out / "runs" / "best-greedy-dae"
+    pre = out / "runs" / f"best-greedy-dae-shift{args.shift}"
     if pre.exists():
         shutil.rmtree(pre)
     how = {"device": args.device, "compile": args.compile, "precision": args.precision}
@@ -124,24 +126,25 @@ def best(args: argparse.Namespace, ds: Any, layers: list[int], out: Path) -> Non
     t_pre = time.perf_counter() - t0
     print(f"pre-trained {'-'.join(map(str, layers))} (greedy, masking:0.25, {pe} epochs a layer) in {t_pre:.0f}s",
           flush=True)
-    ft = out / "runs" / "best-finetuned"
+    ft = out / "runs" / f"best-finetuned-shift{args.shift}"
     if ft.exists():
         shutil.rmtree(ft)
     s = aekit.finetune(pre, labels="all", stage="both", epochs=fe, batch_size=128, lr=1e-3, patience=10, seed=0,
-                       dropout=0.2, shift=2, schedule="cosine", dataset=ds, out=ft, **how)
+                       dropout=0.2, shift=args.shift, schedule="cosine", dataset=ds, out=ft, **how)
     total = time.perf_counter() - t0
     res = {"test_error_percent": s["test_error_percent"], "pretrain_seconds": round(t_pre, 1),
            "finetune_seconds": s["seconds"], "total_seconds": round(total, 1), "stages": s["stages"],
            "labels": s["labels"], "recipe": {"layers": layers, "pretrain": "greedy masking:0.25",
                                              "pretrain_epochs": pe, "finetune_epochs": fe, "dropout": 0.2,
-                                             "shift": 2, "schedule": "cosine", "lr": 1e-3, "batch_size": 128},
+                                             "shift": args.shift, "schedule": "cosine", "lr": 1e-3, "batch_size": 128},
            **how}
     print(f"\nall {s['labels']} labels: test error {s['test_error_percent']:.2f}% in {total / 60:.1f} min "
           f"(pre-training {t_pre:.0f}s, fine-tuning {s['seconds']:.0f}s)")
     for text, err in ANCHORS:
         print(f"  {err:.2f}%  {text}")
-    (out / "pretraining-best.json").write_text(json.dumps(res, indent=2) + "\n")
-    print(f"wrote {out / 'pretraining-best.json'}")
+    name = "pretraining-best.json" if args.shift else "pretraining-best-noshift.json"
+    (out / name).write_text(json.dumps(res, indent=2) + "\n")
+    print(f"wrote {out / name}")
 
 
 def _plot(cells: list[dict], methods: list[str], path: Path) -> None:
