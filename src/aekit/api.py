@@ -195,6 +195,7 @@ def anomaly(model_or_dir: Any, out: str | Path | None = None, contamination: flo
     from aekit.run import writing_lock
     from aekit.tasks.anomaly import (
         DEFAULT_RULE,
+        SET_BY_TRAINING,
         THRESHOLD_FILE,
         anomaly_report,
         check_score,
@@ -219,7 +220,7 @@ def anomaly(model_or_dir: Any, out: str | Path | None = None, contamination: flo
     rule = threshold if threshold is not None else contamination
     thr = stored_threshold(o.dir, score=None) if rule is None else None
     where = Path(o.dir or ".") / THRESHOLD_FILE  # (a stored threshold comes from a run folder)
-    if thr is not None and score_kind(thr) != score and thr.get("set_by") == "aekit train":
+    if thr is not None and score_kind(thr) != score and thr.get("set_by") == SET_BY_TRAINING:
         # Training stores a threshold on the error score by the default rule; nobody chose it for
         # another score, so that score gets the default rule too instead of an error.
         thr = None

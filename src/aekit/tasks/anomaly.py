@@ -70,6 +70,7 @@ from aekit.tasks.density import LatentDensity, check_components, codes_for
 
 THRESHOLD_FILE = "threshold.json"
 DEFAULT_RULE = "contamination:0.01"  # what training stores and `aekit anomaly` uses when none is given
+SET_BY_TRAINING = "aekit train"  # threshold.json's set_by for the threshold training stores by DEFAULT_RULE
 
 
 SCORE_PLAIN = "squared error summed over values"

@@ -117,7 +117,7 @@ class LatentDensity:
         return -(top[:, 0] + np.log(np.exp(log_p - top).sum(1)))
 
     def tensors(self) -> dict[str, np.ndarray]:
-        return {"weights": self.weights, "means": self.means, "prec_chol": self.prec_chol}
+        return dict(zip(NAMES, (self.weights, self.means, self.prec_chol), strict=True))
 
     def save(self, path: str | Path, meta: dict[str, str] | None = None) -> Path:
         """Write the mixture as safetensors (float64), atomically, with ``meta`` (text) in its header."""

@@ -122,7 +122,13 @@ def keep_threshold(model: Any, out: Path, train: Any, val: Any, data: str, unit_
     """threshold.json for the weights just trained: the rule stored before (a resumed run), else
     contamination:0.01, chosen on the validation split (the training split without one), with the
     error scale measured on the training split where the data is not in [0, 1]."""
-    from aekit.tasks.anomaly import DEFAULT_RULE, save_threshold, stored_threshold, threshold_on_splits
+    from aekit.tasks.anomaly import (
+        DEFAULT_RULE,
+        SET_BY_TRAINING,
+        save_threshold,
+        stored_threshold,
+        threshold_on_splits,
+    )
 
     try:
         before = stored_threshold(out, check_weights=False)  # its weights are the ones replaced
@@ -134,7 +140,7 @@ def keep_threshold(model: Any, out: Path, train: Any, val: Any, data: str, unit_
         rec = threshold_on_splits(model, train, val, rule, normal, unit_range=unit_range)
     except AekitError:  # a stored fpr: rule whose normal classes this split lacks
         rec = threshold_on_splits(model, train, val, DEFAULT_RULE, normal, unit_range=unit_range)
-    save_threshold(out, {**rec, "data": data}, "aekit train")
+    save_threshold(out, {**rec, "data": data}, SET_BY_TRAINING)
 
 
 def reconstruct_grid(model: Any, x: Any, path: str | Path, labels: Any = None) -> Path:
