@@ -148,6 +148,10 @@ ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("activation-unknown", train("--activation", "swishy"), "unknown activation"),
     ("norm-unknown", train("--norm", "group"), "unknown norm 'group' (--norm)"),
     ("norm-on-conv", train("--model", "conv", "--norm", "batch"), "has no option norm"),
+    ("ema-one", train("--ema", "1"), "train.ema must lie in (0, 1), got 1"),
+    ("ema-nan", train("--ema", "nan"), "train.ema must be a finite number"),
+    ("shift-negative", train("--shift", "-1"), "train.shift must lie in [0, 64], got -1"),
+    ("shift-on-rows", train("--shift", "1", "--data", "synthetic:plane"), "shift needs image data"),
     # --- the variational family's options: checked before any data is read ---------------------------
     ("vae-beta-negative", train("--model", "vae", "--beta", "-1"), "beta must be a non-negative number"),
     ("vae-beta-nan", train("--model", "vae", "--beta", "nan"), "beta must be a non-negative number"),

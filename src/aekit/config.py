@@ -84,6 +84,10 @@ class TrainConfig:
         checkpoint_minutes: And at least this often, in minutes of training.
         deterministic: PyTorch's deterministic algorithms and a fixed CPU thread count.
         tensorboard: A folder for TensorBoard event files, or None.
+        ema: Decay of an exponential moving average of the weights, whose average is validated and
+            kept (e.g. 0.999), or None for none.
+        shift: Random translations of each training image by up to this many pixels, input and
+            target alike (0: none).
     """
 
     epochs: int = 20
@@ -109,6 +113,8 @@ class TrainConfig:
     checkpoint_minutes: float = 10.0  # ... and at least this often, in minutes of training
     deterministic: bool = False  # PyTorch's deterministic algorithms (CUDA); kept in config.json
     tensorboard: str | None = None  # a folder for TensorBoard event files (extra aekit[tensorboard])
+    ema: float | None = None  # weight averaging: the decay of the moving average (training/averaging.py)
+    shift: int = 0  # augmentation: random translations by up to this many pixels (images only)
 
 
 @dataclass
@@ -219,6 +225,8 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "train.max_steps": (1, 10**12, "[]"),
     "train.checkpoint_every": (1, 10**12, "[]"),
     "train.checkpoint_minutes": (0.0, 1e6, "(]"),
+    "train.ema": (0.0, 1.0, "()"),  # 0 would keep only the last step, 1 never moves from the start
+    "train.shift": (0, 64, "[]"),
     "data.val_fraction": (0.0, 1.0, "[)"),
     "data.split_seed": (0, _SEED_MAX, "[]"),
     # An image side: 4096 px is 50 MB per RGB image already; 100000 would be 30 GB each.

@@ -30,7 +30,7 @@ TRAIN_FLAGS = {  # flag dest -> config key
     "precision": "train.precision", "sparse": "model.sparse", "contractive": "model.contractive",
     "code_activation": "model.code_activation", "norm": "model.norm", "checkpoint_every": "train.checkpoint_every",
     "checkpoint_minutes": "train.checkpoint_minutes", "deterministic": "train.deterministic",
-    "tensorboard": "train.tensorboard", "compile": "train.compile",
+    "tensorboard": "train.tensorboard", "compile": "train.compile", "ema": "train.ema", "shift": "train.shift",
     # store_true, so False when absent: a restart saved in config.json is not repeated by the next --resume
     "schedule_restart": "train.schedule_restart",
     # the variational family (--model vae); any other family refuses them in one line
@@ -269,6 +269,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="with --resume and other --epochs: start a new schedule at the resumed epoch over the "
                    "epochs left (default: keep the run's schedule; past its end its last rate holds)")
     t.add_argument("--weight-decay", type=float)
+    t.add_argument("--ema", type=float, metavar="DECAY",
+                   help="keep a moving average of the weights (e.g. 0.999); the average is validated and saved")
+    t.add_argument("--shift", type=int, metavar="PIXELS",
+                   help="move each training image by up to PIXELS pixels, afresh every batch (images only)")
     t.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement")
     t.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     t.add_argument("--out", metavar="DIR", help="run directory (default runs/<time>-<model>)")

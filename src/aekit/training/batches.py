@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from aekit.data import mapped
 
@@ -49,3 +50,16 @@ def pieces_of(x: torch.Tensor | np.ndarray, batch_size: int, device: torch.devic
     if isinstance(x, torch.Tensor):
         return (as_batch(x[i : i + batch_size]) for i in range(0, len(x), batch_size))
     return (as_batch(torch.from_numpy(np.array(p)).to(device)) for p in mapped.chunks(x, batch_size))
+
+
+def random_shift(x: torch.Tensor, s: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image of (B, C, H, W) moved by its own integer offset in [-s, s] both ways, zero-filled."""
+    b, _, h, w = x.shape
+    xp = F.pad(x, (s, s, s, s))
+    # Drawn where the generator lives (the loop's augmentation generator is on the training device).
+    oy = torch.randint(0, 2 * s + 1, (b, 1), generator=generator, device=generator.device).to(x.device)
+    ox = torch.randint(0, 2 * s + 1, (b, 1), generator=generator, device=generator.device).to(x.device)
+    rows = oy + torch.arange(h, device=x.device)  # (B, H)
+    cols = ox + torch.arange(w, device=x.device)  # (B, W)
+    bi = torch.arange(b, device=x.device)[:, None, None]
+    return xp[bi, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # (B, H, W, C) -> (B, C, H, W)

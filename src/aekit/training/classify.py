@@ -33,6 +33,7 @@ from aekit.config import FINETUNE_INITS, FINETUNE_STAGES, TrainConfig
 from aekit.data.dataset import Split
 from aekit.errors import AekitError
 from aekit.models.classifier import Classifier
+from aekit.training.batches import random_shift
 from aekit.training.loop import Objective, as_batch, fit, to_tensor
 
 __all__ = ["INITS", "MIN_STEPS_PER_EPOCH", "STAGES", "Classification", "Classifier", "StageResult", "accuracy",
@@ -76,19 +77,6 @@ class StageResult:
     epochs: int
     best_val_accuracy: float
     seconds: float
-
-
-def random_shift(x: torch.Tensor, s: int, generator: torch.Generator) -> torch.Tensor:
-    """Each image of (B, C, H, W) moved by its own integer offset in [-s, s] both ways, zero-filled."""
-    b, _, h, w = x.shape
-    xp = F.pad(x, (s, s, s, s))
-    # Drawn where the generator lives (the loop's augmentation generator is on the training device).
-    oy = torch.randint(0, 2 * s + 1, (b, 1), generator=generator, device=generator.device).to(x.device)
-    ox = torch.randint(0, 2 * s + 1, (b, 1), generator=generator, device=generator.device).to(x.device)
-    rows = oy + torch.arange(h, device=x.device)  # (B, H)
-    cols = ox + torch.arange(w, device=x.device)  # (B, W)
-    bi = torch.arange(b, device=x.device)[:, None, None]
-    return xp[bi, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # (B, H, W, C) -> (B, C, H, W)
 
 
 @torch.no_grad()

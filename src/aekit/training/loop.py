@@ -49,7 +49,8 @@ from aekit.models.base import Autoencoder
 from aekit.progress import Progress, say
 from aekit.training import checkpoint as ckpt
 from aekit.training import distributed
-from aekit.training.batches import as_batch, mean_image, pieces_of, take_rows, to_tensor  # noqa: F401
+from aekit.training.averaging import WeightAverage
+from aekit.training.batches import as_batch, mean_image, pieces_of, random_shift, take_rows, to_tensor  # noqa: F401
 from aekit.training.infill import Corruption, corruption_for
 from aekit.training.reproducible import make_deterministic
 from aekit.training.speed import LossReadout, StepRunner, choose_amp, keep_freed_memory
@@ -148,13 +149,15 @@ def evaluate_tensor(model: torch.nn.Module, x: torch.Tensor | np.ndarray, batch_
 
 class Objective:
     """What the loop trains for. This one: reconstruct the clean batch from its corrupted copy (given
-    the batch's labels, for a model conditioned on them)."""
+    the batch's labels, for a model conditioned on them). With ``[train] shift = S`` each training
+    image first moves by up to S pixels (input and target alike), afresh for every batch."""
 
     min_steps_per_epoch = 1  # small labelled sets are cycled to make epochs of at least this many steps
     uses_labels = False  # whether the objective itself needs the batches' labels (``yb`` in :meth:`inputs`)
 
     def __init__(self, corruption: Corruption | None = None) -> None:
         self.corruption = corruption
+        self.shift = 0
 
     def wants_labels(self, model: torch.nn.Module) -> bool:
         """Whether batches carry their labels: for the objective, or for a model that takes them."""
@@ -168,12 +171,17 @@ class Objective:
         if self.corruption is None:
             self.corruption = corruption_for(cfg.noise, clip=model.output == "sigmoid")
         self.corruption.prepare(x_train, device)
+        self.shift = cfg.shift
+        if self.shift and x_train.ndim != 4:
+            raise AekitError("shift needs image data (N, C, H, W); this training data is rows")
 
     def inputs(self, model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor | None, step: int,
                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(model input, target) of one batch; ``yb`` (None unless :meth:`wants_labels`) are its labels."""
         if self.corruption is None:
             raise RuntimeError("prepare() chooses the corruption before the first batch")
+        if self.shift:
+            xb = random_shift(xb, self.shift, gen)
         return self.corruption.pair(_hooked(model), xb, step, gen, yb)
 
     def loss(self, model: torch.nn.Module, inp: torch.Tensor, target: torch.Tensor,
@@ -261,6 +269,8 @@ class Trainer:
             # nn.Module.to takes memory_format (as its docstring says); torch's overloads of it leave it out
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.opt = make_optimizer(model, cfg)
+        # With [train] ema, the averaged weights are the ones validated and kept (training/averaging.py).
+        self.ema = WeightAverage(model, cfg.ema) if cfg.ema else None
         self.gens = {"perm": torch.Generator().manual_seed(cfg.seed),
                      "noise": torch.Generator(device).manual_seed(cfg.seed + 1)}
         self.step_model: torch.nn.Module = model
@@ -348,6 +358,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
         self.scaler.step(self.opt)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update()
         self.loss_sum += loss.detach() * len(inp)
         self.finite_steps += torch.isfinite(self.loss_sum)
         self.done += len(inp)
@@ -398,16 +410,18 @@ class Trainer:
             self.diverged()
         row: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": train_loss, "lr": self.lr(self.epoch),
                                "seconds": round(seconds, 3), "samples_per_s": round(done / max(seconds, 1e-9), 1)}
-        if self.x_val is not None:
-            row.update(self.obj.validate(self.model, self.x_val, self.y_val, self.cfg))
-            # Every rank takes rank 0's figure, so that all make the same early-stopping decision.
-            row["val_loss"] = distributed.broadcast_float(row["val_loss"], self.device)
-        score = row.get("val_loss", train_loss)
-        if score < self.res.best_val_loss:
-            self.res.best_val_loss, self.res.best_epoch, self.bad_epochs = score, self.epoch + 1, 0
-            self.keep_best()
-        else:
-            self.bad_epochs += 1
+        # The weights judged and kept: the average of the weights with [train] ema, else the weights.
+        with self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext():
+            if self.x_val is not None:
+                row.update(self.obj.validate(self.model, self.x_val, self.y_val, self.cfg))
+                # Every rank takes rank 0's figure, so that all make the same early-stopping decision.
+                row["val_loss"] = distributed.broadcast_float(row["val_loss"], self.device)
+            score = row.get("val_loss", train_loss)
+            if score < self.res.best_val_loss:
+                self.res.best_val_loss, self.res.best_epoch, self.bad_epochs = score, self.epoch + 1, 0
+                self.keep_best()
+            else:
+                self.bad_epochs += 1
         self.res.history.append(row)
         for cb in self.callbacks:
             cb.on_epoch(self, row)
@@ -525,6 +539,9 @@ class Trainer:
                  "best_val_loss": r.best_val_loss, "best_epoch": r.best_epoch, "steps": r.steps,
                  "stopped_early": r.stopped_early, "optimizer": meta, "precision": precision_name(self.amp),
                  "schedule": self.schedule}
+        if self.ema is not None:
+            state["ema_updates"] = self.ema.updates
+            tensors = {**tensors, **self.ema.tensors()}
         ckpt.write_last(self.run_dir, {"model.safetensors": ckpt.tensors_bytes(self.model.state_dict()),
                                    "optimizer.safetensors": ckpt.tensors_bytes({**tensors, **rng}),
                                    "state.json": state})
@@ -548,8 +565,10 @@ class Trainer:
         saved = ckpt.load_tensors(last / "optimizer.safetensors")
         ckpt.load_weights(self.model, last / "model.safetensors")  # torch's many-line mismatch, as one line
         try:
-            ckpt.restore_optimizer(self.opt, {k: v for k, v in saved.items() if not k.startswith("rng.")},
+            ckpt.restore_optimizer(self.opt, {k: v for k, v in saved.items() if not k.startswith(("rng.", "ema."))},
                                    state["optimizer"])
+            if self.ema is not None:
+                self.ema.resume(saved, state.get("ema_updates", 0))
             for k, g in self.gens.items():
                 g.set_state(saved[f"rng.{k}"])
             torch.set_rng_state(saved["rng.torch"])
