@@ -106,28 +106,50 @@ def denoising(args: argparse.Namespace, runs: dict[str, str]) -> list[dict[str, 
 
 
 def infilling(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each ``--infill`` run on the masks it is given (every mask, or ``MASK=DIR``'s one); the verdict of
+    a mask goes to its best model."""
     if not args.infill:
         print("\n(no --infill run: the infilling table is not made)")
         return []
-    model, train_x, val_x, test_x, config = splits(args.infill, args.data, args.data_dir, args.limit_test)
     rows, table = [], []
+    for run, masks in parse_infill(args.infill).items():
+        model, train_x, val_x, test_x, config = splits(run, args.data, args.data_dir, args.limit_test)
+        for mask in masks:
+            t0 = time.perf_counter()
+            r = inpaint_report(model, train_x, test_x, mask, iters=args.iters, start=args.start, val_x=val_x)
+            r.update(run=run, recipe=config, seconds_total=round(time.perf_counter() - t0, 1))
+            rows.append(r)
+            print(f"({mask}, {run}: {r['seconds_total']:.0f} s)", flush=True)
     for mask in MASKS:
-        t0 = time.perf_counter()
-        r = inpaint_report(model, train_x, test_x, mask, iters=args.iters, start=args.start, val_x=val_x)
-        r.update(run=args.infill, recipe=config, seconds_total=round(time.perf_counter() - t0, 1))
-        r["verdict"] = verdict(r["gain_db"], args.goal_db)
-        rows.append(r)
-        b = r["baselines"]
-        table.append([mask, f"{100 * r['missing_fraction']:.0f}%", r["psnr_autoencoder"],
-                      *[b.get(n, "skipped") for n in FILLS],
-                      r["settings"].get("telea", {}).get("radius"), SHORT.get(r["best_baseline"], r["best_baseline"]),
-                      signed(r["gain_db"]), signed(args.goal_db), r["verdict"]])
-        print(f"({mask}: {r['seconds_total']:.0f} s)", flush=True)
-    print_table(f"Infilling: PSNR (dB) on the missing pixels of {rows_n(rows)} test images, {args.iters} passes from "
-                f"the {args.start} image; goal: the model beats the best fill by {args.goal_db:+.1f} dB",
-                ["mask", "missing", "model", *[SHORT[n] for n in FILLS], "Telea radius", "best baseline", "margin",
-                 "goal", "verdict"], table)
+        of_mask = [r for r in rows if r["mask"] == mask]
+        best = max(of_mask, key=lambda r: r["gain_db"], default=None)
+        for r in of_mask:
+            r["verdict"] = verdict(r["gain_db"], args.goal_db) if r is best else "(not the best model)"
+            b = r["baselines"]
+            table.append([mask, f"{100 * r['missing_fraction']:.0f}%", Path(r["run"]).name, r["passes"],
+                          r["psnr_autoencoder"], *[b.get(n, "skipped") for n in FILLS],
+                          r["settings"].get("telea", {}).get("radius"),
+                          SHORT.get(r["best_baseline"], r["best_baseline"]), signed(r["gain_db"]),
+                          signed(args.goal_db), r["verdict"]])
+    print_table(f"Infilling: PSNR (dB) on the missing pixels of {rows_n(rows)} test images, from the {args.start} "
+                f"image; goal: the best model beats the best fill by {args.goal_db:+.1f} dB",
+                ["mask", "missing", "model (run)", "passes", "PSNR", *[SHORT[n] for n in FILLS], "Telea radius",
+                 "best baseline", "margin", "goal", "verdict"], table)
     return rows
+
+
+def parse_infill(values: list[str]) -> dict[str, list[str]]:
+    """``DIR`` (scored on every mask) or ``MASK=DIR`` (on that mask), each as often as wanted."""
+    runs: dict[str, list[str]] = {}
+    for v in values:
+        mask, sep, run = v.partition("=")
+        if not sep:
+            runs.setdefault(v, []).extend(m for m in MASKS if m not in runs.get(v, []))
+        elif mask not in MASKS:
+            raise SystemExit(f"--infill {v}: the mask must be one of {', '.join(MASKS)}")
+        elif mask not in runs.setdefault(run, []):
+            runs[run].append(mask)
+    return runs
 
 
 def rows_n(rows: list[dict[str, Any]]) -> str:
@@ -177,7 +199,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--dae", action="append", default=[], metavar="NOISE=DIR",
                     help=f"a denoising autoencoder's run for one noise ({', '.join(NOISES)}); DIR alone: every noise")
-    ap.add_argument("--infill", metavar="DIR", help="the infilling model's run (masks: " + ", ".join(MASKS) + ")")
+    ap.add_argument("--infill", action="append", default=[], metavar="[MASK=]DIR",
+                    help="an infilling model's run, scored on every mask (" + ", ".join(MASKS) + ") or on MASK; "
+                    "as often as wanted")
     ap.add_argument("--data", help="the dataset (default: each run's own)")
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared/datasets/mnist"))
     ap.add_argument("--limit-test", type=int, metavar="N", help="score only the first N test images (a quick check)")
@@ -196,7 +220,9 @@ def main() -> None:
     den = denoising(args, runs)
     inf = infilling(args)
     seconds = {"denoising": timing(den, DENOISERS, "noise", "Denoising baselines"),
-               "infilling": timing(inf, FILLS, "mask", "Infilling baselines")}
+               # the baselines' times once a mask (each run's row repeats them)
+               "infilling": timing(list({r["mask"]: r for r in reversed(inf)}.values())[::-1], FILLS, "mask",
+                                   "Infilling baselines")}
     skipped = {n: p for r in den + inf for n, p in r.get("skipped", {}).items()}
     if skipped:
         print("\n" + classical.skipped_line(skipped))

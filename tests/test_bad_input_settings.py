@@ -152,6 +152,9 @@ ROWS: list[tuple[str, Callable[[Ctx], list[str]], str]] = [
     ("ema-nan", train("--ema", "nan"), "train.ema must be a finite number"),
     ("shift-negative", train("--shift", "-1"), "train.shift must lie in [0, 64], got -1"),
     ("shift-on-rows", train("--shift", "1", "--data", "synthetic:plane"), "shift needs image data"),
+    ("noise-center-fraction", train("--noise", "center:2.5"), "center takes a whole number of pixels"),
+    ("noise-center-too-big", train("--noise", "center:40"), "center:40 does not fit in 28x28 images"),
+    ("noise-center-on-rows", train("--noise", "center:4", "--data", "synthetic:plane"), "center noise needs images"),
     # --- the variational family's options: checked before any data is read ---------------------------
     ("vae-beta-negative", train("--model", "vae", "--beta", "-1"), "beta must be a non-negative number"),
     ("vae-beta-nan", train("--model", "vae", "--beta", "nan"), "beta must be a non-negative number"),

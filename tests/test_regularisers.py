@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+import aekit
+from aekit.config import RunConfig, TrainConfig
 from aekit.data.noise import parse_noise
 from aekit.errors import AekitError
 from aekit.models.penalties import contractive_general, contractive_one_layer, parse_sparse
@@ -139,6 +141,39 @@ def test_block_noise_zeroes_one_square_per_image():
         parse_noise("block:20")(x, None)
     with pytest.raises(AekitError, match="needs images"):
         parse_noise("block:2")(torch.ones(3, 5), None)
+
+
+def test_center_noise_fills_the_square_inpaint_hides_with_the_mean_image(small_images, tmp_path):
+    import dataclasses
+
+    from aekit.tasks.inpaint import default_passes, parse_mask
+    from aekit.training.infill import MeanFilled, corruption_for
+
+    x = torch.ones(5, 1, 28, 28)
+    out = dataclasses.replace(parse_noise("center:14"), fill=torch.full((1, 28, 28), 0.25))(x, torch.Generator())
+    hole = torch.from_numpy(parse_mask("center:14", (28, 28)))
+    assert torch.all(out[:, 0][:, hole] == 0.25) and torch.all(out[:, 0][:, ~hole] == 1.0)  # the same square, always
+    with pytest.raises(AekitError, match="center takes a whole number"):
+        parse_noise("center:0.5")
+    with pytest.raises(AekitError, match="center:30 does not fit"):
+        parse_noise("center:30")(x, None)
+    corr = corruption_for("center:6")
+    assert type(corr) is MeanFilled  # no guess batches: the square never moves
+    corr.prepare(torch.from_numpy(small_images.train.x), torch.device("cpu"))
+    xb = torch.from_numpy(small_images.train.x[:4]).float() / 255
+    inp, target = corr.pair(None, xb, 0, torch.Generator())  # type: ignore[arg-type]
+    hole6 = np.broadcast_to(parse_mask("center:6", (28, 28)), xb.shape)
+    mean = np.broadcast_to(small_images.train.x.astype(np.float32).mean(0) / 255, xb.shape)
+    assert torch.equal(target, xb) and np.allclose(inp.numpy()[hole6], mean[hole6], atol=1e-6)
+    run = aekit.train(RunConfig(model={"name": "mlp", "code": 8}, train=TrainConfig(epochs=1, noise="center:8")),
+                      tmp_path / "r", dataset=small_images, progress=False)
+    # a run trained on one fixed hole fills in one pass by default; others make 20
+    r = aekit.inpaint(run.dir, "center:8", baselines="mean_image", data="mnist-mini")
+    assert r["passes"] == r["iters"] == 1 and np.isfinite(r["psnr_autoencoder"])
+    bare = create_model("mlp", (1, 28, 28), code=8)  # no run, so no training noise to go by
+    bare.resolve_output("unit")
+    assert aekit.inpaint(bare, "center:8", baselines="mean_image", data="mnist-mini")["passes"] == 20
+    assert default_passes("block:8") == default_passes(None) == 20 and default_passes("center:8") == 1
 
 
 def test_block_noise_fills_with_the_training_mean_image(small_images):

@@ -159,17 +159,21 @@ def interpolate(model_or_dir: Any, src: str | int, dst: str | int, steps: int = 
                  _picture(o, out, "interpolation.png") or "interpolation.png")
 
 
-def inpaint(model_or_dir: Any, mask: str, iters: int = 20, out: str | Path | None = None, data: str | None = None,
-            data_dir: str | None = None, split: str = "test", start: str = "mean",
+def inpaint(model_or_dir: Any, mask: str, iters: int | None = None, out: str | Path | None = None,
+            data: str | None = None, data_dir: str | None = None, split: str = "test", start: str = "mean",
             baselines: str | list[str] | None = None) -> dict[str, Any]:
     """Fill the masked pixels of a split's images; PSNR on those pixels vs the mean-image, nearest,
     biharmonic and Telea fills (``baselines``: names from ``aekit.tasks.inpaint.FILLS``, default all;
-    those whose package, from the extra ``aekit[baselines]``, is missing are named in ``skipped``)."""
+    those whose package, from the extra ``aekit[baselines]``, is missing are named in ``skipped``).
+    ``iters``: passes of "reconstruct, keep the observed pixels"; by default 20, or 1 for a run trained
+    on one fixed hole (``--noise center:S``: :func:`aekit.tasks.inpaint.default_passes`)."""
     from aekit.tasks.classical import pick
-    from aekit.tasks.inpaint import FILLS, inpaint_report
+    from aekit.tasks.inpaint import FILLS, default_passes, inpaint_report
 
     pick(baselines, FILLS, (), True, "infilling")  # an unknown name fails before the data is read
     o, s = _use(model_or_dir, data, data_dir, split)
+    if iters is None:
+        iters = default_passes(o.config().train.noise if o.dir is not None else None)
     return inpaint_report(o.model, o.split("train", data, data_dir).x, s.x, mask, iters=iters,
                           picture=_picture(o, out, "inpaint.png"), start=start,
                           val_x=o.split("val", data, data_dir).x, baselines=baselines)

@@ -251,7 +251,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "batch or layer")
     t.add_argument("--loss", choices=LOSSES, help="reconstruction loss (default mse)")
     t.add_argument("--noise", metavar="KIND:LEVEL",
-                   help="denoising: gaussian:SIGMA, masking:F, salt-pepper:F or block:S (infilling), fresh every batch")
+                   help="denoising: gaussian:SIGMA, masking:F, salt-pepper:F, or block:S / center:S (infilling: a "
+                   "square anywhere / in the middle), fresh every batch")
     t.add_argument("--sparse", metavar="SPEC", help="sparsity on the code: l1:LAMBDA or kl:RHO,BETA")
     t.add_argument("--contractive", type=float, metavar="LAMBDA",
                    help="contractive penalty: LAMBDA x squared Frobenius norm of the encoder Jacobian")

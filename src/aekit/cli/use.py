@@ -132,7 +132,8 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     from aekit.outputs import check_picture_file
     from aekit.tasks.inpaint import check_iters
 
-    check_iters(args.iters)
+    if args.iters is not None:
+        check_iters(args.iters)
     check_picture_file(args.out)
 
     r = inpaint(args.run, args.mask, iters=args.iters, out=args.out, data=args.data, data_dir=args.data_dir,
@@ -142,7 +143,8 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
         json_out(r)
         return 0
     print(f"PSNR on the {100 * r['missing_fraction']:.0f}% missing pixels ({r['mask']}, {r['n']} images):")
-    print(f"  autoencoder ({r['iters']} iterations) {r['psnr_autoencoder']:7.2f} dB")
+    passes = f"{r['passes']} pass" + ("es" if r["passes"] != 1 else "")
+    print(f"  autoencoder ({passes}) {r['psnr_autoencoder']:7.2f} dB")
     for name, v in r["baselines"].items():
         extra = "".join(f"{k} {setting}, " for k, setting in r["settings"].get(name, {}).items())
         print(f"  {name.replace('_', ' '):<26} {v:7.2f} dB  ({extra}{took(r['seconds'][name])})")
@@ -280,7 +282,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                      help="comma-separated: mean_image, nearest_observed, biharmonic, telea (default all)")
     ipt.add_argument("run", metavar="DIR")
     ipt.add_argument("--mask", required=True, metavar="SPEC", help="center:S | random:F | rows:A-B | FILE.png")
-    ipt.add_argument("--iters", type=int, default=20)
+    ipt.add_argument("--iters", type=int, help="passes of reconstruct-and-keep (default 20; 1 for a run trained "
+                     "with --noise center:S)")
     ipt.add_argument("--start", default="mean", choices=INPAINT_STARTS,
                      help="first guess for the missing pixels (mean: what block:S training fills in; "
                           "zeros: what masking noise leaves)")

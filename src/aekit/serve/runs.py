@@ -209,8 +209,9 @@ def architecture(m: dict[str, Any], encoder_only: bool = False) -> str:
 def tasks_of(info: dict[str, Any]) -> list[str]:
     """The page's tasks a run was trained for, from its config.json: ``reconstruct`` for an autoencoder
     (not a conditional VAE, which needs each image's label), ``denoise`` where it trained on corrupted
-    inputs (``train.noise`` gaussian, masking or salt-pepper), ``infill`` on ``block:`` squares, ``sample``
-    for the variational family and ``classify`` for a fine-tuned classifier (``aekit finetune``)."""
+    inputs (``train.noise`` gaussian, masking or salt-pepper), ``infill`` on ``block:`` or ``center:``
+    squares, ``sample`` for the variational family and ``classify`` for a fine-tuned classifier
+    (``aekit finetune``)."""
     if info.get("kind") == "classifier":
         return ["classify"]
     if info.get("kind") not in SERVED_KINDS:
@@ -223,7 +224,7 @@ def tasks_of(info: dict[str, Any]) -> list[str]:
     tasks = [] if conditional else ["reconstruct"]
     if isinstance(noise, str) and noise.partition(":")[0] in ("gaussian", "masking", "salt-pepper"):
         tasks.append("denoise")
-    elif isinstance(noise, str) and noise.startswith("block:"):
+    elif isinstance(noise, str) and noise.startswith(("block:", "center:")):
         tasks.append("infill")
     if variational_family(m.get("name")):
         tasks.append("sample")

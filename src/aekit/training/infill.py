@@ -88,13 +88,17 @@ class Corruption:
         return (self.noise(xb, generator) if self.noise is not None else xb), xb
 
 
-class GuessBatches(Corruption):
-    """``block:S``: squares filled with the training mean image, and on every other batch the
-    model's own later guesses (see the module docstring)."""
+class MeanFilled(Corruption):
+    """``center:S``: the square filled with the training mean image (what inpainting starts from)."""
 
     def prepare(self, x_train: Any, device: torch.device) -> None:
         if self.noise.fill is None:
             self.noise = dataclasses.replace(self.noise, fill=mean_image(x_train, device=device))
+
+
+class GuessBatches(MeanFilled):
+    """``block:S``: squares filled with the training mean image, and on every other batch the
+    model's own later guesses (see the module docstring)."""
 
     def pair(self, model: Autoencoder, xb: torch.Tensor, step: int, generator: torch.Generator,
              labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,4 +146,6 @@ def corruption_for(noise: Any, clip: bool = True) -> Corruption:
         from aekit.data.noise import parse_noise
 
         noise = parse_noise(noise, clip=clip)
-    return GuessBatches(noise) if isinstance(noise, Noise) and noise.kind == "block" else Corruption(noise)
+    if isinstance(noise, Noise) and noise.kind in ("block", "center"):
+        return GuessBatches(noise) if noise.kind == "block" else MeanFilled(noise)
+    return Corruption(noise)
