@@ -3,7 +3,8 @@
 Per step, in the order a reader expects: batch -> corrupt (an :class:`Objective`'s ``inputs``) ->
 forward -> backward -> clip -> step -> log. Validation after every epoch; the best checkpoint
 (lowest validation loss) and the last one (weights, optimizer, RNG and loop state, for
-``--resume``) are kept. What is trained for -- reconstruction, or labels -- is the objective's
+``--resume``) are kept; with ``[train] ema`` the weights validated and kept are a moving average of
+the weights (``training/averaging.py``). What is trained for -- reconstruction, or labels -- is the objective's
 business; the loop never branches on a model's kind. Models join in through hooks every
 autoencoder has: ``begin_epoch(epoch, epochs)`` at the start of every epoch (a VAE's KL warm-up),
 and ``takes_labels``, with which a model conditioned on labels gets each batch's labels, in
