@@ -121,9 +121,9 @@ def infilling(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows, table = [], []
     for run, masks in parse_infill(args.infill).items():
         model, train_x, val_x, test_x, config = splits(run, args.data, args.data_dir, args.limit_test)
+        iters = args.iters or default_passes(config["train"]["noise"])  # aekit inpaint's default for the run
         for mask in masks:
             t0 = time.perf_counter()
-            iters = args.iters or default_passes(config["train"]["noise"])  # aekit inpaint's default for the run
             r = inpaint_report(model, train_x, test_x, mask, iters=iters, start=args.start, val_x=val_x)
             r.update(run=run, recipe=config, seconds_total=round(time.perf_counter() - t0, 1))
             rows.append(r)
@@ -145,6 +145,14 @@ def infilling(args: argparse.Namespace) -> list[dict[str, Any]]:
                 ["mask", "missing", "model (run)", "passes", "PSNR", *[SHORT[n] for n in FILLS], "Telea radius",
                  "best baseline", "margin", "goal", "verdict"], table)
     return rows
+
+
+def first_per_mask(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row a mask (the baselines' times; every run's row of a mask repeats them)."""
+    first: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        first.setdefault(r["mask"], r)
+    return list(first.values())
 
 
 def parse_infill(values: list[str]) -> dict[str, list[str]]:
@@ -230,9 +238,7 @@ def main() -> None:
     den = denoising(args, runs)
     inf = infilling(args)
     seconds = {"denoising": timing(den, DENOISERS, "noise", "Denoising baselines"),
-               # the baselines' times once a mask (each run's row repeats them)
-               "infilling": timing(list({r["mask"]: r for r in reversed(inf)}.values())[::-1], FILLS, "mask",
-                                   "Infilling baselines")}
+               "infilling": timing(first_per_mask(inf), FILLS, "mask", "Infilling baselines")}
     skipped = {n: p for r in den + inf for n, p in r.get("skipped", {}).items()}
     if skipped:
         print("\n" + classical.skipped_line(skipped))

@@ -235,6 +235,23 @@ def open_plain(path: str | Path, what: str = "file") -> BinaryIO:
         raise
 
 
+def read_plain_bytes(path: str | Path, what: str = "file", *, missing: str = "not found",
+                     limit: int | None = None, too_big: str = "") -> bytes:
+    """The whole of a plain file of a run folder (:func:`open_plain`), or one error line: ``"{path}:
+    {missing}"`` where it is absent, ``"{path}: {too_big}"`` where it is over ``limit`` bytes (told by
+    its size before anything is read), and the system's reason where it cannot be read."""
+    p = Path(path)
+    try:
+        with open_plain(p, what) as fh:
+            if limit is not None and os.fstat(fh.fileno()).st_size > limit:
+                raise AekitError(f"{p}: {too_big or f'larger than {limit:,} bytes; not a {what} aekit wrote'}")
+            return fh.read()
+    except FileNotFoundError:
+        raise AekitError(f"{p}: {missing}") from None
+    except OSError as exc:
+        raise AekitError(f"{p}: cannot read it ({exc.strerror or exc})") from None
+
+
 def _read_capped(fh: BinaryIO, cap: int) -> bytes:
     """At most ``cap`` bytes, read in chunks: ``read(n)`` allocates n bytes up front however short
     the file, so one read of the cap would cost 64 MiB for every small JSON file."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,20 +138,13 @@ class LatentDensity:
         anything): one error line for a file that is no mixture of ``dim``-number codes."""
         from safetensors.numpy import load as st_load
 
-        from aekit.io import open_plain
+        from aekit.io import read_plain_bytes
 
         p = Path(path)
         # The most a mixture of MAX_COMPONENTS components over dim-number codes takes, read no further.
         cap = HEADER_SLACK + (8 * MAX_COMPONENTS * (1 + dim + dim * dim) if dim else 64 << 20)
-        try:
-            with open_plain(p, "latent density file") as fh:
-                if os.fstat(fh.fileno()).st_size > cap:
-                    raise AekitError(f"{p}: larger than a latent density of {dim or 'these'}-number codes can be")
-                data = fh.read()
-        except FileNotFoundError:
-            raise AekitError(f"{p}: not found") from None
-        except OSError as exc:
-            raise AekitError(f"{p}: cannot read it ({exc.strerror or exc})") from None
+        data = read_plain_bytes(p, "latent density file", limit=cap,
+                                too_big=f"larger than a latent density of {dim or 'these'}-number codes can be")
         try:
             t = st_load(data)
             header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])

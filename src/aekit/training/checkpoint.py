@@ -26,7 +26,7 @@ from aekit.io import (
     dumps,
     fsync_dir,
     make_parents,
-    open_plain,
+    read_plain_bytes,
     write_json,  # noqa: F401  (importable from here, as before aekit.io existed)
 )
 
@@ -43,13 +43,7 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         AekitError: The file is missing, unreadable or corrupt.
     """
     p = Path(path)
-    try:
-        with open_plain(p, "weights file") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise AekitError(f"{p}: not found; is this an aekit run directory?") from None
-    except OSError as exc:
-        raise AekitError(f"{p}: cannot read it ({exc.strerror or exc})") from None
+    data = read_plain_bytes(p, "weights file", missing="not found; is this an aekit run directory?")
     try:
         return st_load(data)
     except Exception as exc:  # safetensors raises its own error types for corrupt files

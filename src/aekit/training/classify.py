@@ -34,7 +34,7 @@ from aekit.data.dataset import Split
 from aekit.errors import AekitError
 from aekit.models.classifier import Classifier
 from aekit.training.batches import random_shift
-from aekit.training.loop import Objective, as_batch, fit, to_tensor
+from aekit.training.loop import Objective, as_batch, check_shift, fit, to_tensor
 
 __all__ = ["INITS", "MIN_STEPS_PER_EPOCH", "STAGES", "Classification", "Classifier", "StageResult", "accuracy",
            "finetune_stages", "random_shift", "stratified_subset", "train_stage"]
@@ -109,8 +109,7 @@ class Classification(Objective):
         self.shift = shift
 
     def prepare(self, model: nn.Module, cfg: TrainConfig, x_train: Any, device: torch.device) -> None:
-        if self.shift and x_train.ndim != 4:
-            raise AekitError("--shift needs image data (N, C, H, W)")
+        check_shift(self.shift, x_train)
 
     def inputs(self, model: nn.Module, xb: torch.Tensor, yb: torch.Tensor | None, step: int,
                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

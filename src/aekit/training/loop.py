@@ -173,8 +173,7 @@ class Objective:
             self.corruption = corruption_for(cfg.noise, clip=model.output == "sigmoid")
         self.corruption.prepare(x_train, device)
         self.shift = cfg.shift
-        if self.shift and x_train.ndim != 4:
-            raise AekitError("shift needs image data (N, C, H, W); this training data is rows")
+        check_shift(self.shift, x_train)
 
     def inputs(self, model: torch.nn.Module, xb: torch.Tensor, yb: torch.Tensor | None, step: int,
                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,6 +196,12 @@ class Objective:
         m = evaluate_tensor(model, x, cfg.eval_batch_size, model.output == "sigmoid",
                             y if self.wants_labels(model) else None)
         return {"val_loss": m["loss"], "val_mse": m["mse"], "val_sse_per_image": m["sse_per_image"]}
+
+
+def check_shift(shift: int, x_train: Any) -> None:
+    """Shifts move images: refuse them on rows, for training and fine-tuning alike."""
+    if shift and x_train.ndim != 4:
+        raise AekitError("--shift needs image data (N, C, H, W); this training data is rows")
 
 
 def _hooked(model: torch.nn.Module) -> Autoencoder:
