@@ -193,7 +193,7 @@ def bad_values() -> dict[str, list]:
             "noise": ["block", "", 5, None, "Gaussian"], "level": [0, -1, 3, "x", None, [0.1]],
             "seed": [-1, 2**40, 1.5, "x"], "mask": ["center:0", "center:99", "random:1", "rows:5-2", "/etc/passwd",
                                                     "x.png", [], [[0] * 28] * 28, [1] * 10, 5, "center:"],
-            "iters": [0, 1000, "x", 1.5, None], "t": [-0.1, 1.5, "x", None], "x": [1e9, "x", None],
+            "iters": [0, 1000, "x", 1.5, -3], "t": [-0.1, 1.5, "x", None], "x": [1e9, "x", None],
             "y": [-1e9, [], None], "png": ["maybe", [], {"a": 1}], "extra": [1, "x"]}
 
 
@@ -480,3 +480,21 @@ def test_a_run_whose_folder_name_is_long_can_be_opened(root, tmp_path):
         for rid in ids:
             assert c.post(f"/api/runs/{rid}/reconstruct", json={"index": 0}).status_code == 200
 
+
+
+def test_inpaint_makes_the_runs_own_passes_without_iters(root, tmp_path):
+    """Without ``iters`` (or with null) a fill makes the run's default passes, listed as ``infill_passes``:
+    20, or 1 for a run trained on the centre hole (whose later passes drift from its first guess)."""
+    shutil.copytree(root / "tiny", tmp_path / "centre")
+    info = json.loads((tmp_path / "centre" / "config.json").read_text())
+    info["run"]["train"]["noise"] = "center:10"
+    (tmp_path / "centre" / "config.json").write_text(json.dumps(info))
+    shutil.copytree(root / "tiny", tmp_path / "plain")
+    with TestClient(create_app(runs_root=tmp_path)) as c:
+        listed = {r["id"]: r for r in c.get("/api/runs").json()}
+        assert listed["centre"]["infill_passes"] == 1 and listed["plain"]["infill_passes"] == 20
+        for rid, passes in (("centre", 1), ("plain", 20)):
+            for body in ({"index": 0, "mask": "center:10"}, {"index": 0, "mask": "center:10", "iters": None}):
+                assert c.post(f"/api/runs/{rid}/inpaint", json=body).json()["iters"] == passes
+        given = c.post("/api/runs/centre/inpaint", json={"index": 0, "mask": "center:10", "iters": 4}).json()
+        assert given["iters"] == 4

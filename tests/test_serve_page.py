@@ -655,6 +655,32 @@ def test_each_panel_names_the_run_it_uses_and_whether_it_was_trained_for_its_tas
     shot(pg, "page-panels.png", tmp_path)
 
 
+def test_the_infill_iterations_start_at_the_runs_own_passes_until_moved(browser, tmp_path_factory):
+    """A run trained on the centre hole fills in one pass (later passes drift from its first guess),
+    another infilling run in 20; once the user moves the slider, a new run keeps the user's value."""
+    root = tmp_path_factory.mktemp("infill-runs")
+    for name, noise in (("blk", "block:12"), ("ctr", "center:10")):  # ctr written last: the newest
+        d = tiny_run(root, tmp_path_factory, name)
+        info = json.loads((d / "config.json").read_text())
+        info["run"]["train"]["noise"] = noise
+        (d / "config.json").write_text(json.dumps(info))
+        os.utime(d / "config.json", (time.time() + (name == "ctr"),) * 2)
+    gen = serving(root)
+    pg = opened(browser, next(gen), failed_responses=True)
+    try:
+        iters = "document.getElementById('iters').value"
+        pg.wait_for_function(f"() => {iters} === '1' && document.getElementById('iters-text').textContent === '1'")
+        pg.select_option("#infill-run", "blk")
+        pg.wait_for_function(f"() => {iters} === '20'")
+        pg.locator("#iters").fill("5")
+        pg.select_option("#infill-run", "ctr")
+        pg.wait_for_function("() => document.getElementById('infill-uses').textContent.startsWith('using ctr')")
+        assert pg.locator("#iters").input_value() == "5" and not pg.errors, pg.errors
+    finally:
+        pg.context.close()
+        next(gen, None)
+
+
 def test_classify_shows_both_classifiers_probabilities_with_their_test_accuracy(panel_page, tmp_path):
     pg = panel_page
     for box, title in (("probs-pre", "classify-pre-title"), ("probs-random", "classify-random-title")):

@@ -97,7 +97,9 @@ class DenoiseReq(ImageReq):
 
 class InpaintReq(ImageReq):
     mask: str | list[Any] = Field("center:14", description="center:S, random:F, rows:A-B or an (H, W) array")
-    iters: Annotated[int, Field(ge=1, le=200)] = 20
+    # absent or null: the run's own default (aekit.tasks.inpaint.default_passes: 1 pass for a model
+    # trained on the centre hole, else 20), as `aekit inpaint` without --iters
+    iters: Annotated[int, Field(ge=1, le=200)] | None = None
 
 
 class BlendReq(Strict):

@@ -86,6 +86,11 @@ class Served:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.model.input_shape)
 
+    @property
+    def noise(self) -> str | None:
+        """The corruption the run was trained on (``[train] noise``): it sets the default infilling passes."""
+        return self.opened.config().train.noise
+
     def test_images(self, start: int, stop: int) -> np.ndarray:
         """Test images ``start:stop`` as floats (converted per request: a whole test split as float32
         would be four times the bytes, for images that are picked one at a time)."""
@@ -259,6 +264,7 @@ def describe(rid: str, d: Path) -> dict[str, Any]:
     """What the model picker shows, from config.json alone (no weights loaded). ``usable`` says whether
     the page's panels can use the run; where not, ``note`` says why (a classifier run)."""
     from aekit.run import read_config
+    from aekit.tasks.inpaint import default_passes
 
     try:
         info = read_config(d)
@@ -278,7 +284,8 @@ def describe(rid: str, d: Path) -> dict[str, Any]:
            "input_shape": m.get("input_shape"),
            "dataset": data.get("name"), "sse_per_image": test.get("sse_per_image"),
            "variational": variational_family(m.get("name")), "conditional": n_classes > 0, "n_classes": n_classes,
-           "tasks": tasks_of(info), "noise": noise if isinstance(noise, str) else None}
+           "tasks": tasks_of(info), "noise": noise if isinstance(noise, str) else None,
+           "infill_passes": default_passes(noise if isinstance(noise, str) else None)}
     try:  # when it was trained (config.json is written last): the panels take the newest run for their task
         out["trained_at"] = round((d / "config.json").stat().st_mtime, 3)
     except OSError:

@@ -231,9 +231,11 @@ def parse_mask(s: Served, spec: str) -> np.ndarray:
     return parse(spec, s.shape[1:])
 
 
-def inpaint(s: Served, x: np.ndarray, mask: np.ndarray, iters: int) -> dict[str, Any]:
-    from aekit.tasks.inpaint import fill, masked_psnr
+def inpaint(s: Served, x: np.ndarray, mask: np.ndarray, iters: int | None) -> dict[str, Any]:
+    from aekit.tasks.inpaint import default_passes, fill, masked_psnr
 
+    if iters is None:
+        iters = default_passes(s.noise)  # the run's own, as `aekit inpaint` without --iters
     mean = s.mean_image
     ae = fill(s.model, x[None], mask, mean, iters)[0]
     mean_fill = np.where(np.broadcast_to(mask, x.shape), mean, x)

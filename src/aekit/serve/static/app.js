@@ -808,6 +808,7 @@ function assignPanelRuns() {
     if (id !== panelRun[name]) { panelRun[name] = id; changed.push(name); }
   }
   if (changed.includes("denoise")) noiseOfRun();
+  if (changed.includes("infill")) passesOfRun();
   showPanelUses();
   return changed;
 }
@@ -897,6 +898,16 @@ function noiseOfRun() {
   $("noise-level").value = String(Math.min(0.95, Number(level)));
 }
 
+let itersSet = false;  // the user moved the Infill panel's iterations: a new run keeps them
+// The Infill panel's iterations start at the run's own default (`infill_passes` in GET /api/runs: one
+// pass for a run trained on the centre hole, whose later passes drift from its first guess; else 20).
+function passesOfRun() {
+  const r = runById(panelRun.infill);
+  if (itersSet || !r || !(r.infill_passes >= 1)) return;
+  $("iters").value = String(r.infill_passes);
+  $("iters-text").textContent = String(r.infill_passes);
+}
+
 async function showSamplePanel() {
   const r = runById(panelRun.sample);
   if (r) return showSampler(r);
@@ -978,6 +989,7 @@ function wirePanels(guard) {
         fillPanelPicker("classify-random", panelChoices("classify-random"), panelRun["classify-random"]);
       }
       if (name === "denoise") noiseOfRun();
+      if (name === "infill") passesOfRun();
       showPanelUses();
       await refreshPanels(changed);
     }));
@@ -990,6 +1002,7 @@ function wirePanels(guard) {
     }));
   }
   for (const id of ["noise-kind", "noise-level"]) $(id).addEventListener("input", () => { noiseSet = true; });
+  $("iters").addEventListener("input", () => { itersSet = true; });
 }
 
 // --- train ------------------------------------------------------------------------------
