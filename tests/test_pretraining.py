@@ -164,3 +164,19 @@ def test_cli_finetune_regulariser_errors(greedy_run, capsys):
     assert_one_line_error(code, err, "--dropout must lie in [0, 1)")
     code, _, err = run(capsys, "finetune", str(d), "--shift", "-1")
     assert_one_line_error(code, err, "--shift must be 0 or more")
+
+
+def test_dropout_of_an_encoder_made_of_one_module_acts_on_its_code():
+    """A VAE's encoder is one module (its posterior mean), not a stack of layers: --dropout then acts on
+    the code before the softmax layer (it was once dropped silently), and the saved weights are the same."""
+    from aekit.registry import create_model
+
+    vae = create_model("vae", (1, 28, 28), code=8, layers=[32])
+    plain, dropped = (Classifier(vae.encoder, 8, 10, p, (1, 28, 28)) for p in (0.0, 0.5))
+    assert set(plain.state_dict()) == set(dropped.state_dict())
+    x = torch.rand(4, 1, 28, 28)
+    torch.manual_seed(0)
+    dropped.train()
+    assert not torch.equal(dropped(x), dropped(x))  # a fresh dropout mask each call
+    dropped.eval()
+    assert torch.equal(dropped(x), dropped(x))

@@ -43,10 +43,14 @@ class Classifier(nn.Module):
         self.input_shape = tuple(input_shape)
         if not 0 <= dropout < 1:
             raise AekitError(f"--dropout must lie in [0, 1), got {dropout}")
+        layered = isinstance(encoder, nn.Sequential)
         self.encoder = with_dropout(encoder, dropout) if isinstance(encoder, nn.Sequential) else encoder
+        # An encoder that is one module (a VAE's posterior mean) gets its dropout on the code, before the
+        # softmax layer; it holds no parameters, so the saved weights are the same either way.
+        self.code_dropout = nn.Dropout(dropout) if dropout and not layered else nn.Identity()
         self.head = nn.Linear(code_size, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits ``(B, n_classes)`` of a batch of inputs."""
-        return self.head(self.encoder(x))
+        return self.head(self.code_dropout(self.encoder(x)))
 
