@@ -12,6 +12,12 @@ training images (``--shift 0``: none) and a cosine learning rate; it reports the
 total wall time (pre-training and fine-tuning together) against its goal (1.10% without shifts, 0.80%
 with them) and writes ``pretraining-best.json`` (``pretraining-best-noshift.json``).
 
+``--part conv`` does the same with a convolutional encoder: ``configs/pretrain-conv.toml`` pre-trains a
+denoising conv autoencoder on the unlabelled images, then both fine-tuning steps with dropout and a cosine
+schedule, without shifts and with ``--shift``, beside the same network from a random start on the same
+budget; it writes ``pretraining-conv.json`` (the anchors are fully connected networks: the row says so).
+``--conv-seeds 1,2 --conv-inits pretrained --reuse`` adds seeds to it (rows from earlier calls are kept).
+
 ``--part mae`` fine-tunes a masked autoencoder (a run of ``configs/mae-mnist.toml``, ``--mae-run``)
 with the table's fine-tuning settings at 100, 1,000 and all labels, 3 seeds each, beside the same ViT
 from a random start, and writes ``pretraining-mae.json``. ``--part summary`` trains nothing: it prints
@@ -19,6 +25,7 @@ the lecture's table with the MAE rows and the goals with their verdicts from the
 
     python benchmarks/pretraining.py --data-dir ../shared/datasets/mnist [--sizes 100,1000,10000,60000]
     python benchmarks/pretraining.py --data-dir ../shared/datasets/mnist --part best [--shift 0]
+    python benchmarks/pretraining.py --data-dir ../shared/datasets/mnist --part conv [--conv-seeds 0,1,2]
     aekit train --config mae-mnist --data-dir ../shared/datasets/mnist \
         --out benchmarks/results/pretraining/runs/mae-mnist
     python benchmarks/pretraining.py --data-dir ../shared/datasets/mnist --part mae
@@ -61,7 +68,7 @@ def main() -> None:
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--finetune-epochs", type=int, default=30)
     ap.add_argument("--out", default="benchmarks/results/pretraining")
-    ap.add_argument("--part", default="table", choices=["table", "best", "mae", "summary"])
+    ap.add_argument("--part", default="table", choices=["table", "best", "conv", "mae", "summary"])
     ap.add_argument("--mae-run", default="benchmarks/results/pretraining/runs/mae-mnist",
                     help="for --part mae: the masked autoencoder's run folder")
     ap.add_argument("--mae-inits", default="pretrained,random",
@@ -72,7 +79,14 @@ def main() -> None:
     ap.add_argument("--best-dropout", type=float, default=0.2, help="for --part best: dropout after each hidden layer")
     ap.add_argument("--best-weight-decay", type=float, default=0.0, help="for --part best: the fine-tuning's")
     ap.add_argument("--shift", type=int, default=2,
-                    help="for --part best: random shifts of up to this many pixels (0: no augmentation)")
+                    help="for --part best: random shifts of up to this many pixels (0: no augmentation); "
+                         "--part conv runs without and with them")
+    ap.add_argument("--conv-finetune-epochs", type=int, default=25, help="epochs per fine-tuning stage, --part conv")
+    ap.add_argument("--conv-dropout", type=float, default=0.2, help="for --part conv")
+    ap.add_argument("--conv-seeds", default="0", help="for --part conv: fine-tuning seeds (e.g. 0,1,2)")
+    ap.add_argument("--conv-inits", default="pretrained,random", help="for --part conv")
+    ap.add_argument("--conv-shifts", help="for --part conv: the shifts to run (default 0 and --shift)")
+    ap.add_argument("--reuse", action="store_true", help="for --part conv: keep a finished pre-training run")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="auto", help="for --part best: where to train")
     ap.add_argument("--compile", default="off", choices=["off", "on"], help="for --part best: torch.compile the step")
@@ -90,6 +104,9 @@ def main() -> None:
         return
     if args.part == "mae":
         mae(args, ds, out)
+        return
+    if args.part == "conv":
+        conv(args, ds, out)
         return
     pe, fe = (1, 2) if args.quick else (args.pretrain_epochs, args.finetune_epochs)
     n_train = len(ds.split("train"))
@@ -176,6 +193,71 @@ def best(args: argparse.Namespace, ds: Any, layers: list[int], out: Path) -> Non
     print(f"wrote {out / name}")
 
 
+def conv(args: argparse.Namespace, ds: Any, out: Path) -> None:
+    """All labels with a convolutional encoder: the denoising conv autoencoder of configs/pretrain-conv.toml
+    pre-trained once, then fine-tuned (both steps, dropout, cosine) without shifts and with ``--shift``
+    (``--conv-shifts``), beside the same network from a random start with the same fine-tuning budget,
+    for each of ``--conv-seeds``. Rows of other seeds, inits or shifts from an earlier call are kept."""
+    pre, t_pre = pretrained_conv(args, ds, out)
+    fe = 1 if args.quick else args.conv_finetune_epochs
+    shifts = sorted({int(v) for v in args.conv_shifts.split(",")}) if args.conv_shifts else sorted({0, args.shift})
+    rows = []
+    for shift in shifts:
+        for init in args.conv_inits.split(","):
+            for seed in (int(v) for v in args.conv_seeds.split(",")):
+                ft = out / "runs" / (f"conv-{init}-shift{shift}" + ("" if seed == 0 else f"-seed{seed}"))
+                if ft.exists():
+                    shutil.rmtree(ft)
+                s = aekit.finetune(pre, labels="all", stage="both", init=init, epochs=fe, batch_size=128, lr=1e-3,
+                                   patience=10, seed=seed, dropout=args.conv_dropout, shift=shift, schedule="cosine",
+                                   dataset=ds, out=ft, progress=False)
+                rows.append({"init": init, "shift": shift, "seed": seed, "test_error_percent": s["test_error_percent"],
+                             "finetune_seconds": s["seconds"],
+                             "pretrain_seconds": t_pre if init == "pretrained" else 0.0, "labels": s["labels"]})
+                print(f"  {init:<10} shifts {shift}, seed {seed}: {s['test_error_percent']:.2f}% "
+                      f"({s['seconds']:.0f}s fine-tuning)", flush=True)
+    path = out / "pretraining-conv.json"
+    old = json.loads(path.read_text())["rows"] if path.is_file() and not args.quick else []
+    key = lambda r: (r["init"], r["shift"], r.get("seed", 0))  # noqa: E731
+    new = {key(r) for r in rows}
+    rows = sorted([r for r in old if key(r) not in new] + rows, key=key)
+    res = {"config": vars(args), "recipe": "configs/pretrain-conv.toml", "pretrain_seconds": t_pre,
+           "finetune": {"epochs_per_stage": fe, "dropout": args.conv_dropout, "lr": 1e-3, "batch_size": 128,
+                        "schedule": "cosine", "stage": "both"}, "rows": rows}
+    path.write_text(json.dumps(res, indent=2) + "\n")
+    print(f"wrote {path}")
+    summary(out)
+
+
+def pretrained_conv(args: argparse.Namespace, ds: Any, out: Path) -> tuple[Path, float]:
+    """The run of configs/pretrain-conv.toml in OUT/runs/pretrain-conv (kept with ``--reuse`` where its
+    settings match) and its training time."""
+    from aekit.config import apply_overrides, load_config
+
+    pre = out / "runs" / "pretrain-conv"
+    done = pre / "summary.json"
+    over = {"train.epochs": 1, "train.max_steps": 20} if args.quick else {}
+    want = apply_overrides(load_config(ROOT / "configs/pretrain-conv.toml"), dict(over))
+    if args.reuse and done.is_file() and same_recipe(pre, want):
+        print(f"(reusing the finished pre-training in {pre})")
+    else:
+        if pre.exists():
+            shutil.rmtree(pre)
+        aekit.train(want, pre, dataset=ds, progress=False)
+    t_pre = json.loads(done.read_text())["train_seconds"]
+    print(f"pre-trained the conv denoising autoencoder in {t_pre:.0f}s", flush=True)
+    return pre, t_pre
+
+
+def same_recipe(run: Path, cfg: Any) -> bool:
+    """Whether the run in ``run`` was trained with ``cfg``'s model and training settings."""
+    from aekit.config import RunConfig
+
+    saved = RunConfig.from_dict(json.loads((run / "config.json").read_text())["run"]).to_dict()
+    want = cfg.to_dict()
+    return saved["model"] == want["model"] and saved["train"] == want["train"]
+
+
 def verdict(err: float, goal: float | None) -> str:
     if goal is None:
         return "no goal at this shift"
@@ -248,9 +330,32 @@ def summary(out: Path) -> None:
         label = f"random shifts up to {shift} px" if shift else "none"
         print(f"{label:<28} | {err:>9.2f}% | {r['total_seconds'] / 60:>6.1f}m | {GOALS[shift]:>5}% | "
               f"{verdict(err, GOALS[shift])}")
+    conv_path = out / "pretraining-conv.json"
+    if conv_path.is_file():
+        conv_summary(json.loads(conv_path.read_text())["rows"])
     print("\npublished anchors (all 60,000 labels):")
     for text, err in ANCHORS:
         print(f"  {err:.2f}%  {text}")
+
+
+def conv_summary(rows: list[dict]) -> None:
+    """The convolutional encoder's rows: mean +- std over the seeds run, pre-trained and from a random start."""
+    print("\nall labels, a convolutional encoder (configs/pretrain-conv.toml; the anchors below are fully "
+          "connected networks), mean +- std over the seeds run:")
+    print(f"{'augmentation':<26} | {'pre-trained':>20} | {'random init':>20} | {'time':>6} | {'goal':>5} | verdict")
+    for shift in sorted({r["shift"] for r in rows}):
+        cell = {}
+        for init in ("pretrained", "random"):
+            errs = [r["test_error_percent"] for r in rows if r["shift"] == shift and r["init"] == init]
+            sd = statistics.stdev(errs) if len(errs) > 1 else 0.0
+            cell[init] = (f"{statistics.mean(errs):.2f} +- {sd:.2f}% ({len(errs)})" if errs else "not run", errs)
+        p = [r for r in rows if r["shift"] == shift and r["init"] == "pretrained"]
+        mins = (p[0]["pretrain_seconds"] + statistics.mean(r["finetune_seconds"] for r in p)) / 60 if p else 0.0
+        goal = GOALS.get(shift)
+        judged = verdict(statistics.mean(cell["pretrained"][1]), goal) if p else ""
+        label = f"random shifts up to {shift} px" if shift else "none"
+        print(f"{label:<26} | {cell['pretrained'][0]:>20} | {cell['random'][0]:>20} | {mins:>5.1f}m | "
+              f"{goal if goal is not None else '':>5} | {judged}")
 
 
 def _plot(cells: list[dict], methods: list[str], path: Path) -> None:

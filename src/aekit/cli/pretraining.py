@@ -88,7 +88,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ft.add_argument("--batch-size", type=int, default=128)
     ft.add_argument("--lr", type=float, default=1e-3)
     ft.add_argument("--patience", type=int, default=5)
-    ft.add_argument("--dropout", type=float, default=0.0, help="dropout after every hidden layer (0)")
+    ft.add_argument("--dropout", type=float, default=0.0,
+                    help="dropout after every hidden layer (0; a VAE: on its code)")
     ft.add_argument("--shift", type=int, default=0, metavar="PIXELS",
                     help="move each training image by up to this many pixels, afresh every batch (0)")
     ft.add_argument("--schedule", default="none", choices=FINETUNE_SCHEDULES, help="learning rate over the epochs")
