@@ -19,7 +19,7 @@ Sections (``--sections`` picks some; all by default):
 Each section prints a table; all results go to one JSON file, pictures next to it.
 
     python benchmarks/family.py --data-dir ../shared/datasets/mnist [--sections linear,deep]
-    python benchmarks/family.py --quick   # a smoke run on mnist-mini with tiny budgets
+    python benchmarks/family.py --quick   # a smoke run on mnist-mini with tiny budgets, into results/family-quick
 """
 
 from __future__ import annotations
@@ -434,7 +434,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared/datasets/mnist"))
     ap.add_argument("--sections", default=",".join(SECTIONS))
-    ap.add_argument("--out", default="benchmarks/results/family")
+    ap.add_argument("--out", help="folder (default benchmarks/results/family; family-quick with --quick, so that a "
+                                  "smoke run never replaces measured results)")
     ap.add_argument("--quick", action="store_true", help="smoke run: mnist-mini, a few steps per model")
     ap.add_argument("--reuse", action="store_true",
                     help="read back a finished run from OUT/runs when its settings match, instead of training")
@@ -444,7 +445,8 @@ def main() -> None:
     unknown = set(names) - set(SECTIONS)
     if unknown:
         ap.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
-    ctx = Ctx(args.data_dir, Path(args.out), args.quick, args.ablation_epochs, args.reuse)
+    out = Path(args.out or ("benchmarks/results/family-quick" if args.quick else "benchmarks/results/family"))
+    ctx = Ctx(args.data_dir, out, args.quick, args.ablation_epochs, args.reuse)
     ctx.out.mkdir(parents=True, exist_ok=True)
     path = ctx.out / "family.json"
     results = json.loads(path.read_text()) if path.is_file() else {}

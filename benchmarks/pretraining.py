@@ -30,7 +30,7 @@ the lecture's table with the MAE rows and the goals with their verdicts from the
         --out benchmarks/results/pretraining/runs/mae-mnist
     python benchmarks/pretraining.py --data-dir ../shared/datasets/mnist --part mae
     python benchmarks/pretraining.py --part summary
-    python benchmarks/pretraining.py --quick     # mnist-mini, tiny budgets: a smoke run
+    python benchmarks/pretraining.py --quick     # mnist-mini, tiny budgets: a smoke run, into results/pretraining-quick
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def main() -> None:
     ap.add_argument("--layers", default="1000,1000,1000")
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--finetune-epochs", type=int, default=30)
-    ap.add_argument("--out", default="benchmarks/results/pretraining")
+    ap.add_argument("--out", help="folder (default benchmarks/results/pretraining; pretraining-quick with --quick, "
+                                  "so that a smoke run never replaces measured results)")
     ap.add_argument("--part", default="table", choices=["table", "best", "conv", "mae", "summary"])
     ap.add_argument("--mae-run", default="benchmarks/results/pretraining/runs/mae-mnist",
                     help="for --part mae: the masked autoencoder's run folder")
@@ -92,7 +93,7 @@ def main() -> None:
     ap.add_argument("--compile", default="off", choices=["off", "on"], help="for --part best: torch.compile the step")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"], help="for --part best")
     args = ap.parse_args()
-    out = Path(args.out)
+    out = Path(args.out or ("benchmarks/results/pretraining-quick" if args.quick else "benchmarks/results/pretraining"))
     out.mkdir(parents=True, exist_ok=True)
     if args.part == "summary":
         summary(out)
