@@ -734,8 +734,16 @@ def test_panels_without_a_run_for_their_task_say_what_it_would_show_and_offer_on
                       body=json.dumps({"id": 99, "preset": "classifier", "status": "queued", "queued": [97, 98, 99]}))
 
     page.route("**/api/jobs", answer)
+    # The offer hides on the click; the real server's job list (no job) may show it again soon after, so
+    # the hiding is recorded as it happens rather than polled for (a busy machine missed the moment).
+    page.evaluate("""() => { const o = document.getElementById('classify-offer'); window.offerHidden = false;
+        new MutationObserver(() => { if (o.hidden) window.offerHidden = true; }).observe(o, {attributes: true}); }""")
     page.locator("#classify-offer").click()  # the pair: an autoencoder, then both classifiers
-    page.wait_for_function("() => document.getElementById('classify-offer').hidden")
+    page.wait_for_function("() => window.offerHidden")
+    for _ in range(200):  # the POST that follows reaches the route handler while Playwright waits
+        if sent:
+            break
+        page.wait_for_timeout(50)
     assert sent == [{"preset": "classifier"}]
     assert not page.errors, page.errors
 
