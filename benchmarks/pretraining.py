@@ -233,13 +233,15 @@ def conv(args: argparse.Namespace, ds: Any, out: Path) -> None:
 def pretrained_conv(args: argparse.Namespace, ds: Any, out: Path) -> tuple[Path, float]:
     """The run of configs/pretrain-conv.toml in OUT/runs/pretrain-conv (kept with ``--reuse`` where its
     settings match) and its training time."""
+    from family import same_settings  # the check family.py's --reuse makes (a sibling script)
+
     from aekit.config import apply_overrides, load_config
 
     pre = out / "runs" / "pretrain-conv"
     done = pre / "summary.json"
     over = {"train.epochs": 1, "train.max_steps": 20} if args.quick else {}
     want = apply_overrides(load_config(ROOT / "configs/pretrain-conv.toml"), dict(over))
-    if args.reuse and done.is_file() and same_recipe(pre, want):
+    if args.reuse and done.is_file() and same_settings(pre, want):
         print(f"(reusing the finished pre-training in {pre})")
     else:
         if pre.exists():
@@ -248,15 +250,6 @@ def pretrained_conv(args: argparse.Namespace, ds: Any, out: Path) -> tuple[Path,
     t_pre = json.loads(done.read_text())["train_seconds"]
     print(f"pre-trained the conv denoising autoencoder in {t_pre:.0f}s", flush=True)
     return pre, t_pre
-
-
-def same_recipe(run: Path, cfg: Any) -> bool:
-    """Whether the run in ``run`` was trained with ``cfg``'s model and training settings."""
-    from aekit.config import RunConfig
-
-    saved = RunConfig.from_dict(json.loads((run / "config.json").read_text())["run"]).to_dict()
-    want = cfg.to_dict()
-    return saved["model"] == want["model"] and saved["train"] == want["train"]
 
 
 def verdict(err: float, goal: float | None) -> str:

@@ -43,11 +43,15 @@ class Classifier(nn.Module):
         self.input_shape = tuple(input_shape)
         if not 0 <= dropout < 1:
             raise AekitError(f"--dropout must lie in [0, 1), got {dropout}")
-        layered = isinstance(encoder, nn.Sequential)
-        self.encoder = with_dropout(encoder, dropout) if isinstance(encoder, nn.Sequential) else encoder
-        # An encoder that is one module (a VAE's posterior mean) gets its dropout on the code, before the
-        # softmax layer; it holds no parameters, so the saved weights are the same either way.
-        self.code_dropout = nn.Dropout(dropout) if dropout and not layered else nn.Identity()
+        self.encoder: nn.Module
+        self.code_dropout: nn.Module = nn.Identity()
+        if isinstance(encoder, nn.Sequential):
+            self.encoder = with_dropout(encoder, dropout)
+        else:  # one module (a VAE's posterior mean): the dropout acts on its code, before the softmax layer;
+            # it holds no parameters, so the saved weights are the same either way
+            self.encoder = encoder
+            if dropout:
+                self.code_dropout = nn.Dropout(dropout)
         self.head = nn.Linear(code_size, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

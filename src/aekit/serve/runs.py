@@ -279,13 +279,13 @@ def describe(rid: str, d: Path) -> dict[str, Any]:
     kind = info.get("kind")
     train = info["run"].get("train") if isinstance(info.get("run"), dict) else None
     noise = train.get("noise") if isinstance(train, dict) else None
+    noise = noise if isinstance(noise, str) else None
     out = {"id": rid, "kind": kind, "usable": kind in SERVED_KINDS, "family": m.get("name"), "layers": m.get("layers"),
            "code": m.get("code"), "architecture": architecture(m, kind == "classifier"),
            "input_shape": m.get("input_shape"),
            "dataset": data.get("name"), "sse_per_image": test.get("sse_per_image"),
            "variational": variational_family(m.get("name")), "conditional": n_classes > 0, "n_classes": n_classes,
-           "tasks": tasks_of(info), "noise": noise if isinstance(noise, str) else None,
-           "infill_passes": default_passes(noise if isinstance(noise, str) else None)}
+           "tasks": tasks_of(info), "noise": noise, "infill_passes": default_passes(noise)}
     try:  # when it was trained (config.json is written last): the panels take the newest run for their task
         out["trained_at"] = round((d / "config.json").stat().st_mtime, 3)
     except OSError:
