@@ -158,6 +158,7 @@ def test_a_fine_tuning_whose_parent_failed_fails_saying_so_and_the_queue_goes_on
     assert q._next() is None  # both fine-tunings fail without starting a process
     assert pre.status == rnd.status == "failed" and pre.proc is None
     assert pre.error == f"job #{encoder.id} (denoising), whose run it fine-tunes, failed"
+    assert not pre.out.exists() and not rnd.out.exists()  # the folders made for them, never used, went too
 
 
 @pytest.mark.parametrize(("presets", "detail"), [

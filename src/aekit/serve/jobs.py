@@ -318,6 +318,8 @@ class JobQueue:
                     job.status = "failed"
                     job.error = f"job #{job.parent.id} ({job.parent.preset}), whose run it fine-tunes, " \
                                 f"{job.parent.status}"
+                    with contextlib.suppress(OSError):  # the folder made for it at submission, never used
+                        job.out.rmdir()
                     continue
                 job.status = "running"
                 job.proc = subprocess.Popen(self._command(job), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
