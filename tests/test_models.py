@@ -95,6 +95,47 @@ def test_mlp_norm_sits_before_each_hidden_activation_and_never_on_the_code(norm,
     assert m(torch.rand(1, 784)).recon.shape == (1, 784)
 
 
+@pytest.mark.parametrize(("norm", "cls"), [("batch", torch.nn.BatchNorm2d), ("layer", torch.nn.GroupNorm)])
+def test_conv_norm_sits_before_each_hidden_activation_and_the_saved_weights_reload(norm, cls, tmp_path):
+    from aekit.api import load
+    from aekit.training import checkpoint as ckpt
+
+    m = build("conv", norm=norm)  # 1x28x28, channels 8,16: maps 8x14x14, 16x7x7; code 8
+    kinds = [type(mod).__name__ for mod in m.encoder]
+    assert kinds == ["Conv2d", cls.__name__, "ELU", "Conv2d", cls.__name__, "ELU", "Flatten", "Linear"]
+    maps = [mod.num_features if norm == "batch" else mod.num_channels for mod in m.modules() if isinstance(mod, cls)]
+    assert maps == [8, 16, 8]  # two encoder stages, then the decoder's hidden stage (never the output)
+    flat = [mod for mod in m.decoder.fc_norm]
+    assert len(flat) == 1 and (flat[0].num_features if norm == "batch" else flat[0].normalized_shape[0]) == 16 * 49
+    x = torch.rand(4, 1, 28, 28)
+    m.train()
+    m(x).loss.backward()  # the running statistics move
+    m.eval()
+    ckpt.save_tensors(tmp_path / "model.safetensors", m.state_dict())
+    ckpt.write_json(tmp_path / "config.json", {"model": m.config()})
+    torch.testing.assert_close(load(tmp_path)(x).recon, m(x).recon, rtol=0, atol=0)
+    assert m.config()["norm"] == norm
+    plain = build("conv")  # without a norm, the modules and weights' names are those of a run saved before
+    assert [type(mod).__name__ for mod in plain.encoder] == ["Conv2d", "ELU", "Conv2d", "ELU", "Flatten", "Linear"]
+    assert sorted(plain.state_dict()) == sorted(
+        [f"encoder.{i}.{w}" for i in (0, 2, 5) for w in ("weight", "bias")]
+        + [f"decoder.{n}.{w}" for n in ("fc", "convs.0", "convs.1") for w in ("weight", "bias")])
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_fine_tuning_dropout_comes_once_per_layer_after_its_norm_and_activation(norm):
+    from aekit.models.classifier import with_dropout
+
+    for name in ("mlp", "conv"):
+        enc = build(name, norm=norm).encoder
+        kinds = [type(mod).__name__ for mod in with_dropout(enc, 0.5)]
+        layer = ("Linear" if name == "mlp" else "Conv2d", *(["BatchNorm1d" if name == "mlp" else "BatchNorm2d"]
+                                                              if norm == "batch" else []), "ELU", "Dropout")
+        start = ["Flatten"] if name == "mlp" else []
+        end = ["Linear", "Dropout"] if name == "mlp" else ["Flatten", "Linear", "Dropout"]
+        assert kinds == [*start, *layer, *layer, *end], (name, norm)
+
+
 def test_linear_model_is_linear():
     m = create_model("linear", (6,), code=2)
     m.resolve_output("real")

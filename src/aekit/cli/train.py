@@ -247,7 +247,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--activation", help="hidden activation: relu, sigmoid, tanh, gelu, elu, leaky_relu")
     t.add_argument("--channels", type=int_list, help="conv channels per stage, e.g. 32,64")
     t.add_argument("--code-activation", help="activation of the code units (default linear)")
-    t.add_argument("--norm", help="an mlp's normalisation before each hidden activation: none (default), "
+    t.add_argument("--norm", help="an mlp's or conv's normalisation before each hidden activation: none (default), "
                    "batch or layer")
     t.add_argument("--loss", choices=LOSSES, help="reconstruction loss (default mse)")
     t.add_argument("--noise", metavar="KIND:LEVEL",

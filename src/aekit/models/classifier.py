@@ -12,9 +12,21 @@ from torch import nn
 
 from aekit.errors import AekitError
 
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
+
+
+def _starts_layer(m: nn.Module | None) -> bool:
+    """Whether ``m`` begins a new layer (or the encoder ends before it): a weighted map such as a
+    linear or convolutional one, or the flattening before one. A normalisation belongs to the layer
+    it follows, as does an activation."""
+    if m is None or isinstance(m, nn.Flatten):
+        return True
+    return any(True for _ in m.parameters()) and not isinstance(m, NORMS)
+
 
 def with_dropout(encoder: nn.Sequential, p: float) -> nn.Sequential:
-    """The encoder's modules with ``Dropout(p)`` on every layer's output (after its activation).
+    """The encoder's modules with ``Dropout(p)`` on every layer's output (after its normalisation and
+    activation, once per layer).
 
     Dropout holds no parameters, but it shifts the module numbering: a saved classifier is rebuilt
     the same way (from the ``dropout`` in its config) before its weights are loaded.
@@ -24,13 +36,8 @@ def with_dropout(encoder: nn.Sequential, p: float) -> nn.Sequential:
     mods: list[nn.Module] = []
     for i, m in enumerate(encoder):
         mods.append(m)
-        nxt = encoder[i + 1] if i + 1 < len(encoder) else None
-        has_weights = any(True for _ in m.parameters())
-        activation_follows = nxt is not None and not any(True for _ in nxt.parameters()) \
-            and not isinstance(nxt, nn.Flatten)
-        if isinstance(m, nn.Flatten) or (has_weights and activation_follows):
-            continue
-        mods.append(nn.Dropout(p))
+        if not isinstance(m, nn.Flatten) and _starts_layer(encoder[i + 1] if i + 1 < len(encoder) else None):
+            mods.append(nn.Dropout(p))
     return nn.Sequential(*mods)
 
 
