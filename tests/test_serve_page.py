@@ -383,6 +383,38 @@ def test_a_painted_mask_clears_with_its_button_a_new_image_or_another_mask_kind(
     assert not page.errors, page.errors
 
 
+def test_the_pad_and_the_mask_are_drawn_on_from_the_keyboard(page, tmp_path):
+    """Tab reaches the pad; Space lowers the pen, the arrows draw, Space lifts it and the drawing is
+    reconstructed. On the masked image, Space paints the square under the cursor and the fill follows."""
+    page.locator("#clear").click()
+    settled(page, "recon")
+    recon = pixels(page, "recon")
+    page.locator("#clear").focus()
+    page.keyboard.press("Shift+Tab")  # the pad comes just before its Clear button
+    assert page.evaluate("document.activeElement.id") == "draw"
+    assert page.locator(".key-cursor").first.is_visible()
+    page.keyboard.press("Space")
+    assert "pen down" in page.locator("#draw").get_attribute("aria-label")
+    for _ in range(3):
+        page.keyboard.press("Shift+ArrowDown")  # 4 image pixels each: from row 14 to row 26
+    shot(page, "page-keyboard-pad.png", tmp_path)  # the cursor, filled while the pen is down
+    page.keyboard.press("Space")
+    assert "pen up" in page.locator("#draw").get_attribute("aria-label")
+    changed(page, "recon", recon)
+    # the pad shows a vertical stroke down column 14 (pad pixels 140-150) and nothing far from it
+    assert pixel(page, "draw", 145, 200)[0] > 200 and pixel(page, "draw", 60, 200)[0] == 0
+    page.locator("#infill-panel").scroll_into_view_if_needed()
+    page.select_option("#mask-kind", "paint")
+    page.wait_for_function("() => document.getElementById('psnr-fill').textContent === 'paint a hole'")
+    page.locator("#masked").focus()
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.getElementById('psnr-fill').textContent.endsWith('dB')")
+    assert page.locator("#mask-kind").input_value() == "paint"
+    assert page.evaluate("document.activeElement.id") == "masked"
+    assert not page.errors, page.errors
+
+
 def test_clicking_the_latent_map_decodes_once_marks_the_point_and_a_legend_names_the_colours(page):
     page.wait_for_function("() => state.latent !== null")
     legend = page.locator("#latent-legend li").all_inner_texts()

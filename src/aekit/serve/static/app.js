@@ -346,26 +346,82 @@ async function pickTest(index) {
   await update();
 }
 
+// The keyboard route of a canvas drawn on with a pointer (the pad, the paintable mask): with the canvas
+// focused, the arrow keys move a cursor by one image pixel (four with Shift) and Space or Enter presses
+// there. The cursor is a box over the canvas, never drawn on it: what the canvas holds is the picture.
+function keyboardCursor(canvas, onKey) {
+  const box = document.createElement("div");
+  box.className = "key-cursor"; box.hidden = true; box.setAttribute("aria-hidden", "true");
+  canvas.parentElement.classList.add("keyed");  // positions the box
+  canvas.after(box);
+  const at = { x: -1, y: -1 };
+  const place = () => {
+    const [, h, w] = state.shape, cw = canvas.offsetWidth / w, ch = canvas.offsetHeight / h;
+    box.style.left = `${canvas.offsetLeft + at.x * cw}px`; box.style.top = `${canvas.offsetTop + at.y * ch}px`;
+    box.style.width = `${cw}px`; box.style.height = `${ch}px`;
+  };
+  const STEPS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+  canvas.addEventListener("focus", () => {
+    const [, h, w] = state.shape;
+    if (at.x < 0 || at.x >= w || at.y >= h) { at.x = w >> 1; at.y = h >> 1; }  // the centre, for a new shape too
+    box.hidden = false; place();
+  });
+  canvas.addEventListener("blur", () => { box.hidden = true; onKey("blur", at, box); });
+  canvas.addEventListener("keydown", (e) => {
+    const d = STEPS[e.key], [, h, w] = state.shape;
+    if (d) {
+      e.preventDefault();
+      const n = e.shiftKey ? 4 : 1, from = { ...at };
+      at.x = Math.min(w - 1, Math.max(0, at.x + d[0] * n)); at.y = Math.min(h - 1, Math.max(0, at.y + d[1] * n));
+      place(); onKey("move", at, box, from);
+    } else if (e.key === " " || e.key === "Enter") {
+      e.preventDefault(); onKey("press", at, box);
+    }
+  });
+}
+
 function strokes() {
   let down = false, last = null;
   const at = (e) => {
     const b = pad.getBoundingClientRect();
     return [(e.clientX - b.left) * pad.width / b.width, (e.clientY - b.top) * pad.height / b.height];
   };
+  const line = (from, to) => {
+    padCtx.strokeStyle = "#fff"; padCtx.lineWidth = pad.width / 12; padCtx.lineCap = "round";
+    padCtx.beginPath(); padCtx.moveTo(...from); padCtx.lineTo(...to); padCtx.stroke();
+    tickets.image = (tickets.image || 0) + 1;  // a pick or upload still on its way is older than this drawing
+    state.image = padImage();
+    liveRecon();
+  };
   pad.addEventListener("pointerdown", (e) => { down = true; last = at(e); pad.setPointerCapture(e.pointerId); });
   pad.addEventListener("pointermove", (e) => {
     if (!down) return;
     const p = at(e);
-    padCtx.strokeStyle = "#fff"; padCtx.lineWidth = pad.width / 12; padCtx.lineCap = "round";
-    padCtx.beginPath(); padCtx.moveTo(...last); padCtx.lineTo(...p); padCtx.stroke();
+    line(last, p);
     last = p;
-    tickets.image = (tickets.image || 0) + 1;  // a pick or upload still on its way is older than this drawing
-    state.image = padImage();
-    liveRecon();
   });
   const end = () => { if (down) { down = false; state.image = padImage(); update(); } };
   pad.addEventListener("pointerup", end);
   pad.addEventListener("pointercancel", end);
+  // From the keyboard: Space lowers the pen (a dot) or lifts it (the drawing's reconstruction, as a
+  // pointer's lifting makes); the arrows draw while it is down. Leaving the pad lifts it.
+  let pen = false;
+  const centre = (c) => {
+    const [, h, w] = state.shape;
+    return [(c.x + 0.5) * pad.width / w, (c.y + 0.5) * pad.height / h];
+  };
+  const dot = (c) => { const [x, y] = centre(c); line([x, y], [x + 0.01, y]); };  // a round cap on a tiny line
+  const label = pad.getAttribute("aria-label");
+  const setPen = (on, box) => {
+    pen = on; box.classList.toggle("down", on);
+    pad.setAttribute("aria-label", `${label} (pen ${on ? "down: the arrow keys draw" : "up"})`);
+    if (!on) { state.image = padImage(); update(); }
+  };
+  keyboardCursor(pad, (what, c, box, from) => {
+    if (what === "press") { setPen(!pen, box); if (pen) dot(c); }
+    else if (what === "move" && pen) line(centre(from), centre(c));
+    else if (what === "blur" && pen) setPen(false, box);
+  });
 }
 
 async function upload(file) {
@@ -437,9 +493,13 @@ function maskKindChanged() {
 function painting() {
   const c = $("masked");
   let down = false;
-  const paintAt = (e) => {
-    const b = c.getBoundingClientRect(), [, h, w] = state.shape;
-    const x = Math.floor((e.clientX - b.left) * w / b.width), y = Math.floor((e.clientY - b.top) * h / b.height);
+  const start = () => {
+    $("mask-kind").value = "paint";
+    const [, h, w] = state.shape;
+    if (!state.paint || state.paint.length !== h * w) state.paint = new Array(h * w).fill(0);
+  };
+  const paintCell = (x, y) => {  // the 3x3 square around image pixel (x, y)
+    const [, h, w] = state.shape;
     for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
       const yy = y + dy, xx = x + dx;
       if (yy >= 0 && yy < h && xx >= 0 && xx < w) state.paint[yy * w + xx] = 1;
@@ -447,14 +507,18 @@ function painting() {
     const ctx = c.getContext("2d");
     ctx.fillStyle = "#888"; ctx.fillRect(x - 1, y - 1, 3, 3);
   };
+  const paintAt = (e) => {
+    const b = c.getBoundingClientRect(), [, h, w] = state.shape;
+    paintCell(Math.floor((e.clientX - b.left) * w / b.width), Math.floor((e.clientY - b.top) * h / b.height));
+  };
   c.addEventListener("pointerdown", (e) => {
-    $("mask-kind").value = "paint";
-    const [, h, w] = state.shape;
-    if (!state.paint || state.paint.length !== h * w) state.paint = new Array(h * w).fill(0);
+    start();
     down = true; c.setPointerCapture(e.pointerId); paintAt(e);
   });
   c.addEventListener("pointermove", (e) => { if (down) paintAt(e); });
   c.addEventListener("pointerup", () => { down = false; runInfill(); });
+  // From the keyboard: Space or Enter paints the square under the cursor, and the fill follows.
+  keyboardCursor(c, (what, at) => { if (what === "press") { start(); paintCell(at.x, at.y); runInfill(); } });
 }
 
 const runDenoise = throttled(denoise, 100), runInfill = throttled(infill, 100);
