@@ -266,27 +266,34 @@ def test_a_cpu_trainer_sets_the_allocator(monkeypatch, small_images):
     assert called == [1]
 
 
-@pytest.mark.parametrize("shape, size", [((2, 4, 7, 7), (14, 14)), ((2, 3, 13, 13), (25, 25))])
-def test_the_compiled_upsampling_is_nearest_neighbour_with_its_gradient(shape, size):
-    """conv.upsample_nearest writes a doubling's gradient as a block sum under torch.compile (which
-    inductor compiles well on the CPU); values and gradients are F.interpolate's, doubling or not."""
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("shape, size", [((2, 4, 7, 7), (14, 14)), ((2, 3, 13, 13), (25, 25)), ((3, 2, 4, 6), (8, 12))])
+def test_the_decoders_upsampling_and_convolution_are_those_it_names(shape, size, compiled):
+    """conv.upsample_conv computes a doubling stage as one transposed convolution: its values and
+    the gradients of the input, the weights and the bias are those of nearest-neighbour upsampling
+    followed by the 3x3 convolution, doubling or not, eagerly and under torch.compile."""
     import torch.nn.functional as F
 
-    from aekit.models.conv import upsample_nearest
+    from aekit.models.conv import upsample_conv
 
-    h = torch.randn(*shape, requires_grad=True)
-    g = torch.randn(shape[0], shape[1], *size)
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(shape[1], 5, 3, padding=1).double()
+    h = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(shape[0], 5, *size, dtype=torch.float64)
     graphs = []
 
     def backend(gm, inputs):  # dynamo's traced graph, run as it is
         graphs.append(str(gm.graph))
         return gm.forward
 
-    out = torch.compile(upsample_nearest, backend=backend, dynamic=False)(h, size)
+    fn = torch.compile(upsample_conv, backend=backend, dynamic=False) if compiled else upsample_conv
+    out = fn(h, conv, size)
     doubling = size == (2 * shape[2], 2 * shape[3])
-    assert ("autograd_function_apply" in graphs[0]) is doubling  # its own backward where it doubles
-    (grad,) = torch.autograd.grad(out, h, g)
-    ref = F.interpolate(h, size=size, mode="nearest")
-    (ref_grad,) = torch.autograd.grad(ref, h, g)
-    assert torch.equal(out, ref)
-    torch.testing.assert_close(grad, ref_grad, rtol=0, atol=1e-6)
+    if compiled:
+        assert ("conv_transpose2d" in graphs[0]) is doubling and ("interpolate" in graphs[0]) is not doubling
+    grads = torch.autograd.grad(out, (h, conv.weight, conv.bias), g)
+    ref = conv(F.interpolate(h, size=size, mode="nearest"))
+    ref_grads = torch.autograd.grad(ref, (h, conv.weight, conv.bias), g)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    for a, b in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
