@@ -132,6 +132,18 @@ def test_a_step_reads_nothing_back_from_the_device(noise, sync_counter, small_im
     assert sync_counter == {}, f"host reads per 8 steps: {sync_counter}"
 
 
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_a_conv_step_reads_nothing_back(norm, sync_counter, small_images, device):
+    """The conv decoder's doubling stages build their kernel from the weights on the device (a constant
+    made on the host and copied there each step would make the step wait on CUDA)."""
+    torch.manual_seed(0)
+    m = create_model("conv", (1, 28, 28), channels=[4, 8], code=8, norm=norm)
+    m.resolve_output("unit")
+    res = loop.fit(m, small_images.train, None, TrainConfig(epochs=1, max_steps=4, batch_size=32), progress=False,
+                   device=torch.device(device))
+    assert res.steps == 4 and sync_counter == {}, sync_counter
+
+
 def test_a_classifier_step_reads_nothing_back(sync_counter, small_images, device):
     from aekit.models.classifier import Classifier
 

@@ -393,7 +393,9 @@ def test_the_pad_and_the_mask_are_drawn_on_from_the_keyboard(page, tmp_path):
     page.keyboard.press("Shift+Tab")  # the pad comes just before its Clear button
     assert page.evaluate("document.activeElement.id") == "draw"
     assert page.locator(".key-cursor").first.is_visible()
-    page.keyboard.press("Space")
+    page.keyboard.down("Space")
+    page.keyboard.down("Space")  # held: the second is a repeat, which presses nothing more
+    page.keyboard.up("Space")
     assert "pen down" in page.locator("#draw").get_attribute("aria-label")
     for _ in range(3):
         page.keyboard.press("Shift+ArrowDown")  # 4 image pixels each: from row 14 to row 26
@@ -412,6 +414,10 @@ def test_the_pad_and_the_mask_are_drawn_on_from_the_keyboard(page, tmp_path):
     page.wait_for_function("() => document.getElementById('psnr-fill').textContent.endsWith('dB')")
     assert page.locator("#mask-kind").input_value() == "paint"
     assert page.evaluate("document.activeElement.id") == "masked"
+    page.locator("#clear").focus()
+    page.locator("#draw").scroll_into_view_if_needed()
+    stroke(page)  # a pointer draws without focusing the pad, so its keys stay the page's
+    assert page.evaluate("document.activeElement.id") != "draw"
     assert not page.errors, page.errors
 
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from aekit.errors import AekitError
 
-NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
+_NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 
 
 def _starts_layer(m: nn.Module | None) -> bool:
@@ -21,7 +21,7 @@ def _starts_layer(m: nn.Module | None) -> bool:
     it follows, as does an activation."""
     if m is None or isinstance(m, nn.Flatten):
         return True
-    return any(True for _ in m.parameters()) and not isinstance(m, NORMS)
+    return any(True for _ in m.parameters()) and not isinstance(m, _NORM_MODULES)
 
 
 def with_dropout(encoder: nn.Sequential, p: float) -> nn.Sequential:

@@ -30,7 +30,7 @@ from torch import nn
 from aekit.errors import AekitError
 from aekit.models.base import Autoencoder, check_parameter_count, check_unit_list
 from aekit.models.base import activation as make_activation
-from aekit.models.mlp import check_norm, norm_layer
+from aekit.models.mlp import check_norm
 from aekit.registry import register_model
 
 
@@ -49,9 +49,9 @@ class _Decoder(nn.Module):
         super().__init__()
         self.sizes = sizes  # sizes[0] = input size ... sizes[-1] = smallest map
         self.start = (channels[-1], *sizes[-1])
-        flat = channels[-1] * sizes[-1][0] * sizes[-1][1]
-        self.fc = nn.Linear(code, flat)
-        self.fc_norm = nn.Sequential(*norm_layer(norm, flat))  # empty (the identity) without a norm
+        self.fc = nn.Linear(code, channels[-1] * sizes[-1][0] * sizes[-1][1])
+        # the smallest map's norm, as the encoder's maps have theirs (empty, the identity, without one)
+        self.fc_norm = nn.Sequential(*norm_layer_2d(norm, channels[-1]))
         self.act = make_activation(act)
         outs = [*channels[::-1][1:], out_ch]  # channel count after each upsampling stage
         ins = channels[::-1]
@@ -60,7 +60,7 @@ class _Decoder(nn.Module):
         self.norms = nn.ModuleList(nn.Sequential(*norm_layer_2d(norm, o)) for o in outs[:-1])
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.act(self.fc_norm(self.fc(z))).reshape(z.shape[0], *self.start)
+        h = self.act(self.fc_norm(self.fc(z).reshape(z.shape[0], *self.start)))
         targets = self.sizes[:-1][::-1]
         for i, (conv, size) in enumerate(zip(self.convs, targets, strict=True)):
             h = upsample_conv(h, conv, size)
@@ -69,10 +69,13 @@ class _Decoder(nn.Module):
         return h
 
 
-# The 3 taps of a 3x3 convolution (padding 1) on a nearest-neighbour doubled map, as the 4 taps of a
-# stride-2 transposed convolution (padding 1) on the map before doubling: output row 2i sees input
-# rows i-1 (tap 0) and i (taps 1 and 2), output row 2i+1 rows i (taps 0 and 1) and i+1 (tap 2).
-_DOUBLING_TAPS = ((0.0, 0.0, 1.0), (0.0, 1.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 0.0))
+def _fold_taps(w: torch.Tensor, dim: int) -> torch.Tensor:
+    """The 3 taps of a 3x3 convolution (padding 1) on a nearest-neighbour doubled map along ``dim``, as
+    the 4 taps of a stride-2 transposed convolution (padding 1) on the map before doubling: output row
+    2i sees input rows i-1 (tap a) and i (taps b and c), output row 2i+1 rows i (a and b) and i+1 (c).
+    Slices and sums of the weight, so no constant goes to the device and no step waits for it."""
+    a, b, c = w.unbind(dim)
+    return torch.stack((c, b + c, a + b, a), dim)
 
 
 def conv_after_doubling(h: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
@@ -80,13 +83,13 @@ def conv_after_doubling(h: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     values (to rounding), as one stride-2 transposed convolution whose 4x4 kernel sums the 3x3 one's
     weights that meet the same input pixel.
 
-    Each output pixel still takes its 9 weights, but the doubled map is never made and each input
+    Each output pixel still takes its 9 weights (so the result is free of a transposed convolution's
+    checkerboard, as upsampling then convolving is), but the doubled map is never made and each input
     pixel is multiplied by 16 weights instead of 36: on one CPU thread a stage's step (forward and
     backward) takes from half to a sixth of the time, and under ``torch.compile`` there is no nearest
-    neighbour gather or scatter left for inductor to write. The weights stay the 3x3 convolution's, so a
-    saved run loads unchanged."""
-    taps = torch.tensor(_DOUBLING_TAPS, dtype=conv.weight.dtype, device=conv.weight.device)
-    kernel = torch.einsum("ru,oiuv,cv->iorc", taps, conv.weight, taps)  # (in, out, 4, 4)
+    neighbour gather or scatter left for inductor to write. The weights stay the 3x3 convolution's, so
+    a saved run loads unchanged."""
+    kernel = _fold_taps(_fold_taps(conv.weight, 2), 3).transpose(0, 1)  # (in, out, 4, 4)
     return F.conv_transpose2d(h, kernel, conv.bias, stride=2, padding=1)
 
 
@@ -154,7 +157,7 @@ class ConvAE(Autoencoder):
             raise AekitError(
                 f"the conv model needs images (C, H, W); this data has samples of shape {self.input_shape}"
             )
-        norm = check_norm(norm)
+        norm = check_norm(norm, contractive)
         chans = check_unit_list("channel count (--channels)", channels)
         if not chans:
             raise AekitError("the conv model needs at least one channel stage")
@@ -182,4 +185,4 @@ class ConvAE(Autoencoder):
         """The shared ranges and the normalisation, before any data is read."""
         super().check_config(options)
         if "norm" in options:
-            check_norm(options["norm"])
+            check_norm(options["norm"], options.get("contractive", 0.0))

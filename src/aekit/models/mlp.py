@@ -38,10 +38,16 @@ from aekit.registry import register_model
 NORMS = ("none", "batch", "layer")
 
 
-def check_norm(norm: object) -> str:
-    """The hidden layers' normalisation: one of :data:`NORMS`."""
+def check_norm(norm: object, contractive: object = 0.0, hidden: bool = True) -> str:
+    """The hidden layers' normalisation: one of :data:`NORMS`. BatchNorm is refused beside the
+    contractive penalty where the encoder has hidden layers to normalise: the penalty is a mean of
+    per-sample Jacobians, and a sample's code under BatchNorm depends on the whole batch (the
+    Jacobians' transform also refuses its running statistics' update)."""
     if norm not in NORMS:
         raise AekitError(f"unknown norm {norm!r:.40} (--norm); use one of {', '.join(NORMS)}")
+    if norm == "batch" and contractive and hidden:
+        raise AekitError("--contractive needs each sample's code to depend on that sample alone, which "
+                         "--norm batch breaks; use --norm layer or none")
     return str(norm)
 
 
@@ -117,7 +123,7 @@ class MLPAE(Autoencoder):
         for name in (activation, code_act):  # validate even when no layer uses it (layers=())
             make_activation(name)
         self.check_code_activation(code_act)
-        norm = check_norm(norm)
+        norm = check_norm(norm, contractive, bool(hidden))
         enc = [self.n_inputs, *hidden, self.code_size]
         check_parameter_count("mlp", mlp_parameters(enc))
         self.encoder = nn.Sequential(nn.Flatten(), *mlp_stack(enc, activation, code_act, norm))
@@ -130,7 +136,7 @@ class MLPAE(Autoencoder):
         """The shared ranges and the normalisation, before any data is read."""
         super().check_config(options)
         if "norm" in options:
-            check_norm(options["norm"])
+            check_norm(options["norm"], options.get("contractive", 0.0), bool(options.get("layers")))
 
     def jacobian_penalty(self, x: torch.Tensor) -> torch.Tensor:
         """Mean squared Frobenius norm of the encoder's Jacobian at ``x`` (exact, in closed form for one layer)."""

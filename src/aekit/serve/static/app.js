@@ -347,35 +347,49 @@ async function pickTest(index) {
 }
 
 // The keyboard route of a canvas drawn on with a pointer (the pad, the paintable mask): with the canvas
-// focused, the arrow keys move a cursor by one image pixel (four with Shift) and Space or Enter presses
-// there. The cursor is a box over the canvas, never drawn on it: what the canvas holds is the picture.
-function keyboardCursor(canvas, onKey) {
+// focused from the keyboard, the arrow keys move a cursor by one image pixel (four with Shift) and Space
+// or Enter presses there. The cursor is a box over the canvas, never drawn on it: what the canvas holds is
+// the picture. It covers the pixels a press changes (`reach` either side of the cursor's pixel). A click
+// does not focus the canvas (a pointer draws by itself), so Space after a stroke still scrolls the page.
+function keyboardCursor(canvas, reach, onKey) {
   const box = document.createElement("div");
   box.className = "key-cursor"; box.hidden = true; box.setAttribute("aria-hidden", "true");
   canvas.parentElement.classList.add("keyed");  // positions the box
   canvas.after(box);
   const at = { x: -1, y: -1 };
-  const place = () => {
-    const [, h, w] = state.shape, cw = canvas.offsetWidth / w, ch = canvas.offsetHeight / h;
-    box.style.left = `${canvas.offsetLeft + at.x * cw}px`; box.style.top = `${canvas.offsetTop + at.y * ch}px`;
-    box.style.width = `${cw}px`; box.style.height = `${ch}px`;
-  };
-  const STEPS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
-  canvas.addEventListener("focus", () => {
+  let shape = "";
+  const clamp = () => {  // onto the image, whose shape a new run may have changed: its centre then
     const [, h, w] = state.shape;
-    if (at.x < 0 || at.x >= w || at.y >= h) { at.x = w >> 1; at.y = h >> 1; }  // the centre, for a new shape too
-    box.hidden = false; place();
-  });
+    if (String(state.shape) !== shape || at.x < 0) { shape = String(state.shape); at.x = w >> 1; at.y = h >> 1; }
+    at.x = Math.min(w - 1, Math.max(0, at.x)); at.y = Math.min(h - 1, Math.max(0, at.y));
+  };
+  const place = () => {
+    if (box.hidden) return;
+    clamp();
+    const [, h, w] = state.shape, cw = canvas.clientWidth / w, ch = canvas.clientHeight / h;
+    const x0 = Math.max(0, at.x - reach), x1 = Math.min(w - 1, at.x + reach);
+    const y0 = Math.max(0, at.y - reach), y1 = Math.min(h - 1, at.y + reach);
+    box.style.left = `${canvas.offsetLeft + canvas.clientLeft + x0 * cw}px`;
+    box.style.top = `${canvas.offsetTop + canvas.clientTop + y0 * ch}px`;
+    box.style.width = `${(x1 - x0 + 1) * cw}px`; box.style.height = `${(y1 - y0 + 1) * ch}px`;
+  };
+  new ResizeObserver(place).observe(canvas);
+  canvas.addEventListener("mousedown", (e) => e.preventDefault());  // no focus from a click
+  canvas.addEventListener("focus", () => { box.hidden = false; place(); });
   canvas.addEventListener("blur", () => { box.hidden = true; onKey("blur", at, box); });
+  const STEPS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
   canvas.addEventListener("keydown", (e) => {
-    const d = STEPS[e.key], [, h, w] = state.shape;
+    const d = STEPS[e.key];
     if (d) {
       e.preventDefault();
+      clamp();
       const n = e.shiftKey ? 4 : 1, from = { ...at };
-      at.x = Math.min(w - 1, Math.max(0, at.x + d[0] * n)); at.y = Math.min(h - 1, Math.max(0, at.y + d[1] * n));
-      place(); onKey("move", at, box, from);
+      at.x += d[0] * n; at.y += d[1] * n;
+      clamp(); place(); onKey("move", at, box, from);
     } else if (e.key === " " || e.key === "Enter") {
-      e.preventDefault(); onKey("press", at, box);
+      e.preventDefault();
+      if (e.repeat) return;  // a held key presses once
+      clamp(); place(); onKey("press", at, box);
     }
   });
 }
@@ -403,7 +417,7 @@ function strokes() {
   const end = () => { if (down) { down = false; state.image = padImage(); update(); } };
   pad.addEventListener("pointerup", end);
   pad.addEventListener("pointercancel", end);
-  // From the keyboard: Space lowers the pen (a dot) or lifts it (the drawing's reconstruction, as a
+  // From the keyboard: Space or Enter lowers the pen (a dot) or lifts it (the drawing's reconstruction, as a
   // pointer's lifting makes); the arrows draw while it is down. Leaving the pad lifts it.
   let pen = false;
   const centre = (c) => {
@@ -417,7 +431,7 @@ function strokes() {
     pad.setAttribute("aria-label", `${label} (pen ${on ? "down: the arrow keys draw" : "up"})`);
     if (!on) { state.image = padImage(); update(); }
   };
-  keyboardCursor(pad, (what, c, box, from) => {
+  keyboardCursor(pad, 0, (what, c, box, from) => {
     if (what === "press") { setPen(!pen, box); if (pen) dot(c); }
     else if (what === "move" && pen) line(centre(from), centre(c));
     else if (what === "blur" && pen) setPen(false, box);
@@ -517,8 +531,8 @@ function painting() {
   });
   c.addEventListener("pointermove", (e) => { if (down) paintAt(e); });
   c.addEventListener("pointerup", () => { down = false; runInfill(); });
-  // From the keyboard: Space or Enter paints the square under the cursor, and the fill follows.
-  keyboardCursor(c, (what, at) => { if (what === "press") { start(); paintCell(at.x, at.y); runInfill(); } });
+  // From the keyboard: Space or Enter paints the 3x3 square the cursor covers, and the fill follows.
+  keyboardCursor(c, 1, (what, at) => { if (what === "press") { start(); paintCell(at.x, at.y); runInfill(); } });
 }
 
 const runDenoise = throttled(denoise, 100), runInfill = throttled(infill, 100);
