@@ -26,7 +26,8 @@ zip archive, every entry's declared size are held to what the run's model can ne
 
 The ONNX files come from PyTorch's TorchScript-based exporter (``dynamo=False``): the dynamo
 exporter needs onnxscript, one more dependency, and these graphs (linear layers, convolutions,
-upsampling) need nothing it adds.
+transposed convolutions whose kernel is summed from a convolution's weights, upsampling)
+need nothing it adds.
 """
 
 from __future__ import annotations
