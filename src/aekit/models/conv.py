@@ -21,7 +21,7 @@ never on the code or the output.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +63,7 @@ class _Decoder(nn.Module):
         h = self.act(self.fc_norm(self.fc(z).reshape(z.shape[0], *self.start)))
         targets = self.sizes[:-1][::-1]
         for i, (conv, size) in enumerate(zip(self.convs, targets, strict=True)):
-            h = upsample_conv(h, conv, size)
+            h = upsample_conv(h, cast(nn.Conv2d, conv), size)  # as __init__ builds them
             if i < len(self.convs) - 1:
                 h = self.act(self.norms[i](h))
         return h
