@@ -30,17 +30,8 @@ from torch import nn
 from aekit.errors import AekitError
 from aekit.models.base import Autoencoder, check_parameter_count, check_unit_list
 from aekit.models.base import activation as make_activation
-from aekit.models.mlp import check_norm
+from aekit.models.mlp import check_norm, norm_layer
 from aekit.registry import register_model
-
-
-def norm_layer_2d(norm: str, channels: int) -> list[nn.Module]:
-    """The normalisation of a ``channels``-map before a hidden activation (none: no layer)."""
-    if norm == "batch":
-        return [nn.BatchNorm2d(channels)]
-    if norm == "layer":
-        return [nn.GroupNorm(1, channels)]
-    return []
 
 
 class _Decoder(nn.Module):
@@ -51,13 +42,13 @@ class _Decoder(nn.Module):
         self.start = (channels[-1], *sizes[-1])
         self.fc = nn.Linear(code, channels[-1] * sizes[-1][0] * sizes[-1][1])
         # the smallest map's norm, as the encoder's maps have theirs (empty, the identity, without one)
-        self.fc_norm = nn.Sequential(*norm_layer_2d(norm, channels[-1]))
+        self.fc_norm = nn.Sequential(*norm_layer(norm, channels[-1], maps=True))
         self.act = make_activation(act)
         outs = [*channels[::-1][1:], out_ch]  # channel count after each upsampling stage
         ins = channels[::-1]
         self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, padding=1) for i, o in zip(ins, outs, strict=True))
         # one per hidden stage (the last convolution makes the output, never normalised)
-        self.norms = nn.ModuleList(nn.Sequential(*norm_layer_2d(norm, o)) for o in outs[:-1])
+        self.norms = nn.ModuleList(nn.Sequential(*norm_layer(norm, o, maps=True)) for o in outs[:-1])
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.act(self.fc_norm(self.fc(z).reshape(z.shape[0], *self.start)))
@@ -167,7 +158,8 @@ class ConvAE(Autoencoder):
         layers: list[nn.Module] = []
         prev = c_in
         for c in chans:
-            layers += [nn.Conv2d(prev, c, 3, stride=2, padding=1), *norm_layer_2d(norm, c), make_activation(activation)]
+            layers += [nn.Conv2d(prev, c, 3, stride=2, padding=1), *norm_layer(norm, c, maps=True),
+                       make_activation(activation)]
             prev = c
             h, w = (h + 1) // 2, (w + 1) // 2
             sizes.append((h, w))

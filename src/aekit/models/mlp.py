@@ -51,12 +51,14 @@ def check_norm(norm: object, contractive: object = 0.0, hidden: bool = True) -> 
     return str(norm)
 
 
-def norm_layer(norm: str, width: int) -> list[nn.Module]:
-    """The normalisation before a hidden activation of ``width`` units (none: no layer)."""
+def norm_layer(norm: str, width: int, maps: bool = False) -> list[nn.Module]:
+    """The normalisation before a hidden activation of ``width`` units, or of ``width``-channel maps
+    (``maps``, the conv family: BatchNorm2d, and GroupNorm with one group for a LayerNorm over each
+    map's channels and pixels); none: no layer."""
     if norm == "batch":
-        return [nn.BatchNorm1d(width)]
+        return [nn.BatchNorm2d(width) if maps else nn.BatchNorm1d(width)]
     if norm == "layer":
-        return [nn.LayerNorm(width)]
+        return [nn.GroupNorm(1, width) if maps else nn.LayerNorm(width)]
     return []
 
 

@@ -363,9 +363,9 @@ function keyboardCursor(canvas, reach, onKey) {
     if (String(state.shape) !== shape || at.x < 0) { shape = String(state.shape); at.x = w >> 1; at.y = h >> 1; }
     at.x = Math.min(w - 1, Math.max(0, at.x)); at.y = Math.min(h - 1, Math.max(0, at.y));
   };
-  const place = () => {
-    if (box.hidden) return;
+  const place = () => {  // clamps, then puts the box over the cursor's pixels
     clamp();
+    if (box.hidden) return;
     const [, h, w] = state.shape, cw = canvas.clientWidth / w, ch = canvas.clientHeight / h;
     const x0 = Math.max(0, at.x - reach), x1 = Math.min(w - 1, at.x + reach);
     const y0 = Math.max(0, at.y - reach), y1 = Math.min(h - 1, at.y + reach);
@@ -382,14 +382,14 @@ function keyboardCursor(canvas, reach, onKey) {
     const d = STEPS[e.key];
     if (d) {
       e.preventDefault();
-      clamp();
+      clamp();  // first: a new shape re-centres the cursor before it moves
       const n = e.shiftKey ? 4 : 1, from = { ...at };
       at.x += d[0] * n; at.y += d[1] * n;
-      clamp(); place(); onKey("move", at, box, from);
+      place(); onKey("move", at, box, from);
     } else if (e.key === " " || e.key === "Enter") {
       e.preventDefault();
       if (e.repeat) return;  // a held key presses once
-      clamp(); place(); onKey("press", at, box);
+      place(); onKey("press", at, box);
     }
   });
 }
